@@ -1,0 +1,18 @@
+from django import forms
+
+from tarifa.web.registry import ModelScreens, register
+
+from . import services
+from .models import Branch
+
+
+class BranchForm(forms.ModelForm):
+    class Meta:
+        model = Branch
+        fields = ["name"]
+
+
+register(ModelScreens(
+    model=Branch, area="Administration", columns=["code", "name", "is_local", "is_central"],
+    form_class=BranchForm, update=services.update_branch, ordering=["code"],
+))

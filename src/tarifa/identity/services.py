@@ -1,0 +1,196 @@
+"""Staff users, roles and API tokens. The only write path for identity records."""
+
+import datetime as dt
+import secrets
+
+from django.contrib.auth import authenticate as django_authenticate
+from django.contrib.auth.models import Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from tarifa.audit import services as recorded
+from tarifa.kernel.clock import now
+from tarifa.kernel.errors import DomainError, PermissionDenied, ValidationFailed
+
+from .models import ApiToken, LoginAttempt, Role, User, hash_token
+
+LOGIN_WINDOW = dt.timedelta(minutes=15)
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_IP = 20
+TOKEN_PREFIX = "tfa_"
+
+
+class LoginThrottled(DomainError):
+    code = "login_throttled"
+    status = 429
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    status = 401
+
+
+def permissions_by_name(names) -> list[Permission]:
+    """Resolve `app_label.codename` names; unknown names are a field error."""
+    perms, unknown = [], []
+    for name in names:
+        app_label, _, codename = name.partition(".")
+        perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        (perms.append(perm) if perm else unknown.append(name))
+    if unknown:
+        raise ValidationFailed(f"Unknown permissions: {', '.join(unknown)}", code="unknown_permission",
+                               fields={"permissions": [f"Unknown permission {n!r}." for n in unknown]})
+    return perms
+
+
+def permission_name(perm: Permission) -> str:
+    return f"{perm.content_type.app_label}.{perm.codename}"
+
+
+def _check_password(password: str, user=None) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationFailed(" ".join(exc.messages), code="weak_password", fields={"password": exc.messages}) from None
+
+
+@transaction.atomic
+def create_user(*, actor, username: str, password: str | None = None, email: str = "", first_name: str = "",
+                last_name: str = "", roles=(), is_superuser: bool = False) -> User:
+    """Create a staff user with roles. Argon2-hashed password; none means login disabled."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationFailed(f"User {username!r} already exists.", code="duplicate_username",
+                               fields={"username": ["A user with this name already exists."]})
+    user = User(username=username, email=email, first_name=first_name, last_name=last_name,
+                is_superuser=is_superuser, is_staff=is_superuser)
+    recorded.validate(user, exclude=["password"])
+    if password:
+        _check_password(password, user)
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save(force_insert=True)
+    user.roles.set(list(roles))
+    recorded.record(user, actor=actor, action="create",
+                    changes=recorded.diff({}, {**recorded.snapshot(user), "roles": sorted(r.name for r in roles)}))
+    return user
+
+
+@transaction.atomic
+def update_user(user: User, *, actor, roles=None, **fields) -> User:
+    before_roles = sorted(user.roles.values_list("name", flat=True))
+    user = recorded.update(user, actor=actor, **fields)
+    if roles is not None:
+        user.roles.set(list(roles))
+        after_roles = sorted(r.name for r in roles)
+        if after_roles != before_roles:
+            recorded.record(user, actor=actor, action="roles", changes={"roles": [before_roles, after_roles]})
+    return user
+
+
+@transaction.atomic
+def set_password(user: User, *, actor, password: str) -> User:
+    _check_password(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    recorded.record(user, actor=actor, action="set_password", message="Password changed")
+    return user
+
+
+@transaction.atomic
+def deactivate_user(user: User, *, actor, reason: str = "") -> User:
+    """Users are deactivated, never deleted; their tokens are revoked with them."""
+    if actor is not None and getattr(actor, "pk", None) == user.pk:
+        raise DomainError("You cannot deactivate yourself.", code="self_deactivation")
+    user = recorded.update(user, actor=actor, action="deactivate", message=reason, is_active=False)
+    for token in user.api_tokens.filter(revoked_at__isnull=True):
+        revoke_token(token, actor=actor)
+    return user
+
+
+@transaction.atomic
+def create_role(*, actor, name: str, description: str = "", permissions=()) -> Role:
+    if Role.objects.filter(name__iexact=name).exists():
+        raise ValidationFailed(f"Role {name!r} already exists.", code="duplicate_role",
+                               fields={"name": ["A role with this name already exists."]})
+    role = recorded.create(Role, actor=actor, name=name, description=description)
+    role.permissions.set(list(permissions))
+    recorded.record(role, actor=actor, action="permissions",
+                    changes={"permissions": [[], sorted(permission_name(p) for p in permissions)]})
+    return role
+
+
+@transaction.atomic
+def update_role(role: Role, *, actor, name: str | None = None, description: str | None = None, permissions=None) -> Role:
+    if name is not None and Role.objects.filter(name__iexact=name).exclude(pk=role.pk).exists():
+        raise ValidationFailed(f"Role {name!r} already exists.", code="duplicate_role",
+                               fields={"name": ["A role with this name already exists."]})
+    changes = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+    if changes:
+        role = recorded.update(role, actor=actor, **changes)
+    if permissions is not None:
+        before = sorted(permission_name(p) for p in role.permissions.select_related("content_type"))
+        role.permissions.set(list(permissions))
+        after = sorted(permission_name(p) for p in permissions)
+        if before != after:
+            recorded.record(role, actor=actor, action="permissions", changes={"permissions": [before, after]})
+    return role
+
+
+def _throttled(username: str, ip: str | None) -> bool:
+    since = now() - LOGIN_WINDOW
+    recent = LoginAttempt.objects.filter(at__gte=since, succeeded=False)
+    if recent.filter(username__iexact=username).count() >= MAX_FAILURES_PER_USER:
+        return True
+    return bool(ip) and recent.filter(ip=ip).count() >= MAX_FAILURES_PER_IP
+
+
+def authenticate(*, username: str, password: str, ip: str | None = None, request=None) -> User:
+    """Check credentials, throttling repeated failures per username and per address.
+
+    Every attempt is logged; after too many failures in the window the account is
+    refused (even with the right password) until the window passes.
+    """
+    if _throttled(username, ip):
+        LoginAttempt.objects.create(username=username[:150], ip=ip, succeeded=False)
+        raise LoginThrottled("Too many failed login attempts. Try again in 15 minutes.")
+    user = django_authenticate(request, username=username, password=password)
+    LoginAttempt.objects.create(username=username[:150], ip=ip, succeeded=user is not None)
+    if user is None or not user.is_active:
+        raise InvalidCredentials("Wrong username or password.")
+    return user
+
+
+@transaction.atomic
+def issue_token(*, actor, user: User, name: str = "", expires_at=None) -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns (token, secret). The secret is never stored."""
+    if actor is not None and not isinstance(actor, str) and actor.pk != user.pk and not actor.has_perm("identity.add_apitoken"):
+        raise PermissionDenied("You may not issue tokens for other users.")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=hash_token(raw),
+                                    expires_at=expires_at)
+    recorded.record(token, actor=actor, action="issue", message=name)
+    return token, raw
+
+
+@transaction.atomic
+def revoke_token(token: ApiToken, *, actor) -> ApiToken:
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise DomainError("Token already revoked.", code="already_revoked", status=409)
+    token.revoked_at = now()
+    token.save(update_fields=["revoked_at"])
+    recorded.record(token, actor=actor, action="revoke")
+    return token
+
+
+def token_user(raw: str) -> tuple[User, ApiToken] | None:
+    """The active user of a valid token, or None. Touches `last_used_at` at most once a minute."""
+    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
+    at = now()
+    if token is None or not token.is_valid(at) or not token.user.is_active:
+        return None
+    if token.last_used_at is None or at - token.last_used_at > dt.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=at)
+    return token.user, token

@@ -1,0 +1,142 @@
+"""REST API base: authentication, permissions, pagination, one error format, viewsets.
+
+Apps declare serializers and viewsets in their `api.py` and register them on `router`;
+writes go through the app's services (`perform_create` / `perform_update` / archive).
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tarifa.kernel.errors import DomainError
+
+from .api_auth import BearerTokenAuthentication, ModelPermission, Pagination, SessionAuthentication  # noqa: F401
+
+router = DefaultRouter(trailing_slash=True)
+# Extra endpoints outside viewsets: (url path, view, name, permission), registered by apps.
+extra_endpoints: list[tuple[str, object, str, str | None]] = []
+
+
+def register_endpoint(route: str, view, name: str, permission: str | None):
+    if name not in {e[2] for e in extra_endpoints}:
+        extra_endpoints.append((route, view, name, permission))
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _flatten(detail):
+    if isinstance(detail, dict):
+        return {k: _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [str(x) if not isinstance(x, (dict, list)) else _flatten(x) for x in detail]
+    return [str(detail)]
+
+
+def exception_handler(exc, context):
+    """Every failure as {"error": {"code", "message", "fields"}} with the right status."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        fields = {k: [str(m) for m in v] for k, v in getattr(exc, "message_dict", {"non_field_errors": exc.messages}).items()}
+        return Response(error_body("validation_failed", "; ".join(exc.messages), fields), status=400)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": _flatten(exc.detail)}
+        first = next(iter(fields.items()), ("", [""]))
+        message = f"{first[0]}: {first[1][0] if first[1] else ''}" if first[0] != "non_field_errors" else str(first[1][0])
+        response.data = error_body("validation_failed", message, fields)
+    else:
+        code = getattr(exc, "default_code", "error")
+        if isinstance(exc.detail, dict):
+            message = str(next(iter(exc.detail.values()), exc.default_detail))
+        else:
+            message = str(exc.detail)
+        response.data = error_body(code, message)
+    return response
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know: a typo must not be silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            known = {name for name, f in self.fields.items() if not f.read_only}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise serializers.ValidationError({name: [_("Unknown field.")] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    pass
+
+
+class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List/get plus create/update/archive through services.
+
+    Subclasses set `create_service(*, actor, **data)`, `update_service(obj, *, actor, **data)`
+    and `archive_service(obj, *, actor, reason)`; missing ones disable the method.
+    DELETE archives (records are never deleted) and takes an optional `reason`.
+    """
+
+    required_permission = None  # set per @action(required_permission=...)
+    create_service = None
+    update_service = None
+    archive_service = None
+    write_serializer_class = None
+    lookup_value_regex = "[0-9a-f-]{36}"
+
+    def get_serializer_class(self):
+        if self.action in ("create", "update", "partial_update") and self.write_serializer_class:
+            return self.write_serializer_class
+        return super().get_serializer_class()
+
+    def get_service(self, name):
+        func = getattr(type(self), name, None)
+        if func is None:
+            raise exceptions.MethodNotAllowed(self.request.method)
+        return func.__func__ if hasattr(func, "__func__") else func
+
+    def create(self, request, *args, **kwargs):
+        service = self.get_service("create_service")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        obj = service(actor=request.user, **serializer.validated_data)
+        return Response(self.get_serializer_class_for_read()(obj, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        service = self.get_service("update_service")
+        partial = kwargs.pop("partial", False)
+        obj = self.get_object()
+        serializer = self.get_serializer(obj, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        obj = service(obj, actor=request.user, **serializer.validated_data)
+        return Response(self.get_serializer_class_for_read()(obj, context=self.get_serializer_context()).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        kwargs["partial"] = True
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        service = self.get_service("archive_service")
+        obj = self.get_object()
+        reason = request.data.get("reason", "") if hasattr(request, "data") and isinstance(request.data, dict) else ""
+        obj = service(obj, actor=request.user, reason=str(reason)[:500])
+        return Response(self.get_serializer_class_for_read()(obj, context=self.get_serializer_context()).data)
+
+    def get_serializer_class_for_read(self):
+        return self.serializer_class

@@ -1,0 +1,70 @@
+"""Authentication, permission and pagination classes named in REST_FRAMEWORK settings.
+
+Kept apart from api.py: DRF imports these while `rest_framework.views` loads.
+"""
+
+from django.utils.translation import gettext as _
+from rest_framework import authentication, exceptions, pagination, permissions
+
+from tarifa.identity.services import token_user
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0] != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(_("Malformed Authorization header: expected 'Bearer <token>'."))
+        found = token_user(parts[1])
+        if found is None:
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
+        return found
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """Browser sessions, with CSRF enforced on unsafe methods (DRF's behaviour)."""
+
+
+class ModelPermission(permissions.BasePermission):
+    """GET needs view, POST add, PUT/PATCH change, DELETE delete (archive), on the viewset's model.
+
+    An action declares its own with `@action(..., required_permission="payments.reverse")`;
+    a view without a model declares `required_permission`.
+    """
+
+    method_actions = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
+                      "PATCH": "change", "DELETE": "delete"}
+
+    def required(self, request, view) -> str | None:
+        action = getattr(view, "action", None)
+        handler = getattr(view, action, None) if action else None
+        explicit = getattr(handler, "kwargs", {}).get("required_permission") if handler else None
+        if explicit:
+            return explicit
+        if getattr(view, "required_permission", None):
+            return view.required_permission
+        queryset = getattr(view, "queryset", None)
+        if queryset is None:
+            return None
+        meta = queryset.model._meta
+        return f"{meta.app_label}.{self.method_actions[request.method]}_{meta.model_name}"
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        perm = self.required(request, view)
+        return perm is None or request.user.has_perm(perm)
+
+
+class Pagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 1000

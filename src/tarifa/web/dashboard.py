@@ -1,0 +1,17 @@
+"""Dashboard widgets: apps add theirs with `@widget`; each is shown only with its permission."""
+
+from collections.abc import Callable
+
+_widgets: list[tuple[str | None, Callable]] = []
+
+
+def widget(permission: str | None = None):
+    def register(func):
+        _widgets.append((permission, func))
+        return func
+
+    return register
+
+
+def widgets(request) -> list[dict]:
+    return [func(request) for perm, func in _widgets if perm is None or request.user.has_perm(perm)]

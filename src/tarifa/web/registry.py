@@ -1,0 +1,129 @@
+"""The registry of screens and API endpoints.
+
+An app declares, in its `screens.py`, one `ModelScreens` per model: its columns, form,
+filters and the service functions that write it. The generic views then give it list
+(filter, sort, paginate, CSV export), detail with history, create/edit, archive and CSV
+import, each behind its permission; navigation, and the permission test suite, read
+the same registry.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import models
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass
+class Action:
+    """A named button on a detail page, e.g. "Reverse" with permission payments.reverse."""
+
+    name: str
+    label: str
+    permission: str
+    handler: Callable  # handler(obj, *, actor, **form.cleaned_data) -> object
+    form_class: type | None = None
+    confirm: str = ""
+    danger: bool = False
+    available: Callable | None = None  # available(obj) -> bool
+    pass_request: bool = False  # handler also gets request= (to show a one-time secret, say)
+
+
+@dataclass
+class ModelScreens:
+    model: type[models.Model]
+    area: str
+    columns: list[str]
+    form_class: type | None = None
+    create: Callable | None = None  # create(*, actor, **cleaned) -> obj
+    update: Callable | None = None  # update(obj, *, actor, **cleaned) -> obj
+    archive: Callable | None = None  # archive(obj, *, actor, reason) -> obj
+    import_fields: list[str] | None = None  # CSV columns accepted by bulk import (uses create)
+    filterset_fields: list[str] = field(default_factory=list)
+    search_fields: list[str] = field(default_factory=list)
+    ordering: list[str] | None = None
+    detail_fields: list[str] | None = None
+    detail_template: str | None = None
+    actions: list[Action] = field(default_factory=list)
+    queryset: Callable | None = None  # queryset(request) -> QuerySet restricted for the user
+    menu_label: str | None = None
+    menu: bool = True
+    detail_context: Callable | None = None  # detail_context(request, obj) -> dict
+
+    @property
+    def app_label(self):
+        return self.model._meta.app_label
+
+    @property
+    def model_name(self):
+        return self.model._meta.model_name
+
+    @property
+    def verbose_name(self):
+        return self.model._meta.verbose_name
+
+    @property
+    def verbose_name_plural(self):
+        return self.model._meta.verbose_name_plural
+
+    def perm(self, action: str) -> str:
+        return f"{self.app_label}.{action}_{self.model_name}"
+
+    def url_name(self, view: str) -> str:
+        return f"{self.app_label}:{self.model_name}_{view}"
+
+    def url(self, view: str, obj=None) -> str | None:
+        try:
+            return reverse(self.url_name(view), args=[obj.pk] if obj is not None else [])
+        except NoReverseMatch:
+            return None
+
+    def get_queryset(self, request):
+        qs = self.queryset(request) if self.queryset else self.model._default_manager.all()
+        return qs
+
+
+@dataclass
+class Page:
+    """A screen that is not a model's list/detail (dashboard, jobs, calculators)."""
+
+    name: str  # url name, e.g. "web:jobs"
+    label: str
+    area: str
+    permission: str | None
+    menu: bool = True
+
+
+_screens: dict[type, ModelScreens] = {}
+_pages: list[Page] = []
+
+AREAS = ["Customers", "Billing", "Payments", "Catalog", "Usage", "Operations", "Reports", "Administration"]
+
+
+def register(screens: ModelScreens) -> ModelScreens:
+    _screens[screens.model] = screens
+    return screens
+
+
+def register_page(page: Page) -> Page:
+    if page.name not in {p.name for p in _pages}:
+        _pages.append(page)
+    return page
+
+
+def all_screens() -> list[ModelScreens]:
+    return list(_screens.values())
+
+
+def all_pages() -> list[Page]:
+    return list(_pages)
+
+
+def screens_for(model_or_obj) -> ModelScreens | None:
+    model = model_or_obj if isinstance(model_or_obj, type) else type(model_or_obj)
+    return _screens.get(model)
+
+
+def url_for(obj) -> str | None:
+    screens = screens_for(obj)
+    return screens.url("detail", obj) if screens else None
