@@ -1,8 +1,19 @@
+"""The shell's own screens and endpoints: the audit trail (audit sits below the shell)."""
+
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from tarifa.web.api import RecordViewSet, router
+from tarifa.audit.models import AuditEvent
 
-from .models import AuditEvent
+from .api import RecordViewSet, router
+from .registry import ModelScreens, register
+
+register(ModelScreens(
+    model=AuditEvent, area="Administration",
+    columns=["at", "actor_label", "action", "object_type", "object_repr", "ip", "channel"],
+    filterset_fields=["action", "object_type", "channel"], search_fields=["object_repr", "actor_label", "object_id"],
+    ordering=["-at"], menu_label=_("Audit trail"),
+))
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
