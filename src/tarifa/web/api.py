@@ -20,11 +20,16 @@ from .api_auth import BearerTokenAuthentication, ModelPermission, Pagination, Se
 router = DefaultRouter(trailing_slash=True)
 # Extra endpoints outside viewsets: (url path, view, name, permission), registered by apps.
 extra_endpoints: list[tuple[str, object, str, str | None]] = []
+# name -> sample() returning URL kwargs, for GET endpoints whose route takes arguments
+# (the permission suite opens every GET endpoint).
+endpoint_samples: dict[str, object] = {}
 
 
-def register_endpoint(route: str, view, name: str, permission: str | None):
+def register_endpoint(route: str, view, name: str, permission: str | None, sample=None):
     if name not in {e[2] for e in extra_endpoints}:
         extra_endpoints.append((route, view, name, permission))
+    if sample is not None:
+        endpoint_samples[name] = sample
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:

@@ -49,6 +49,10 @@ class ModelScreens:
     menu_label: str | None = None
     menu: bool = True
     detail_context: Callable | None = None  # detail_context(request, obj) -> dict
+    # sample(view) -> the record the permission suite opens for `view` ("detail", "edit",
+    # "archive" or an action's name). Default: the first record that suits (not archived
+    # for edit/archive, `available` for an action), taken from the demo data.
+    sample: Callable | None = None
 
     @property
     def app_label(self):
