@@ -9,9 +9,11 @@
 
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.utils.module_loading import import_string
 
 from tarifa.kernel.errors import DomainError
 
@@ -19,6 +21,8 @@ from .createadmin import ADMIN_USERNAME, AdminResult, ensure_admin
 
 # Two bootstraps at once (e.g. `make run` twice) take turns.
 ADVISORY_LOCK_KEY = 0x7A_72_1F_A0
+# Owned by an app above the shell: named, not imported (see createadmin.CREATE_USER).
+ENSURE_LOCAL_BRANCH = "tarifa.branches.services.ensure_local_branch"
 
 
 @dataclass
@@ -30,23 +34,19 @@ class BootstrapResult:
     def describe(self) -> str:
         if self.fresh:
             return self.admin.describe()
-        from tarifa.identity.models import User
-
-        if User.objects.filter(username__iexact=ADMIN_USERNAME).exists():
+        if get_user_model().objects.filter(username__iexact=ADMIN_USERNAME).exists():
             return (f"Existing database reused; log in as {ADMIN_USERNAME!r} with the password you were given "
                     f"(reset it with: tarifa changepassword {ADMIN_USERNAME}).")
         return "Existing database reused (it has users but no 'admin'; run `tarifa createadmin` to add one)."
 
 
 def bootstrap(*, stdout=None, verbosity=1, demo=True) -> BootstrapResult:
-    from tarifa.branches.services import ensure_local_branch
-    from tarifa.identity.models import User
-
+    User = get_user_model()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
     try:
         call_command("migrate", interactive=False, verbosity=verbosity, stdout=stdout)
-        ensure_local_branch(actor="system")
+        import_string(ENSURE_LOCAL_BRANCH)(actor="system")
         with transaction.atomic():
             if User.objects.exists():
                 return BootstrapResult(fresh=False)

@@ -4,12 +4,20 @@ import os
 import secrets
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 
 from tarifa.kernel.errors import DomainError
 
 ADMIN_USERNAME = "admin"
 PASSWORD_ENV = "TARIFA_ADMIN_PASSWORD"
+
+# These commands are the installation's composition root: they run set-up steps owned by
+# apps above the shell (ARCHITECTURE.md rule 2), so they name those services at run time,
+# as the shell already does for each app's screens, urls and demo data, rather than
+# importing upward.
+CREATE_USER = "tarifa.identity.services.create_user"
 
 
 @dataclass
@@ -31,17 +39,14 @@ class AdminResult:
 def ensure_admin(*, actor="system") -> AdminResult:
     """Create the superuser `admin` when missing (password from TARIFA_ADMIN_PASSWORD, else
     generated). An existing `admin` is left exactly as it is."""
-    from tarifa.identity import services
-    from tarifa.identity.models import User
-
-    existing = User.objects.filter(username__iexact=ADMIN_USERNAME).first()
+    existing = get_user_model().objects.filter(username__iexact=ADMIN_USERNAME).first()
     if existing is not None:
         return AdminResult(user=existing, created=False)
     password = os.environ.get(PASSWORD_ENV) or ""
     from_env = bool(password)
     if not from_env:
         password = secrets.token_urlsafe(15)
-    user = services.create_user(actor=actor, username=ADMIN_USERNAME, password=password, is_superuser=True)
+    user = import_string(CREATE_USER)(actor=actor, username=ADMIN_USERNAME, password=password, is_superuser=True)
     return AdminResult(user=user, created=True, password=None if from_env else password, from_env=from_env)
 
 
