@@ -40,7 +40,9 @@ class ModelScreens:
     archive: Callable | None = None  # archive(obj, *, actor, reason) -> obj
     import_fields: list[str] | None = None  # CSV columns accepted by bulk import (uses create)
     filterset_fields: list[str] = field(default_factory=list)
+    filterset: type | None = None  # a django-filter FilterSet class, used instead of filterset_fields
     search_fields: list[str] = field(default_factory=list)
+    search: Callable | None = None  # search(queryset, query) -> queryset, used instead of search_fields
     ordering: list[str] | None = None
     detail_fields: list[str] | None = None
     detail_template: str | None = None

@@ -81,6 +81,8 @@ def cell_value(obj, name: str):
 
 
 def build_filterset(screens):
+    if screens.filterset is not None:
+        return screens.filterset
     fields = screens.filterset_fields or []
     return django_filters.filterset.filterset_factory(screens.model, fields=fields) if fields else None
 
@@ -94,7 +96,9 @@ class ObjectListView(ScreenView):
             filterset = fs_class(request.GET, queryset=qs)
             qs = filterset.qs if filterset.is_valid() else qs.none()
         query = request.GET.get("q", "").strip()
-        if query and s.search_fields:
+        if query and s.search:
+            qs = s.search(qs, query)
+        elif query and s.search_fields:
             cond = Q()
             for f in s.search_fields:
                 cond |= Q(**{f"{f}__icontains": query})
