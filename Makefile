@@ -1,0 +1,88 @@
+# Tarifa: the two commands are `make run` and `make test` (see README.md).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+# The newest suitable interpreter: python3.11 first (what CI and the venv were made with), else any python3 >= 3.11.
+PYTHON ?= $(shell for p in python3.11 python3.13 python3.12 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	echo $$p; break; fi; done)
+CHROMIUM := /usr/bin/chromium
+# pytest-xdist processes for the main suite; browser tests run in their own, serial invocation.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
+
+.PHONY: help run test test-fast browser-deps bench lint clean-db
+
+help:
+	@echo "make run       install if needed, then start Tarifa (web server + job worker) on 127.0.0.1:\$${PORT:-8000}"
+	@echo "make test      install test dependencies and Chromium if needed, then run the whole test suite"
+	@echo "make bench     run the benchmarks in bench/ (results appended to bench/out/results.jsonl)"
+	@echo "make lint      ruff and the import-linter contracts"
+	@echo "make clean-db  delete the embedded database ($(HOME_DIR)/var/pgdata): ALL LOCAL DATA"
+
+$(BIN)/python:
+	@if [ -z "$(PYTHON)" ]; then echo "Tarifa needs Python >= 3.11 (python3.11 or python3 on PATH)." >&2; exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changed since the last install.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/tarifa run
+
+# Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's chromium for the browser tests…"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
+		else \
+			echo "The browser tests need Chromium at $(CHROMIUM). Install it as root: apt-get install chromium" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing after apt-get install chromium." >&2; exit 1; }
+
+# The suite runs in two parts: everything but the browser tests on $(TEST_WORKERS) xdist processes (each has its
+# own test database), then the browser tests serially. Exit code 5 ("no tests collected") of a part is not a failure.
+test: $(VENV)/.installed-test browser-deps
+	@set -o pipefail; rc=0; \
+	$(BIN)/python -m pytest -m "not browser" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
+	rc=0; $(BIN)/python -m pytest -m browser $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+
+# Quicker loop while developing: no browser tests, no dependency checks.
+test-fast:
+	$(BIN)/python -m pytest -m "not browser" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench $(BENCH)
+
+lint: $(VENV)/.installed-test
+	@if [ -x $(BIN)/ruff ]; then $(BIN)/ruff check src tests bench; else echo "ruff is not installed; skipping it"; fi
+	$(BIN)/lint-imports
+
+# Stops the embedded server if it still runs (no `make run` may be using it), then deletes its data.
+clean-db:
+	@if [ -f $(HOME_DIR)/var/pgdata/postmaster.pid ]; then \
+		pg_ctl=$$(ls $(VENV)/lib/python3*/site-packages/pgserver/pginstall/bin/pg_ctl 2>/dev/null | head -n1); \
+		if [ -n "$$pg_ctl" ]; then \
+			if [ "$$(id -u)" = 0 ]; then runas="runuser -u pgserver --"; else runas=""; fi; \
+			$$runas $$pg_ctl -D $(HOME_DIR)/var/pgdata -m fast -w stop >/dev/null 2>&1 || true; \
+		fi; \
+	fi
+	rm -rf $(HOME_DIR)/var/pgdata
+	@echo "Deleted $(HOME_DIR)/var/pgdata; the next run starts with an empty database."
