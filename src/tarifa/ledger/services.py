@@ -1,0 +1,957 @@
+"""Billing accounts and the double-entry ledger: the only write path (rules 1, 3, 4, 5, 7).
+
+Lock order (rule 7). Every function that moves money or changes an account's terms
+locks ledger account rows first, all at once, with one
+`SELECT … FOR UPDATE ORDER BY (kind = 'system'), id`: customer accounts by id, then
+system accounts by id. System accounts (cash desks, revenue, clearing) are the hot
+rows every movement touches, so they are locked last and held for the shortest time.
+Then, if any: the hold row; then the transfer is inserted and the totals are updated
+in the same transaction. The lock on a billing account's ledger row is *the* account
+lock: invoicing, dunning and payments take it with `lock_accounts()`.
+
+Idempotency (rule 5). Every movement carries a caller-chosen `idempotency_key`. The
+key is looked up after the locks are taken, so a retry racing its original waits and
+then returns what the original wrote (`transfer.replayed is True`); the same key with
+other content raises `IdempotencyConflict` (409 `idempotency_conflict`). A refused
+movement writes nothing.
+
+Limits. A prepaid account cannot go below −credit_limit: available (balance − pending
+debits) after a debit must stay ≥ −credit_limit, or `InsufficientFunds` (409
+`insufficient_funds`). `enforce_limit=None` (the default) enforces it for prepaid
+accounts only; `True` for postpaid ones too; `False` never (reversals, operator
+adjustments, the bulk path).
+"""
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+from tarifa.audit import services as recorded
+from tarifa.kernel.clock import now, today
+from tarifa.kernel.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from tarifa.kernel.ids import uuid7
+from tarifa.kernel.money import LEDGER_QUANTUM, check_currency, parse_amount
+from tarifa.kernel.numbering import next_number
+
+from .errors import (
+    AccountClosed,
+    AlreadyReversed,
+    CurrencyMismatch,
+    HoldExpired,
+    HoldNotPending,
+    IdempotencyConflict,
+    InsufficientFunds,
+    NotReversible,
+    SameAccount,
+)
+from .models import BillingAccount, Hold, LedgerAccount, PaymentModeChange, Transfer
+
+ZERO = Decimal(0)
+MAX_KEY_LENGTH = 200
+MAX_TAGS = 32
+DEFAULT_HOLD_TIMEOUT = dt.timedelta(days=1)
+SYSTEM_CODE = re.compile(r"^[a-z_]+(:[A-Za-z0-9_.\-]+)?$")
+KINDS = frozenset(Transfer.Kind.values)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+def actor_label(actor) -> str:
+    return recorded.actor_label(actor)[:150]
+
+
+def _require(actor, perm: str) -> None:
+    """Users need `perm`; internal actors (a string such as "system") are trusted."""
+    if hasattr(actor, "has_perm") and not actor.has_perm(perm):
+        raise PermissionDenied(f"You need the permission {perm}.", code="permission_denied")
+
+
+def _key(idempotency_key) -> str:
+    key = str(idempotency_key or "").strip()
+    if not key:
+        raise ValidationFailed("An idempotency key is required.", code="idempotency_key_required",
+                               fields={"idempotency_key": ["Required."]})
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValidationFailed(f"The idempotency key is longer than {MAX_KEY_LENGTH} characters.",
+                               code="idempotency_key_too_long",
+                               fields={"idempotency_key": [f"At most {MAX_KEY_LENGTH} characters."]})
+    return key
+
+
+def _kind(kind) -> str:
+    if kind not in KINDS:
+        raise ValidationFailed(f"Unknown transfer kind {kind!r}.", code="invalid_kind",
+                               fields={"kind": [f"One of: {', '.join(sorted(KINDS))}."]})
+    return kind
+
+
+def _tags(tags) -> dict:
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
+        raise ValidationFailed("Tags are a mapping of at most 32 names to values.", code="invalid_tags",
+                               fields={"tags": ["A JSON object of at most 32 entries."]})
+    clean = {}
+    for name, value in tags.items():
+        if not isinstance(name, str) or not name or len(name) > 50:
+            raise ValidationFailed(f"Bad tag name {name!r}.", code="invalid_tags", fields={"tags": ["Bad tag name."]})
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif hasattr(value, "pk") and hasattr(value, "_meta"):
+            value = str(value.pk)
+        elif isinstance(value, float) or not isinstance(value, (str, int, bool, type(None))):
+            raise ValidationFailed(f"Tag {name!r}: values are strings, integers or booleans.", code="invalid_tags",
+                                   fields={"tags": [f"{name}: a string, integer or boolean."]})
+        clean[name] = value
+    return clean
+
+
+def _reference(reference) -> tuple[str, str]:
+    """None, a model instance, or (type label, id)."""
+    if reference is None:
+        return "", ""
+    if hasattr(reference, "_meta"):
+        return reference._meta.label_lower, str(reference.pk)
+    if isinstance(reference, (tuple, list)) and len(reference) == 2:
+        return str(reference[0])[:100], str(reference[1])[:64]
+    raise ValidationFailed("A reference is a record or (type, id).", code="invalid_reference")
+
+
+def _account_id(account):
+    if isinstance(account, uuid.UUID):  # a ledger account id, from internal callers
+        return account
+    if isinstance(account, BillingAccount):
+        return account.ledger_account_id
+    if isinstance(account, LedgerAccount):
+        return account.pk
+    raise ValidationFailed(f"Not a ledger or billing account: {account!r}.", code="invalid_account")
+
+
+def _amount(value, field="amount") -> Decimal:
+    return parse_amount(value, field=field, positive=True)
+
+
+# --- the account lock -------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class LockedAccount:
+    """A ledger account row as locked, with its billing account's terms (None for system accounts)."""
+
+    id: object
+    kind: str
+    code: str
+    currency: str
+    debits_posted: Decimal
+    credits_posted: Decimal
+    debits_pending: Decimal
+    credits_pending: Decimal
+    billing_account_id: object
+    number: str | None
+    payment_mode: str | None
+    credit_limit: Decimal | None
+    status: str | None
+    customer_id: object
+
+    @property
+    def balance(self) -> Decimal:
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> Decimal:
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    @property
+    def closed(self) -> bool:
+        return self.status == BillingAccount.Status.CLOSED
+
+    @property
+    def label(self) -> str:
+        return self.number or self.code
+
+
+LOCK_SQL = """
+SELECT la.id, la.kind, la.code, la.currency, la.debits_posted, la.credits_posted, la.debits_pending,
+       la.credits_pending, ba.id, ba.number, ba.payment_mode, ba.credit_limit, ba.status, ba.customer_id
+FROM ledger_ledgeraccount la LEFT JOIN ledger_billingaccount ba ON ba.ledger_account_id = la.id
+WHERE la.id = ANY(%s)
+ORDER BY (la.kind = 'system'), la.id
+FOR UPDATE OF la
+"""
+
+
+def lock_accounts(*accounts) -> dict:
+    """Take the account lock (rule 7) on billing or ledger accounts, in the fixed order.
+
+    Must run inside the caller's transaction; the locks are held until it ends.
+    Returns {ledger account id: LockedAccount}. Unknown accounts raise NotFound.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_accounts() must run inside a transaction")
+    ids = list(dict.fromkeys(_account_id(a) for a in accounts))
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_SQL, [ids])
+        rows = cursor.fetchall()
+    locked = {row[0]: LockedAccount(*row) for row in rows}
+    missing = [i for i in ids if i not in locked]
+    if missing:
+        raise NotFound(f"Unknown ledger account {missing[0]}.", code="account_not_found")
+    return locked
+
+
+def _check_limit(account: LockedAccount, debit: Decimal, enforce_limit, *, floor: Decimal | None = None) -> None:
+    if account.billing_account_id is None or enforce_limit is False:
+        return
+    if enforce_limit is None and account.payment_mode != BillingAccount.PaymentMode.PREPAID:
+        return
+    minimum = -account.credit_limit if floor is None else floor
+    if account.available - debit < minimum:
+        raise InsufficientFunds(
+            f"Account {account.label} has {account.available.normalize():f} {account.currency} available"
+            f" (credit limit {account.credit_limit.normalize():f}); {debit.normalize():f} {account.currency}"
+            f" would take it below {minimum.normalize():f}.",
+            fields={"amount": ["Insufficient funds."]})
+
+
+UPDATE_TOTALS_SQL = """
+UPDATE ledger_ledgeraccount a
+SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
+    debits_pending = a.debits_pending + v.dq, credits_pending = a.credits_pending + v.cq
+FROM (VALUES {values}) AS v(id, dp, cp, dq, cq)
+WHERE a.id = v.id
+"""
+
+
+def _apply(cursor, deltas: dict) -> None:
+    """Add (debits_posted, credits_posted, debits_pending, credits_pending) deltas; rows are locked."""
+    values = ", ".join(["(%s::uuid, %s::numeric, %s::numeric, %s::numeric, %s::numeric)"] * len(deltas))
+    params = [p for account_id, d in deltas.items() for p in (account_id, *d)]
+    cursor.execute(UPDATE_TOTALS_SQL.format(values=values), params)
+
+
+def _add(deltas: dict, account_id, dp=ZERO, cp=ZERO, dq=ZERO, cq=ZERO) -> None:
+    old = deltas.get(account_id, (ZERO, ZERO, ZERO, ZERO))
+    deltas[account_id] = (old[0] + dp, old[1] + cp, old[2] + dq, old[3] + cq)
+
+
+# --- transfers ---------------------------------------------------------------------------------
+
+INSERT_TRANSFER_SQL = """
+INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
+                             reference_type, reference_id, idempotency_key, reverses_id, pending_id, memo, actor,
+                             created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+
+def _replay(existing, candidate_content: dict, key: str):
+    if existing.content() != candidate_content:
+        raise IdempotencyConflict(
+            f"The idempotency key {key!r} was used for a different movement ({existing.pk}).",
+            fields={"idempotency_key": ["Already used for a different request."]})
+    existing.replayed = True
+    return existing
+
+
+def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags=None, reference=None, memo="",
+          enforce_limit=None, floor=None, reverses=None, hold=None, allow_closed=False, locked=None) -> Transfer:
+    """The one way a transfer is written. Runs in the caller's transaction, after validation."""
+    key = _key(idempotency_key)
+    amount = _amount(amount)
+    currency = check_currency(currency)
+    kind = _kind(kind)
+    ref_type, ref_id = _reference(reference)
+    debit_id, credit_id = _account_id(debit), _account_id(credit)
+    if debit_id == credit_id:
+        raise SameAccount("A transfer debits one account and credits another.",
+                          fields={"credit_account": ["Must differ from the debit account."]})
+    transfer = Transfer(id=uuid7(), debit_account_id=debit_id, credit_account_id=credit_id, amount=amount,
+                        currency=currency, kind=kind, tags=_tags(tags), reference_type=ref_type,
+                        reference_id=ref_id, idempotency_key=key, reverses=reverses, pending=hold,
+                        memo=str(memo or ""), actor=actor_label(actor), created_at=now())
+    if locked is None:
+        locked = lock_accounts(debit, credit)
+    existing = Transfer.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _replay(existing, transfer.content(), key)
+    d, c = locked[debit_id], locked[credit_id]
+    for account in (d, c):
+        if account.currency != currency:
+            raise CurrencyMismatch(f"Account {account.label} is in {account.currency}, not {currency}.",
+                                   fields={"currency": [f"The account's currency is {account.currency}."]})
+        if account.closed and not allow_closed:
+            raise AccountClosed(f"Account {account.label} is closed.")
+    _check_limit(d, amount, enforce_limit, floor=floor)
+    with connection.cursor() as cursor:
+        try:
+            with transaction.atomic():
+                cursor.execute(INSERT_TRANSFER_SQL, [
+                    transfer.id, transfer.branch, debit_id, credit_id, amount, currency, kind,
+                    json.dumps(transfer.tags), ref_type, ref_id, key, reverses.pk if reverses else None,
+                    hold.pk if hold else None, transfer.memo, transfer.actor, transfer.created_at])
+                inserted = cursor.fetchone()
+        except IntegrityError as exc:
+            if reverses is not None:
+                raise AlreadyReversed(f"Transfer {reverses.pk} is already reversed.") from exc
+            if hold is not None:
+                raise HoldNotPending(f"Hold {hold.pk} is already posted.") from exc
+            raise
+        if inserted is None:  # a concurrent writer took the key first (another pair of accounts)
+            return _replay(Transfer.objects.get(idempotency_key=key), transfer.content(), key)
+        deltas = {}
+        _add(deltas, debit_id, dp=amount)
+        _add(deltas, credit_id, cp=amount)
+        if hold is not None:
+            _add(deltas, hold.debit_account_id, dq=-hold.amount)
+            _add(deltas, hold.credit_account_id, cq=-hold.amount)
+        _apply(cursor, deltas)
+    transfer.replayed = False
+    return transfer
+
+
+@transaction.atomic
+def post_transfer(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags=None, reference=None,
+                  memo="", enforce_limit=None) -> Transfer:
+    """Move `amount` from `debit` to `credit` (ledger or billing accounts), once per key.
+
+    Guarantees: one transaction; locks both accounts in the fixed order; idempotent by
+    `idempotency_key` (a retry returns the first transfer with `replayed=True`; other
+    content → 409 `idempotency_conflict`); balances updated with the transfer; nothing
+    written on error. Errors: invalid_amount, amount_too_precise, amount_not_positive,
+    amount_too_large, invalid_currency, currency_mismatch, same_account, invalid_kind,
+    invalid_tags, idempotency_key_required, account_not_found (404), account_closed,
+    insufficient_funds, idempotency_conflict (409).
+    """
+    return _post(actor=actor, debit=debit, credit=credit, amount=amount, currency=currency, kind=kind,
+                 idempotency_key=idempotency_key, tags=tags, reference=reference, memo=memo,
+                 enforce_limit=enforce_limit)
+
+
+@transaction.atomic
+def reverse_transfer(transfer: Transfer, *, actor, reason: str, idempotency_key) -> Transfer:
+    """Book the mirror of `transfer` (credit ↔ debit, same amount, kind `reversal`), at most once.
+
+    Never refused for funds or a closed account: a correction must always be possible.
+    Permission `ledger.reverse_transfer` for user actors. Idempotent by key. Errors:
+    permission_denied (403), reason_required, not_reversible (a reversal is not
+    reversed; reverse the original again instead — it cannot be), already_reversed,
+    idempotency_conflict (409).
+    """
+    _require(actor, "ledger.reverse_transfer")
+    reason = _reason(reason)
+    original = Transfer.objects.get(pk=transfer.pk)
+    if original.kind == Transfer.Kind.REVERSAL:
+        raise NotReversible("A reversal cannot itself be reversed; post a new transfer instead.")
+    locked = lock_accounts(original.debit_account_id, original.credit_account_id)
+    key = _key(idempotency_key)
+    existing = Transfer.objects.filter(idempotency_key=key).first()
+    if existing is None:
+        previous = Transfer.objects.filter(reverses=original).first()
+        if previous is not None:
+            raise AlreadyReversed(f"Transfer {original.pk} was already reversed by {previous.pk}.")
+    result = _post(actor=actor, debit=original.credit_account_id, credit=original.debit_account_id, amount=original.amount,
+                   currency=original.currency, kind=Transfer.Kind.REVERSAL, idempotency_key=key, tags=original.tags,
+                   reference=(original.reference_type, original.reference_id) if original.reference_type else None,
+                   memo=reason, enforce_limit=False, reverses=original, allow_closed=True, locked=locked)
+    if not result.replayed:
+        for account in BillingAccount.objects.filter(ledger_account__in=[original.debit_account_id,
+                                                                         original.credit_account_id]):
+            recorded.record(account, actor=actor, action="reverse",
+                            changes={"transfer": [str(original.pk), str(result.pk)]}, message=reason)
+    return result
+
+
+def _reason(reason) -> str:
+    reason = str(reason or "").strip()
+    if not reason:
+        raise ValidationFailed("A reason is required.", code="reason_required", fields={"reason": ["Required."]})
+    return reason
+
+
+# --- holds (two-phase transfers) ---------------------------------------------------------------
+
+INSERT_HOLD_SQL = """
+INSERT INTO ledger_hold (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags, reference_type,
+                         reference_id, idempotency_key, memo, actor, created_at, expires_at, state, resolved_by,
+                         resolution_note)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, 'pending', '', '')
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+
+@transaction.atomic
+def create_hold(*, actor, debit, credit, amount, currency, idempotency_key, expires_at=None, kind="hold_post",
+                tags=None, reference=None, memo="", enforce_limit=None) -> Hold:
+    """Reserve `amount`: it counts in the accounts' pending totals until posted, voided or expired.
+
+    The debit account's available balance drops at once (limits as for post_transfer).
+    `expires_at` defaults to one day from now; `kind` is the kind of the transfer that
+    posting will write. Locks both accounts; idempotent by key (retry returns the hold
+    with `replayed=True`). Errors: as post_transfer, plus invalid_expiry.
+    """
+    key = _key(idempotency_key)
+    amount = _amount(amount)
+    currency = check_currency(currency)
+    kind = _kind(kind)
+    ref_type, ref_id = _reference(reference)
+    at = now()
+    expires_at = expires_at or at + DEFAULT_HOLD_TIMEOUT
+    if expires_at <= at:
+        raise ValidationFailed("A hold must expire in the future.", code="invalid_expiry",
+                               fields={"expires_at": ["Must be in the future."]})
+    debit_id, credit_id = _account_id(debit), _account_id(credit)
+    if debit_id == credit_id:
+        raise SameAccount("A hold debits one account and credits another.",
+                          fields={"credit_account": ["Must differ from the debit account."]})
+    hold = Hold(id=uuid7(), debit_account_id=debit_id, credit_account_id=credit_id, amount=amount, currency=currency,
+                kind=kind, tags=_tags(tags), reference_type=ref_type, reference_id=ref_id, idempotency_key=key,
+                memo=str(memo or ""), actor=actor_label(actor), created_at=at, expires_at=expires_at)
+    locked = lock_accounts(debit, credit)
+    existing = Hold.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _replay(existing, hold.content(), key)
+    for account in (locked[debit_id], locked[credit_id]):
+        if account.currency != currency:
+            raise CurrencyMismatch(f"Account {account.label} is in {account.currency}, not {currency}.",
+                                   fields={"currency": [f"The account's currency is {account.currency}."]})
+        if account.closed:
+            raise AccountClosed(f"Account {account.label} is closed.")
+    _check_limit(locked[debit_id], amount, enforce_limit)
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_HOLD_SQL, [hold.id, hold.branch, debit_id, credit_id, amount, currency, kind,
+                                         json.dumps(hold.tags), ref_type, ref_id, key, hold.memo, hold.actor, at,
+                                         expires_at])
+        if cursor.fetchone() is None:
+            return _replay(Hold.objects.get(idempotency_key=key), hold.content(), key)
+        _apply(cursor, {debit_id: (ZERO, ZERO, amount, ZERO), credit_id: (ZERO, ZERO, ZERO, amount)})
+    hold.replayed = False
+    return hold
+
+
+RESOLVE_HOLD_SQL = """
+UPDATE ledger_hold SET state = %s, resolved_at = %s, resolved_by = %s, resolution_note = %s
+WHERE id = %s AND state = 'pending'
+"""
+
+
+def _lock_hold(hold: Hold) -> tuple[dict, Hold]:
+    locked = lock_accounts(hold.debit_account_id, hold.credit_account_id)
+    return locked, Hold.objects.select_for_update().get(pk=hold.pk)
+
+
+@transaction.atomic
+def post_hold(hold: Hold, *, actor, idempotency_key, amount=None, memo="") -> Transfer:
+    """Post a pending hold: one transfer of `amount` (default: all of it; less releases the rest).
+
+    Exactly once: locks the accounts then the hold, checks it is pending and unexpired,
+    moves it to `posted` with a conditional UPDATE, and writes the transfer (`pending`
+    = the hold, unique). A retry with the same key returns the same transfer. Errors:
+    hold_not_pending, hold_expired, idempotency_conflict (409), amount_exceeds_hold and
+    the amount errors (400).
+    """
+    key = _key(idempotency_key)
+    locked, hold = _lock_hold(hold)
+    post_amount = hold.amount if amount is None else _amount(amount)
+    existing = Transfer.objects.filter(idempotency_key=key).first()
+    if existing is not None and existing.pending_id == hold.pk:
+        if existing.amount != post_amount:
+            raise IdempotencyConflict(f"The idempotency key {key!r} posted this hold for {existing.amount}.")
+        existing.replayed = True
+        return existing
+    if hold.state != Hold.State.PENDING:
+        raise HoldNotPending(f"The hold is already {hold.state}; a hold is resolved once.")
+    if hold.expires_at <= now():
+        raise HoldExpired(f"The hold expired at {hold.expires_at:%Y-%m-%d %H:%M:%S}.")
+    if post_amount > hold.amount:
+        raise ValidationFailed(f"Cannot post {post_amount.normalize():f}: the hold is for {hold.amount.normalize():f}.",
+                               code="amount_exceeds_hold", fields={"amount": ["More than the hold."]})
+    with connection.cursor() as cursor:
+        cursor.execute(RESOLVE_HOLD_SQL, [Hold.State.POSTED, now(), actor_label(actor), str(memo or ""), hold.pk])
+        if cursor.rowcount != 1:
+            raise HoldNotPending("The hold is no longer pending.")
+    return _post(actor=actor, debit=hold.debit_account_id, credit=hold.credit_account_id, amount=post_amount,
+                 currency=hold.currency, kind=hold.kind, idempotency_key=key, tags=hold.tags,
+                 reference=(hold.reference_type, hold.reference_id) if hold.reference_type else None,
+                 memo=memo or hold.memo, enforce_limit=False, hold=hold, allow_closed=True, locked=locked)
+
+
+@transaction.atomic
+def void_hold(hold: Hold, *, actor, reason: str = "") -> Hold:
+    """Release a pending hold. Voiding a voided hold returns it unchanged (safe to retry).
+
+    Locks the accounts then the hold. Errors: hold_not_pending (posted or expired).
+    """
+    locked, hold = _lock_hold(hold)
+    if hold.state == Hold.State.VOIDED:
+        hold.replayed = True
+        return hold
+    if hold.state != Hold.State.PENDING:
+        raise HoldNotPending(f"The hold is already {hold.state}; a hold is resolved once.")
+    at = now()
+    with connection.cursor() as cursor:
+        cursor.execute(RESOLVE_HOLD_SQL, [Hold.State.VOIDED, at, actor_label(actor), str(reason or ""), hold.pk])
+        if cursor.rowcount != 1:
+            raise HoldNotPending("The hold is no longer pending.")
+        _apply(cursor, {hold.debit_account_id: (ZERO, ZERO, -hold.amount, ZERO),
+                        hold.credit_account_id: (ZERO, ZERO, ZERO, -hold.amount)})
+    hold.refresh_from_db()
+    hold.replayed = False
+    return hold
+
+
+EXPIRE_SQL = """
+WITH expired AS (
+  UPDATE ledger_hold SET state = 'expired', resolved_at = %s, resolved_by = 'system:expiry'
+  WHERE id = ANY(%s) AND state = 'pending' AND expires_at <= %s
+  RETURNING debit_account_id, credit_account_id, amount
+), deltas AS (
+  SELECT account_id, sum(dq) AS dq, sum(cq) AS cq FROM (
+    SELECT debit_account_id AS account_id, amount AS dq, 0 AS cq FROM expired
+    UNION ALL SELECT credit_account_id, 0, amount FROM expired) d
+  GROUP BY account_id
+), updated AS (
+  UPDATE ledger_ledgeraccount a SET debits_pending = a.debits_pending - deltas.dq,
+                                    credits_pending = a.credits_pending - deltas.cq
+  FROM deltas WHERE a.id = deltas.account_id
+  RETURNING a.id
+)
+SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM updated)
+"""
+
+
+def expire_holds(*, as_of=None, batch_size: int = 1000) -> int:
+    """Expire every pending hold whose `expires_at` ≤ `as_of` (default now); returns how many.
+
+    Set-based, one transaction per batch: locks the batch's accounts in the fixed order,
+    then expires with a conditional UPDATE (a hold posted or voided meanwhile is left
+    alone) and releases the pending totals of exactly the holds it expired. Safe to run
+    concurrently and to re-run.
+    """
+    as_of = as_of or now()
+    total = 0
+    while True:
+        with transaction.atomic():
+            batch = list(Hold.objects.filter(state=Hold.State.PENDING, expires_at__lte=as_of)
+                         .order_by("expires_at", "id").values_list("id", "debit_account_id", "credit_account_id")
+                         [:batch_size])
+            if not batch:
+                return total
+            accounts = {a for _id, d, c in batch for a in (d, c)}
+            with connection.cursor() as cursor:
+                cursor.execute(LOCK_SQL, [list(accounts)])
+                cursor.execute(EXPIRE_SQL, [now(), [h[0] for h in batch], as_of])
+                expired, _accounts = cursor.fetchone()
+        total += expired
+        if len(batch) < batch_size:
+            return total
+
+
+# --- billing accounts ---------------------------------------------------------------------------
+
+def _payment_mode(mode) -> str:
+    if mode not in BillingAccount.PaymentMode.values:
+        raise ValidationFailed(f"Unknown payment mode {mode!r}.", code="invalid_payment_mode",
+                               fields={"payment_mode": ["prepaid or postpaid."]})
+    return mode
+
+
+def _credit_limit(value) -> Decimal:
+    limit = parse_amount(value, field="credit_limit")
+    if limit < 0:
+        raise ValidationFailed("The credit limit cannot be negative.", code="credit_limit_negative",
+                               fields={"credit_limit": ["Zero or more."]})
+    return limit
+
+
+@transaction.atomic
+def open_account(*, actor, customer, currency, payment_mode="prepaid", credit_limit=0) -> BillingAccount:
+    """Open a billing account for `customer`, with its ledger account `customer:<number>`.
+
+    Numbered `next_number("A")` in this transaction; the opening mode is the first row
+    of the payment-mode history. Errors: invalid_currency, invalid_payment_mode,
+    credit_limit_negative and amount errors, customer_closed (409).
+    """
+    currency = check_currency(currency)
+    payment_mode = _payment_mode(payment_mode)
+    credit_limit = _credit_limit(credit_limit)
+    if getattr(customer, "archived_at", None) is not None or getattr(customer, "status", "active") != "active":
+        raise DomainError(f"Customer {customer} is closed or archived.", code="customer_closed", status=409,
+                          fields={"customer": ["The customer is closed."]})
+    number = next_number("A")
+    ledger = LedgerAccount.objects.create(code=f"customer:{number}", kind=LedgerAccount.Kind.CUSTOMER,
+                                          currency=currency, name=str(getattr(customer, "display_name", ""))[:200])
+    account = recorded.create(BillingAccount, actor=actor, number=number, customer=customer, currency=currency,
+                              payment_mode=payment_mode, credit_limit=credit_limit, ledger_account=ledger)
+    PaymentModeChange.objects.create(billing_account=account, from_mode="", to_mode=payment_mode,
+                                     effective_date=today(), actor=actor_label(actor), reason="opened")
+    return account
+
+
+def _locked_billing(account: BillingAccount) -> tuple[LockedAccount, BillingAccount]:
+    locked = lock_accounts(account)[account.ledger_account_id]
+    return locked, BillingAccount.objects.select_related("ledger_account").get(pk=account.pk)
+
+
+@transaction.atomic
+def switch_payment_mode(account: BillingAccount, *, actor, payment_mode, reason: str = "") -> BillingAccount:
+    """Switch prepaid ↔ postpaid from today; the history keeps every mode and its start.
+
+    Takes the account lock. Permission `ledger.switch_payment_mode` for user actors.
+    Errors: invalid_payment_mode, payment_mode_unchanged (409), account_closed.
+    """
+    _require(actor, "ledger.switch_payment_mode")
+    payment_mode = _payment_mode(payment_mode)
+    _locked, account = _locked_billing(account)
+    if not account.is_active:
+        raise AccountClosed(f"Account {account} is closed.")
+    if account.payment_mode == payment_mode:
+        raise DomainError(f"Account {account} is already {payment_mode}.", code="payment_mode_unchanged", status=409,
+                          fields={"payment_mode": ["Already so."]})
+    PaymentModeChange.objects.create(billing_account=account, from_mode=account.payment_mode, to_mode=payment_mode,
+                                     effective_date=today(), actor=actor_label(actor), reason=str(reason or ""))
+    return recorded.update(account, actor=actor, action="switch_payment_mode", message=str(reason or ""),
+                           payment_mode=payment_mode)
+
+
+@transaction.atomic
+def set_credit_limit(account: BillingAccount, *, actor, credit_limit) -> BillingAccount:
+    """Change the credit limit (≥ 0) under the account lock; lowering it never moves money.
+
+    Errors: credit_limit_negative, amount errors, account_closed.
+    """
+    _require(actor, "ledger.change_billingaccount")
+    credit_limit = _credit_limit(credit_limit)
+    _locked, account = _locked_billing(account)
+    if not account.is_active:
+        raise AccountClosed(f"Account {account} is closed.")
+    return recorded.update(account, actor=actor, credit_limit=credit_limit)
+
+
+@transaction.atomic
+def close_account(account: BillingAccount, *, actor, reason: str = "") -> BillingAccount:
+    """Close an account whose balance is zero and that has no pending holds. Final.
+
+    Takes the account lock. Permission `ledger.close_account` for user actors. Errors:
+    account_closed, balance_not_zero, holds_pending (409).
+    """
+    _require(actor, "ledger.close_account")
+    locked, account = _locked_billing(account)
+    if not account.is_active:
+        raise AccountClosed(f"Account {account} is already closed.")
+    if locked.balance != 0:
+        raise DomainError(f"Account {account} has a balance of {locked.balance.normalize():f} {locked.currency};"
+                          " refund or transfer it first.", code="balance_not_zero", status=409)
+    if locked.debits_pending or locked.credits_pending:
+        raise DomainError(f"Account {account} has pending holds; post or void them first.", code="holds_pending",
+                          status=409)
+    return recorded.update(account, actor=actor, action="close", message=str(reason or ""),
+                           status=BillingAccount.Status.CLOSED, closed_at=now())
+
+
+def system_account(code: str, currency: str, *, name: str = "") -> LedgerAccount:
+    """The system account `code` in `currency`, created on first use (race-safe).
+
+    Codes: `cash:<desk>`, `clearing:<gateway>`, `revenue:<service type>`,
+    `taxes_payable:<tax code>`, `voucher_liability`, `settlement:<branch>`,
+    `adjustments`, `bank`, … (`customer:` codes belong to billing accounts).
+    """
+    currency = check_currency(currency)
+    if not SYSTEM_CODE.match(code or "") or code.startswith("customer:") or len(code) > 100:
+        raise ValidationFailed(f"Bad system account code {code!r}.", code="invalid_account_code",
+                               fields={"code": ["A lower-case prefix, optionally ':' and a name, e.g. cash:DESK1."]})
+    found = LedgerAccount.objects.filter(code=code, currency=currency).first()
+    if found is not None:
+        return found
+    with connection.cursor() as cursor:
+        cursor.execute("""INSERT INTO ledger_ledgeraccount (id, branch, code, kind, currency, name, debits_posted,
+                          credits_posted, debits_pending, credits_pending, created_at)
+                          VALUES (%s, %s, %s, 'system', %s, %s, 0, 0, 0, 0, %s)
+                          ON CONFLICT (code, currency) DO NOTHING""",
+                       [uuid7(), settings.TARIFA_BRANCH_CODE, code, currency, name[:200], now()])
+    return LedgerAccount.objects.get(code=code, currency=currency)
+
+
+@transaction.atomic
+def adjust(*, actor, account: BillingAccount, amount, reason: str, idempotency_key, tags=None) -> Transfer:
+    """A manual correction: positive credits the customer, negative debits them (against `adjustments`).
+
+    Permission `ledger.adjust` for user actors; a reason is required and kept as the
+    memo and in the account's history. Not limited by funds (an operator's decision).
+    Idempotent by key. Errors: permission_denied, reason_required, amount_zero, amount
+    errors, account_closed, idempotency_conflict.
+    """
+    _require(actor, "ledger.adjust")
+    reason = _reason(reason)
+    amount = parse_amount(amount)
+    if amount == 0:
+        raise ValidationFailed("An adjustment moves a non-zero amount.", code="amount_zero",
+                               fields={"amount": ["Not zero."]})
+    other = system_account("adjustments", account.currency)
+    debit, credit = (other, account) if amount > 0 else (account, other)
+    transfer = _post(actor=actor, debit=debit, credit=credit, amount=abs(amount), currency=account.currency,
+                     kind=Transfer.Kind.ADJUSTMENT, idempotency_key=idempotency_key, tags=tags, reference=account,
+                     memo=reason, enforce_limit=False)
+    if not transfer.replayed:
+        recorded.record(account, actor=actor, action="adjust", message=reason,
+                        changes={"amount": [None, f"{amount.normalize():f}"], "transfer": [None, str(transfer.pk)]})
+    return transfer
+
+
+@transaction.atomic
+def transfer_between_accounts(*, actor, source: BillingAccount, target: BillingAccount, amount, reason: str,
+                              idempotency_key) -> Transfer:
+    """Move money the source has (available ≥ amount; credit is not moved) to another account
+    of the same customer in the same currency.
+
+    Permission `ledger.transfer_funds` for user actors. Locks both accounts (fixed
+    order); idempotent by key. Errors: permission_denied, reason_required,
+    not_same_customer, currency_mismatch, same_account, insufficient_funds,
+    account_closed, idempotency_conflict, amount errors.
+    """
+    _require(actor, "ledger.transfer_funds")
+    reason = _reason(reason)
+    if source.pk == target.pk:
+        raise SameAccount("Source and target are the same account.", fields={"target": ["Choose another account."]})
+    if source.customer_id != target.customer_id:
+        raise ValidationFailed("Funds move only between accounts of the same customer.", code="not_same_customer",
+                               fields={"target": ["Another customer's account."]})
+    if source.currency != target.currency:
+        raise CurrencyMismatch(f"{source} is in {source.currency}, {target} in {target.currency}.",
+                               fields={"target": ["Another currency."]})
+    transfer = _post(actor=actor, debit=source, credit=target, amount=amount, currency=source.currency,
+                     kind=Transfer.Kind.TRANSFER, idempotency_key=idempotency_key, reference=source, memo=reason,
+                     enforce_limit=True, floor=ZERO)
+    if not transfer.replayed:
+        for account, direction in ((source, "to"), (target, "from")):
+            recorded.record(account, actor=actor, action="transfer_funds", message=reason,
+                            changes={"amount": [None, f"{transfer.amount.normalize():f}"],
+                                     direction: [None, str(target if direction == "to" else source)]})
+    return transfer
+
+
+# --- customer registration -----------------------------------------------------------------------
+
+def default_currency() -> str:
+    return getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD")
+
+
+@transaction.atomic
+def register_customer(*, actor, currency=None, payment_mode="prepaid", credit_limit=0, **customer_fields):
+    """Register a customer (crm) with their first billing account, in one transaction.
+
+    crm cannot import the ledger (apps depend downward), so this is the write path the
+    customer screens and `POST /api/v1/customers/` use. Errors: crm's, then open_account's.
+    """
+    from tarifa.crm import services as crm
+
+    customer = crm.create_customer(actor=actor, **customer_fields)
+    open_account(actor=actor, customer=customer, currency=currency or default_currency(),
+                 payment_mode=payment_mode, credit_limit=credit_limit)
+    return customer
+
+
+# --- the bulk path --------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class BulkTransfer:
+    """One row of post_transfers_bulk: ledger account ids, a positive amount, a unique key."""
+
+    debit_account_id: object
+    credit_account_id: object
+    amount: Decimal
+    currency: str
+    kind: str
+    idempotency_key: str
+    tags: dict | None = None
+    reference_type: str = ""
+    reference_id: str = ""
+    memo: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkResult:
+    staged: int  # rows given
+    inserted: int  # transfers written now
+    existing: int  # rows whose key was already posted with the same content (a re-run)
+
+
+STAGE_COLUMNS = ("debit_account_id", "credit_account_id", "amount", "currency", "kind", "idempotency_key", "tags",
+                 "reference_type", "reference_id", "memo")
+
+BULK_STAGE_SQL = """
+DROP TABLE IF EXISTS ledger_bulk_stage;
+CREATE TEMP TABLE ledger_bulk_stage (
+  id uuid NOT NULL DEFAULT ledger_uuid7(),
+  debit_account_id uuid, credit_account_id uuid, amount numeric, currency text, kind text,
+  idempotency_key text, tags jsonb, reference_type text, reference_id text, memo text
+) ON COMMIT DROP;
+"""
+
+BULK_VALIDATE_SQL = """
+SELECT idempotency_key, problem FROM (
+  SELECT s.idempotency_key, CASE
+    WHEN s.idempotency_key IS NULL OR s.idempotency_key = '' THEN 'idempotency_key_required'
+    WHEN length(s.idempotency_key) > %(max_key)s THEN 'idempotency_key_too_long'
+    WHEN s.amount IS NULL OR s.amount <= 0 THEN 'amount_not_positive'
+    WHEN s.amount <> round(s.amount, 6) THEN 'amount_too_precise'
+    WHEN s.amount >= 1e14 THEN 'amount_too_large'
+    WHEN s.kind IS NULL OR NOT (s.kind = ANY(%(kinds)s)) THEN 'invalid_kind'
+    WHEN s.debit_account_id IS NULL OR s.credit_account_id IS NULL OR d.id IS NULL OR c.id IS NULL
+      THEN 'account_not_found'
+    WHEN s.debit_account_id = s.credit_account_id THEN 'same_account'
+    WHEN s.currency IS DISTINCT FROM d.currency OR s.currency IS DISTINCT FROM c.currency THEN 'currency_mismatch'
+    WHEN bd.status = 'closed' OR bc.status = 'closed' THEN 'account_closed'
+    WHEN s.tags IS NOT NULL AND jsonb_typeof(s.tags) <> 'object' THEN 'invalid_tags'
+    WHEN length(coalesce(s.reference_type, '')) > 100 OR length(coalesce(s.reference_id, '')) > 64
+      THEN 'invalid_reference'
+  END AS problem
+  FROM ledger_bulk_stage s
+  LEFT JOIN ledger_ledgeraccount d ON d.id = s.debit_account_id
+  LEFT JOIN ledger_ledgeraccount c ON c.id = s.credit_account_id
+  LEFT JOIN ledger_billingaccount bd ON bd.ledger_account_id = s.debit_account_id
+  LEFT JOIN ledger_billingaccount bc ON bc.ledger_account_id = s.credit_account_id
+) checked
+WHERE problem IS NOT NULL
+LIMIT 20
+"""
+
+BULK_LOCK_SQL = """
+SELECT count(*) FROM (
+  SELECT la.id FROM ledger_ledgeraccount la
+  WHERE la.id IN (SELECT debit_account_id FROM ledger_bulk_stage UNION SELECT credit_account_id FROM ledger_bulk_stage)
+  ORDER BY (la.kind = 'system'), la.id
+  FOR UPDATE
+) locked
+"""
+
+BULK_INSERT_SQL = """
+WITH inserted AS (
+  INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
+                               reference_type, reference_id, idempotency_key, memo, actor, created_at)
+  SELECT s.id, %(branch)s, s.debit_account_id, s.credit_account_id, s.amount, s.currency, s.kind,
+         coalesce(s.tags, '{}'::jsonb), coalesce(s.reference_type, ''), coalesce(s.reference_id, ''),
+         s.idempotency_key, coalesce(s.memo, ''), %(actor)s, %(at)s
+  FROM ledger_bulk_stage s
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING debit_account_id, credit_account_id, amount
+), deltas AS (
+  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
+    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM inserted
+    UNION ALL SELECT credit_account_id, 0, amount FROM inserted) d
+  GROUP BY account_id
+), updated AS (
+  UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + deltas.dp,
+                                    credits_posted = a.credits_posted + deltas.cp
+  FROM deltas WHERE a.id = deltas.account_id
+  RETURNING a.id
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)
+"""
+
+# Rows not inserted (their key existed, or repeated within the batch) must match the
+# transfer that holds the key; the staged id tells which rows were inserted.
+BULK_CONFLICTS_SQL = """
+SELECT s.idempotency_key, t.id FROM ledger_bulk_stage s
+JOIN ledger_transfer t ON t.idempotency_key = s.idempotency_key
+WHERE t.id <> s.id AND (
+  t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.kind, t.tags, t.reference_type,
+  t.reference_id, t.memo, t.reverses_id, t.pending_id
+) IS DISTINCT FROM (
+  s.debit_account_id, s.credit_account_id, s.amount, s.currency, s.kind, coalesce(s.tags, '{}'::jsonb),
+  coalesce(s.reference_type, ''), coalesce(s.reference_id, ''), coalesce(s.memo, ''), NULL::uuid, NULL::uuid
+)
+LIMIT 20
+"""
+
+
+def _bulk_row(row) -> tuple:
+    if isinstance(row, dict):
+        row = BulkTransfer(**row)
+    if isinstance(row, BulkTransfer):
+        row = dataclasses.astuple(row)
+    from psycopg.types.json import Jsonb
+
+    row = tuple(row)
+    if len(row) < 6 or len(row) > 10:
+        raise ValidationFailed("A bulk row has 6 to 10 fields (see BulkTransfer).", code="bulk_invalid")
+    (debit, credit, amount, currency, kind, key, tags, ref_type, ref_id, memo) = row + (None, "", "", "")[len(row) - 6:]
+    if isinstance(amount, (float, bool)):
+        raise ValidationFailed("Bulk amounts are Decimals, never floats.", code="invalid_amount")
+    return (debit, credit, amount, currency, kind, key, Jsonb(tags) if tags is not None else None,
+            ref_type or "", ref_id or "", memo or "")
+
+
+@transaction.atomic
+def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = None, params=None, actor="system",
+                        created_at=None) -> BulkResult:
+    """Post many transfers with set-based SQL in one transaction; a re-run posts nothing twice.
+
+    Give `rows` (BulkTransfer, dicts or tuples in BulkTransfer's field order; streamed
+    into a temporary table with COPY) or `query`, a SELECT yielding the columns
+    (debit_account_id, credit_account_id, amount, currency, kind, idempotency_key, tags,
+    reference_type, reference_id, memo) — run as INSERT … SELECT, so charges computed in
+    SQL never travel through Python.
+
+    Then: one validation pass (any bad row → ValidationFailed `bulk_invalid` naming up
+    to 20 keys, nothing written); the accounts involved are locked in the fixed order;
+    one statement inserts with `ON CONFLICT (idempotency_key) DO NOTHING` and adds to
+    the account totals only what `RETURNING` says was inserted; rows skipped for an
+    existing key must match it, or IdempotencyConflict rolls the whole batch back.
+    Funds limits are not checked: callers decide what to charge (prepaid thresholds
+    are acted on after). Batches of 10⁴–10⁵ rows keep lock times and memory modest.
+    """
+    if (rows is None) == (query is None):
+        raise ValueError("give rows or query")
+    at = created_at or now()
+    with connection.cursor() as cursor:
+        cursor.execute(BULK_STAGE_SQL)
+        columns = ", ".join(STAGE_COLUMNS)
+        if query is not None:
+            cursor.execute(f"INSERT INTO ledger_bulk_stage ({columns}) {query}", params or [])
+        else:
+            with cursor.cursor.copy(f"COPY ledger_bulk_stage ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(_bulk_row(row))
+        cursor.execute("SELECT count(*) FROM ledger_bulk_stage")
+        staged = cursor.fetchone()[0]
+        if not staged:
+            return BulkResult(0, 0, 0)
+        cursor.execute("ANALYZE ledger_bulk_stage")
+        cursor.execute(BULK_VALIDATE_SQL, {"max_key": MAX_KEY_LENGTH, "kinds": sorted(KINDS)})
+        problems = cursor.fetchall()
+        if problems:
+            raise ValidationFailed(
+                f"{len(problems)}{'+' if len(problems) == 20 else ''} bad rows, e.g. {problems[0][0]!r}:"
+                f" {problems[0][1]}; nothing was posted.", code="bulk_invalid",
+                fields={"rows": [f"{key}: {problem}" for key, problem in problems]})
+        cursor.execute(BULK_LOCK_SQL)
+        cursor.execute(BULK_INSERT_SQL, {"branch": settings.TARIFA_BRANCH_CODE, "actor": actor_label(actor),
+                                         "at": at})
+        inserted, _updated = cursor.fetchone()
+        if inserted < staged:
+            cursor.execute(BULK_CONFLICTS_SQL)
+            conflicts = cursor.fetchall()
+            if conflicts:
+                raise IdempotencyConflict(
+                    f"{len(conflicts)} keys were posted before with other content, e.g. {conflicts[0][0]!r}"
+                    f" ({conflicts[0][1]}); nothing was posted.",
+                    fields={"rows": [f"{key}: {tid}" for key, tid in conflicts]})
+        cursor.execute("DROP TABLE ledger_bulk_stage")
+    return BulkResult(staged=staged, inserted=inserted, existing=staged - inserted)
+
+
+__all__ = [
+    "LEDGER_QUANTUM", "BulkResult", "BulkTransfer", "LockedAccount", "adjust", "close_account", "create_hold",
+    "expire_holds", "lock_accounts", "open_account", "post_hold", "post_transfer", "post_transfers_bulk",
+    "register_customer", "reverse_transfer", "set_credit_limit", "switch_payment_mode", "system_account",
+    "transfer_between_accounts", "void_hold",
+]
