@@ -4,10 +4,12 @@ Apps declare serializers and viewsets in their `api.py` and register them on `ro
 writes go through the app's services (`perform_create` / `perform_update` / archive).
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -17,7 +19,17 @@ from tarifa.kernel.errors import DomainError
 
 from .api_auth import BearerTokenAuthentication, ModelPermission, Pagination, SessionAuthentication  # noqa: F401
 
-router = DefaultRouter(trailing_slash=True)
+class Router(DefaultRouter):
+    """Routes only what a viewset supports: a RecordViewSet without `create_service` has no
+    POST, so the OpenAPI schema does not promise writes that would answer 405."""
+
+    def get_method_map(self, viewset, method_map):
+        bound = super().get_method_map(viewset, method_map)
+        unsupported = getattr(viewset, "unsupported_actions", lambda: set())()
+        return {method: action for method, action in bound.items() if action not in unsupported}
+
+
+router = Router(trailing_slash=True)
 # Extra endpoints outside viewsets: (url path, view, name, permission), registered by apps.
 extra_endpoints: list[tuple[str, object, str, str | None]] = []
 # name -> sample() returning URL kwargs, for GET endpoints whose route takes arguments
@@ -30,6 +42,25 @@ def register_endpoint(route: str, view, name: str, permission: str | None, sampl
         extra_endpoints.append((route, view, name, permission))
     if sample is not None:
         endpoint_samples[name] = sample
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI schema how to authenticate: `Authorization: Bearer <token>`."""
+
+    target_class = "tarifa.web.api_auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "A token from POST /api/v1/auth/token/ (username and password)."}
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    target_class = "tarifa.web.api_auth.SessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -103,6 +134,17 @@ class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     archive_service = None
     write_serializer_class = None
     lookup_value_regex = "[0-9a-f-]{36}"
+
+    @classmethod
+    def unsupported_actions(cls) -> set[str]:
+        missing = set()
+        if cls.create_service is None:
+            missing.add("create")
+        if cls.update_service is None:
+            missing |= {"update", "partial_update"}
+        if cls.archive_service is None:
+            missing.add("destroy")
+        return missing
 
     def get_serializer_class(self):
         if self.action in ("create", "update", "partial_update") and self.write_serializer_class:

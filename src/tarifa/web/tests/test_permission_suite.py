@@ -146,22 +146,22 @@ def demo(django_db_setup, django_db_blocker):
 
 
 def tarifa_permission_names():
-    from tarifa.identity.forms import tarifa_permissions
-    from tarifa.identity.services import permission_name
+    """Every permission a role can hold (those of Tarifa's own apps)."""
+    from django.apps import apps
+    from django.contrib.auth.models import Permission
 
-    return [permission_name(p) for p in tarifa_permissions()]
+    labels = [c.label for c in apps.get_app_configs() if c.name.startswith("tarifa.")]
+    return [f"{app}.{codename}" for app, codename in Permission.objects.filter(content_type__app_label__in=labels)
+            .values_list("content_type__app_label", "codename")]
 
 
-def user_for(who, permission):
-    from tarifa.identity import services
-
+def user_for(who, permission, make_user):
     if who == ANONYMOUS:
         return None
-    names = [permission] if who == WITH and permission else []
     if who == WITHOUT:
-        names = [n for n in tarifa_permission_names() if n != permission]
-    role = services.create_role(actor="test", name=f"suite-{who}", permissions=services.permissions_by_name(names))
-    return services.create_user(actor="test", username=f"suite-{who}", roles=[role])
+        others = [n for n in tarifa_permission_names() if n != permission]
+        return make_user(*others, username="suite-without", password=None)
+    return make_user(*([permission] if permission else []), username="suite-with", password=None)
 
 
 def object_for(case):
@@ -188,18 +188,11 @@ def expected_status(who, case):
 
 @pytest.mark.parametrize("who", [ANONYMOUS, WITHOUT, WITH])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_permission(case, who, demo, db, client):
-    from rest_framework.test import APIClient
-
-    from tarifa.identity import services
-
+def test_permission(case, who, demo, db, client, make_user, api):
     url = case.url(object_for(case))
-    user = user_for(who, case.permission)
+    user = user_for(who, case.permission, make_user)
     if case.api:
-        http = APIClient()
-        if user is not None:
-            _token, secret = services.issue_token(actor=user, user=user, name="suite")
-            http.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        http = api(user)
     else:
         http = client
         if user is not None:
