@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "tarifa.branches",
     "tarifa.crm",
     "tarifa.ledger",
+    "tarifa.catalog",
     "tarifa.payments",
     "tarifa.web",
 ]
