@@ -60,3 +60,50 @@ def staff_client(client):
         return client
 
     return make
+
+
+# --- Browser tests (Playwright + Debian's Chromium); helpers in tarifa.testing.browser ---------
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session. Missing Chromium: skip locally, fail in CI (CI=true)."""
+    from tarifa.testing import browser as b
+
+    reason = b.missing_browser()
+    if reason:
+        if b.in_ci():
+            pytest.fail(f"Browser tests cannot run in CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread from here on; Django
+    # refuses ORM calls from a thread with a running loop unless told it is safe (it is: the
+    # test code is synchronous, and the live server answers from its own thread).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = b.launch(playwright)
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db):
+    """A fresh browser page (own cookies) whose relative URLs resolve against live_server."""
+    from tarifa.testing import browser as b
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # see `browser`; also when a test replaced os.environ
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(b.DEFAULT_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
