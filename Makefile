@@ -13,6 +13,8 @@ CHROMIUM := /usr/bin/chromium
 # pytest-xdist processes for the main suite; browser tests run in their own, serial invocation.
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+# pyflakes and pycodestyle errors: what ruff used to check by default (newer ruff enables far more).
+RUFF_RULES ?= E4,E7,E9,F
 HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
 
 .PHONY: help run test test-fast browser-deps bench lint clean-db
@@ -72,7 +74,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(BENCH)
 
 lint: $(VENV)/.installed-test
-	@if [ -x $(BIN)/ruff ]; then $(BIN)/ruff check src tests bench; else echo "ruff is not installed; skipping it"; fi
+	@if [ -x $(BIN)/ruff ]; then $(BIN)/ruff check --no-cache --select $(RUFF_RULES) src tests bench; else echo "ruff is not installed; skipping it"; fi
 	$(BIN)/lint-imports
 
 # Stops the embedded server if it still runs (no `make run` may be using it), then deletes its data.

@@ -62,7 +62,7 @@ def git_commit() -> str:
 
 
 def run_one(name: str) -> dict:
-    record = {"bench": name, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    record = {"bench": name, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "commit": git_commit(), "python": platform.python_version(), "machine": platform.machine(),
               "cpus": os.cpu_count()}
     started = time.perf_counter()

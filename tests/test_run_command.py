@@ -77,7 +77,7 @@ class Running:
         return "\n".join(self.lines)
 
     def child_pids(self) -> dict:
-        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(serve|worker): pid (\d+)$", self.output, re.M)}
+        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(serve|worker): pid (\d+)$", self.output, re.MULTILINE)}
 
     def wait_for(self, text, timeout):
         deadline = time.monotonic() + timeout
