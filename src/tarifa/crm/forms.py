@@ -59,10 +59,19 @@ class CustomerForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        for name in ("language", "preferred_channel"):  # CSV imports may leave them out
+            self.fields[name].required = False
+        if not self.instance._state.adding:
             # The kind is fixed once registered; first contacts are added on the customer page.
             self.fields["kind"].disabled = True
             del self.fields["email"], self.fields["phone"]
+
+
+    def clean_language(self):
+        return self.cleaned_data["language"] or Customer._meta.get_field("language").get_default()
+
+    def clean_preferred_channel(self):
+        return self.cleaned_data["preferred_channel"] or Customer._meta.get_field("preferred_channel").get_default()
 
 
 class ContactForm(forms.ModelForm):
@@ -112,7 +121,7 @@ class ContractForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["date"].required = False
         self.fields["date"].help_text = _("Empty: today.")
-        if self.instance.pk:
+        if not self.instance._state.adding:
             self.fields["customer"].disabled = True
 
 
@@ -137,5 +146,5 @@ class TaxSchemeForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if not self.instance._state.adding:
             self.fields["code"].disabled = True
