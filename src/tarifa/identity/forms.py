@@ -27,7 +27,7 @@ class RoleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["permissions"].queryset = tarifa_permissions()
-        if self.instance.pk:
+        if not self.instance._state.adding:  # not `.pk`: the UUID default sets it before saving
             self.initial["permissions"] = list(self.instance.permissions.values_list("pk", flat=True))
 
 
@@ -43,7 +43,7 @@ class UserForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if not self.instance._state.adding:  # not `.pk`: the UUID default sets it before saving
             del self.fields["password"]
             self.fields["username"].disabled = True
             self.initial["roles"] = list(self.instance.roles.values_list("pk", flat=True))

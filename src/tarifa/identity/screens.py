@@ -36,6 +36,7 @@ def _issue(user, *, actor, request, name="", expires_at=None):
 register(ModelScreens(
     model=User, area="Administration", columns=["username", "first_name", "last_name", "email", "is_active", "last_login"],
     form_class=UserForm, create=_create_user, update=_update_user,
+    import_fields=["username", "first_name", "last_name", "email"],
     filterset_fields=["is_active"], search_fields=["username", "first_name", "last_name", "email"],
     ordering=["username"],
     detail_fields=["username", "first_name", "last_name", "email", "is_active", "is_superuser", "date_joined", "last_login", "branch"],
@@ -61,7 +62,7 @@ register(ModelScreens(
 register(ModelScreens(
     model=Role, area="Administration", columns=["name"], form_class=RoleForm,
     create=_create_role, update=_update_role, search_fields=["name"], ordering=["name"],
-    detail_fields=["name"], detail_template="identity/role_detail.html",
+    detail_fields=["name", "description"], detail_template="identity/role_detail.html",
     detail_context=lambda request, role: {
         "permissions": role.permissions.select_related("content_type").order_by("content_type__app_label", "codename"),
         "members": role.users.order_by("username")},

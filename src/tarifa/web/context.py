@@ -1,4 +1,5 @@
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import capfirst
 
 from . import registry
 
@@ -11,7 +12,7 @@ def navigation(request):
     areas: dict[str, list] = {}
     for s in registry.all_screens():
         if s.menu and user.has_perm(s.perm("view")):
-            areas.setdefault(s.area, []).append((str(s.menu_label or s.verbose_name_plural).capitalize(), s.url("list")))
+            areas.setdefault(s.area, []).append((capfirst(str(s.menu_label or s.verbose_name_plural)), s.url("list")))
     for page in registry.all_pages():
         if page.menu and (page.permission is None or user.has_perm(page.permission)):
             try:

@@ -19,7 +19,7 @@ urlpatterns = [
     path("jobs/", JobListView.as_view(), name="jobs"),
 ]
 
-registry.register_page(registry.Page("web:dashboard", "Dashboard", "", "identity.view_dashboard", menu=False))
+registry.register_page(registry.Page("web:dashboard", "Dashboard", "", None, menu=False))
 registry.register_page(registry.Page("web:jobs", "Jobs", "Administration", "identity.view_jobs"))
 
 

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -103,7 +104,7 @@ class ObjectListView(ScreenView):
             for f in s.search_fields:
                 cond |= Q(**{f"{f}__icontains": query})
             qs = qs.filter(cond)
-        if request.GET.get("archived") != "1" and hasattr(s.model, "archived_at") and "archived" not in request.GET:
+        if request.GET.get("archived") != "1" and hasattr(s.model, "archived_at"):
             qs = qs.filter(archived_at__isnull=True)
         sort = request.GET.get("sort", "")
         if sort.lstrip("-") in s.columns:
@@ -137,7 +138,7 @@ class ObjectListView(ScreenView):
         def rows():
             buffer = io.StringIO()
             writer = csv.writer(buffer)
-            writer.writerow(["id"] + [label for _, label in columns])
+            writer.writerow(["id"] + [capfirst(label) for _, label in columns])
             for obj in qs.iterator(chunk_size=2000):
                 writer.writerow([obj.pk] + [cell_value(obj, c) for c, _ in columns])
                 yield buffer.getvalue()
@@ -187,6 +188,9 @@ class ObjectEditView(ScreenView):
 
     def get(self, request, pk=None):
         obj = self.get_object(pk) if pk else None
+        if obj is not None and getattr(obj, "archived_at", None) is not None:
+            messages.error(request, _("Archived records cannot be changed."))
+            return redirect(self.screens.url("detail", obj))
         initial_form = self.form_for(request, obj)
         if obj is None:
             initial_form.initial.update({k: v for k, v in request.GET.items() if k in initial_form.fields})
@@ -251,9 +255,18 @@ class ObjectActionView(ScreenView):
     def render_action(self, request, obj, action, form):
         return render(request, "web/object_action.html", self.base_context(object=obj, action=action, form=form))
 
+    def unavailable(self, request, obj, act):
+        """The button is hidden when `available(obj)` is false; a direct URL is refused too."""
+        if act.available is None or act.available(obj):
+            return None
+        messages.error(request, _("%(action)s is not possible for %(obj)s now.") % {"action": act.label, "obj": obj})
+        return redirect(self.screens.url("detail", obj))
+
     def get(self, request, pk, action):
         obj = self.get_object(pk)
         act = self.get_action()
+        if refused := self.unavailable(request, obj, act):
+            return refused
         form = act.form_class() if act.form_class else None
         if form is not None and hasattr(form, "set_object"):
             form.set_object(obj, request)
@@ -262,6 +275,8 @@ class ObjectActionView(ScreenView):
     def post(self, request, pk, action):
         obj = self.get_object(pk)
         act = self.get_action()
+        if refused := self.unavailable(request, obj, act):
+            return refused
         form = act.form_class(request.POST, request.FILES) if act.form_class else None
         if form is not None and hasattr(form, "set_object"):
             form.set_object(obj, request)
@@ -355,12 +370,16 @@ def parse_import(upload, allowed_fields):
 
 
 class DashboardView(PermissionRequiredView):
-    permission = "identity.view_dashboard"
+    """The landing page after login, so open to every logged-in user (a user without
+    identity.view_dashboard would otherwise land on a 403); its figures need that permission."""
+
+    permission = None
 
     def get(self, request):
         from .dashboard import widgets
 
-        return render(request, "web/dashboard.html", {"widgets": widgets(request)})
+        shown = widgets(request) if request.user.has_perm("identity.view_dashboard") else []
+        return render(request, "web/dashboard.html", {"widgets": shown})
 
 
 def healthz(request):

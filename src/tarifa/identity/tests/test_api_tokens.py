@@ -17,6 +17,13 @@ OWN_TOKENS_URL = "/api/v1/auth/tokens/"
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def admin_user(make_user):
+    """A superuser without a password: nobody logs in with one here, and each Argon2 hash
+    costs up to a second on a busy machine."""
+    return make_user(username="admin", superuser=True, password=None)
+
+
 def obtain(username, password=PASSWORD, **extra):
     return APIClient().post(TOKEN_URL, {"username": username, "password": password, **extra}, format="json")
 

@@ -10,6 +10,13 @@ pytestmark = pytest.mark.django_db
 PERMS = ["identity.view_user", "identity.view_role", "audit.view_auditevent"]
 
 
+@pytest.fixture
+def admin_user(make_user):
+    """A superuser without a password: nobody logs in with one here, and each Argon2 hash
+    costs up to a second on a busy machine."""
+    return make_user(username="admin", superuser=True, password=None)
+
+
 def test_a_role_made_through_the_api_gives_its_users_exactly_its_permissions(admin_user, api):
     client = api(admin_user)
 

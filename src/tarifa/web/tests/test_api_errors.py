@@ -10,6 +10,13 @@ from rest_framework.test import APIClient
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def admin_user(make_user):
+    """A superuser without a password: nobody logs in with one here, and each Argon2 hash
+    costs up to a second on a busy machine."""
+    return make_user(username="admin", superuser=True, password=None)
+
+
 def assert_error(response, status, code=None):
     assert response.status_code == status, (response.status_code, response.content[:500])
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
