@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "tarifa.crm",
     "tarifa.ledger",
     "tarifa.catalog",
+    "tarifa.subscriptions",
     "tarifa.payments",
     "tarifa.web",
 ]

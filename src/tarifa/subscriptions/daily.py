@@ -1,0 +1,76 @@
+"""The daily run: scheduled changes, recurring fees for every day due, then thresholds.
+
+`run(as_of=DAY)` is what `tarifa billing charge --as-of DAY` and the daily job call. It
+charges every day from the day after the last finished run up to `as_of` (a missed day
+is caught up), in batches of billing accounts, each batch one transaction that charges
+(set-based, through the ledger's bulk path, which locks the batch's accounts) and then
+suspends/resumes/warns those accounts. Running a day twice charges nothing twice.
+"""
+
+import datetime as dt
+import time
+
+from django.db import connection, transaction
+
+from tarifa.kernel.clock import now
+
+from . import charging, services, thresholds
+from .models import ChargeRun
+
+MAX_CATCH_UP_DAYS = 366
+BATCH_ACCOUNTS = 100_000
+
+
+def first_day_to_charge(as_of: dt.date) -> dt.date:
+    last = ChargeRun.objects.filter(finished_at__isnull=False, as_of__lte=as_of).order_by("-as_of").first()
+    if last is not None:
+        first = last.as_of + dt.timedelta(days=1)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT min(activated_on) FROM subscriptions_subscription WHERE status <> 'pending'"
+                           " AND activated_on IS NOT NULL")
+            first = cursor.fetchone()[0] or as_of
+    first = min(first, as_of)  # a re-run of a day already run
+    return max(first, as_of - dt.timedelta(days=MAX_CATCH_UP_DAYS))
+
+
+def account_batches(first: dt.date, size: int):
+    """(lowest, highest) billing account ids of batches of `size` accounts with chargeable subscriptions."""
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT min(id::text)::uuid, max(id::text)::uuid FROM (
+              SELECT id, (row_number() OVER (ORDER BY id) - 1) / %(size)s AS batch FROM (
+                SELECT DISTINCT billing_account_id AS id FROM subscriptions_subscription
+                WHERE status <> 'pending' AND (terminated_on IS NULL OR terminated_on >= %(first)s)) a) b
+            GROUP BY batch ORDER BY batch""", {"size": size, "first": first})
+        return cursor.fetchall()
+
+
+def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS, log=None) -> dict:
+    """Charge every fee due up to `as_of`; returns what was done (also kept as a ChargeRun)."""
+    started = time.monotonic()
+    services.apply_due_tariff_changes(as_of=as_of, actor=actor)
+    services.end_voluntary_suspensions(as_of=as_of, actor=actor)
+    services.expire_promised_payments(actor=actor)
+    first = first_day_to_charge(as_of)
+    record = ChargeRun.objects.create(as_of=as_of, first_day=first, actor=str(actor)[:150])
+    revenue = charging.revenue_accounts()
+    totals = {"staged": 0, "inserted": 0, "suspended": 0, "resumed": 0, "warned": 0}
+    for lo, hi in account_batches(first, batch_accounts):
+        with transaction.atomic():
+            result = charging.post_charges(first=first, last=as_of, actor=actor, revenue=revenue,
+                                           scope="s.billing_account_id BETWEEN %(lo)s AND %(hi)s",
+                                           params={"lo": lo, "hi": hi})
+            changed = thresholds.evaluate(scope="ba.id BETWEEN %(lo)s AND %(hi)s", params={"lo": lo, "hi": hi},
+                                          actor=actor, as_of=as_of)
+        totals["staged"] += result.staged
+        totals["inserted"] += result.inserted
+        for k in ("suspended", "resumed", "warned"):
+            totals[k] += changed[k]
+        if log:
+            log(f"accounts {lo}…{hi}: {result.inserted} charges, {changed}")
+    ChargeRun.objects.filter(pk=record.pk).update(finished_at=now(), staged=totals["staged"],
+                                                  inserted=totals["inserted"], suspended=totals["suspended"],
+                                                  resumed=totals["resumed"])
+    return {"as_of": str(as_of), "first_day": str(first), **totals,
+            "seconds": round(time.monotonic() - started, 3)}

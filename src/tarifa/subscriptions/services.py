@@ -1,0 +1,504 @@
+"""Subscriptions: the only write path for their life cycle.
+
+Every function: keyword arguments, an `actor`, one transaction, an audit record and a
+status change row for every transition, a typed `DomainError` on bad input (nothing
+written). Money moves only through the ledger's services: one-time fees with
+`post_transfer` (key `fee:<subscription>:<kind>:<event>`), recurring fees through the
+set-based charge (`charging.post_charges`). Account-level work takes the account lock
+(rule 7) through the ledger.
+
+Events: `subscription.activated`, `subscription.suspended`, `subscription.resumed`,
+`subscription.terminated`, `subscription.tariff_changed`, `subscription.sim_replaced`,
+`subscription.number_changed`, `subscription.fee_charged` (one-time fees).
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from tarifa.audit import services as recorded
+from tarifa.catalog import selectors as catalog
+from tarifa.catalog.services import resolve_parameters
+from tarifa.kernel import events
+from tarifa.kernel.clock import now, today
+from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
+from tarifa.kernel.numbering import next_number
+from tarifa.ledger import services as ledger
+
+from . import charging, thresholds
+from .models import (IDENTIFIERS, PromisedPayment, StatusChange, Subscription, SubscriptionItem, Suspension,
+                     TariffPeriod)
+
+Status = Subscription.Status
+Cause = Suspension.Cause
+
+
+def _label(actor) -> str:
+    return recorded.actor_label(actor)[:150]
+
+
+def _lock(sub: Subscription) -> Subscription:
+    """The account lock first (rule 7), then the subscription row."""
+    ledger.lock_accounts(sub.billing_account)
+    return Subscription.objects.select_for_update().select_related("tariff", "service__service_type",
+                                                                   "billing_account").get(pk=sub.pk)
+
+
+def _event(name, sub, **payload):
+    events.emit(name, obj=sub, payload={"subscription": str(sub.pk), "number": sub.number,
+                                        "billing_account": str(sub.billing_account_id), **payload})
+
+
+def _transition(sub, *, actor, to, cause="", reason=""):
+    frm = sub.status
+    StatusChange.objects.create(subscription=sub, from_status=frm, to_status=to, cause=cause, actor=_label(actor),
+                                reason=str(reason or ""), at=now())
+    sub.status = to
+    sub.updated_at = now()
+    sub.save(update_fields=["status", "updated_at", "activated_on", "terminated_on"])
+    recorded.record(sub, actor=actor, action=to if to != Status.ACTIVE or frm == Status.PENDING else "resume",
+                    changes={"status": [frm, to]}, message=str(reason or "") + (f" ({cause})" if cause else ""))
+
+
+def _check_identifiers(service, values: dict, *, exclude_pk=None) -> dict:
+    allowed = service.service_type.identifier_kinds
+    clean = {}
+    for name in IDENTIFIERS:
+        value = str(values.get(name) or "").strip()
+        if not value:
+            continue
+        if allowed and name not in allowed:
+            raise ValidationFailed(f"A {service.service_type} subscription has no {name}.", code="identifier_not_used",
+                                   fields={name: [f"Not used by {service.service_type}."]})
+        clash = Subscription.objects.exclude(status=Status.TERMINATED).filter(**{name: value})
+        if exclude_pk:
+            clash = clash.exclude(pk=exclude_pk)
+        other = clash.first()
+        if other is not None:
+            raise Conflict(f"{name} {value!r} is already used by live subscription {other.number}.",
+                           code="identifier_in_use", fields={name: [f"Used by {other.number}."]})
+        clean[name] = value
+    return clean
+
+
+def _save_identifiers(sub, changes: dict):
+    """Write identifier changes; the partial unique indexes catch a concurrent duplicate."""
+    try:
+        with transaction.atomic():
+            return recorded.update(sub, actor=changes.pop("_actor"), action=changes.pop("_action", "update"),
+                                   **changes)
+    except IntegrityError:
+        raise Conflict("An identifier is already used by another live subscription.",
+                       code="identifier_in_use") from None
+
+
+def _one_time_fee(sub, *, actor, kind, event, day=None):
+    """Charge the tariff's one-time fee `kind` (if priced) once per `event`."""
+    day = day or today()
+    amount = catalog.one_time_fee(sub.tariff, kind, day)
+    if not amount:
+        return None
+    revenue = ledger.system_account(f"revenue:{sub.service.service_type.code}", sub.tariff.currency)
+    transfer = ledger.post_transfer(
+        actor=actor, debit=sub.billing_account, credit=revenue, amount=amount, currency=sub.tariff.currency,
+        kind="charge", idempotency_key=f"fee:{sub.pk}:{kind}:{event}", reference=sub, enforce_limit=False,
+        tags={"subscription": str(sub.pk), "service": sub.service.code, "tariff": sub.tariff.code, "fee": kind,
+              "period": str(day)}, memo=f"{kind.replace('_', ' ')} {sub.number}")
+    if not transfer.replayed:
+        _event("subscription.fee_charged", sub, fee=kind, amount=str(amount), currency=sub.tariff.currency)
+    return transfer
+
+
+def _charge_days(sub, *, actor, first, last):
+    if last < first:
+        return None
+    return charging.post_charges(first=first, last=last, actor=actor, scope="s.id = %(sub)s",
+                                 params={"sub": sub.pk})
+
+
+def _account_open(account):
+    if not account.is_active or account.archived_at is not None:
+        raise DomainError(f"Account {account} is closed.", code="account_closed", status=409,
+                          fields={"billing_account": ["The account is closed."]})
+
+
+# Creation and activation ----------------------------------------------------------------
+
+@transaction.atomic
+def create_subscription(*, actor, billing_account, tariff, parameters=None, note="", activate=False,
+                        **identifiers) -> Subscription:
+    """A pending subscription of `tariff`'s service for `billing_account`, with identifiers
+    unique among live subscriptions (`identifier_in_use`, 409). `activate=True` activates it
+    in the same transaction."""
+    unknown = set(identifiers) - set(IDENTIFIERS)
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_field")
+    _account_open(billing_account)
+    if tariff.archived_at is not None:
+        raise DomainError("The tariff is archived.", code="tariff_archived", fields={"tariff": ["Archived."]})
+    if tariff.currency != billing_account.currency:
+        raise ValidationFailed(f"The tariff is in {tariff.currency}, the account in {billing_account.currency}.",
+                               code="currency_mismatch", fields={"tariff": ["Another currency than the account's."]})
+    service = tariff.service
+    params = resolve_parameters(tariff, parameters)
+    idents = _check_identifiers(service, identifiers)
+    sub = Subscription(number=next_number("S"), billing_account=billing_account, service=service, tariff=tariff,
+                       parameters=params, note=note, **idents)
+    recorded.validate(sub)
+    try:
+        with transaction.atomic():
+            sub.save(force_insert=True)
+    except IntegrityError:
+        raise Conflict("An identifier is already used by another live subscription.", code="identifier_in_use") from None
+    StatusChange.objects.create(subscription=sub, from_status="", to_status=Status.PENDING, actor=_label(actor),
+                                reason="created", at=now())
+    recorded.record(sub, actor=actor, action="create", changes=recorded.diff({}, recorded.snapshot(sub)))
+    if activate:
+        sub = activate_subscription(sub, actor=actor)
+    return sub
+
+
+@transaction.atomic
+def activate_subscription(sub, *, actor, reason="") -> Subscription:
+    """pending → active from today: the tariff period starts, the activation fee and today's
+    recurring fees are charged, the account's thresholds are evaluated. Takes the account lock."""
+    sub = _lock(sub)
+    if sub.status != Status.PENDING:
+        raise DomainError(f"Subscription {sub.number} is {sub.status}, not pending.", code="not_pending", status=409)
+    _account_open(sub.billing_account)
+    day = today()
+    if sub.tariff.version_on(day) is None:
+        raise DomainError(f"Tariff {sub.tariff.code} has no price in force on {day}.", code="tariff_not_priced",
+                          fields={"tariff": ["No price version in force."]})
+    sub.activated_on = day
+    TariffPeriod.objects.create(subscription=sub, tariff=sub.tariff, valid_from=day)
+    _transition(sub, actor=actor, to=Status.ACTIVE, reason=reason or "activated")
+    _one_time_fee(sub, actor=actor, kind="activation", event="once", day=day)
+    _charge_days(sub, actor=actor, first=day, last=day)
+    _event("subscription.activated", sub, tariff=sub.tariff.code)
+    thresholds.evaluate(scope="ba.id = %(account)s", params={"account": sub.billing_account_id}, actor=actor)
+    sub.refresh_from_db()
+    return sub
+
+
+@transaction.atomic
+def update_subscription(sub, *, actor, note=None, parameters=None) -> Subscription:
+    """Change the note or the parameters the tariff leaves open."""
+    changes = {}
+    if note is not None:
+        changes["note"] = note
+    if parameters is not None:
+        changes["parameters"] = resolve_parameters(sub.tariff, parameters)
+    return recorded.update(sub, actor=actor, **changes) if changes else sub
+
+
+# Suspension and resumption ---------------------------------------------------------------
+
+@transaction.atomic
+def suspend(sub, *, actor, cause, reason="", planned_end=None) -> Subscription:
+    """Open the blocking cause `cause`; an active subscription becomes suspended.
+
+    Customer requests must be allowed by the tariff, within its max days, and pay the
+    voluntary-suspension fee when it has one. Suspending for a cause already open is a
+    conflict (`already_suspended`). Emits `subscription.suspended` on the transition.
+    """
+    if cause not in Cause.values:
+        raise ValidationFailed(f"Unknown cause {cause!r}.", code="invalid_cause", fields={"cause": ["Unknown."]})
+    sub = _lock(sub)
+    if sub.status not in (Status.ACTIVE, Status.SUSPENDED):
+        raise DomainError(f"Subscription {sub.number} is {sub.status}.", code="not_active", status=409)
+    if sub.suspensions.filter(cause=cause, ended_at__isnull=True).exists():
+        raise Conflict(f"Subscription {sub.number} is already suspended for {cause}.", code="already_suspended")
+    day = today()
+    if cause == Cause.CUSTOMER_REQUEST:
+        if not sub.tariff.voluntary_suspension:
+            raise DomainError("The tariff does not allow voluntary suspension.", code="voluntary_suspension_not_allowed")
+        if planned_end is not None:
+            if planned_end <= day:
+                raise ValidationFailed("The planned end is after today.", code="invalid_dates",
+                                       fields={"planned_end": ["After today."]})
+            if (planned_end - day).days > sub.tariff.voluntary_suspension_max_days:
+                raise ValidationFailed(f"At most {sub.tariff.voluntary_suspension_max_days} days.",
+                                       code="suspension_too_long", fields={"planned_end": ["Too long."]})
+    suspension = Suspension.objects.create(subscription=sub, cause=cause, started_at=now(), started_on=day,
+                                           planned_end=planned_end, reason=str(reason or ""), actor=_label(actor))
+    if cause == Cause.CUSTOMER_REQUEST:
+        _one_time_fee(sub, actor=actor, kind="voluntary_suspension", event=suspension.pk, day=day)
+    if sub.status == Status.ACTIVE:
+        _transition(sub, actor=actor, to=Status.SUSPENDED, cause=cause, reason=reason)
+        _event("subscription.suspended", sub, cause=cause)
+    else:
+        recorded.record(sub, actor=actor, action="suspend_cause", changes={"cause": [None, cause]}, message=reason)
+    return sub
+
+
+@transaction.atomic
+def resume(sub, *, actor, cause, reason="") -> Subscription:
+    """Clear the cause `cause`; with no cause left open the subscription is active again,
+    today's fees are charged and `subscription.resumed` is emitted. A balance cause is
+    cleared only when the funds allow it (`insufficient_funds` otherwise)."""
+    sub = _lock(sub)
+    open_ = sub.suspensions.filter(cause=cause, ended_at__isnull=True).first()
+    if open_ is None:
+        raise DomainError(f"Subscription {sub.number} is not suspended for {cause}.", code="not_suspended", status=409)
+    if cause == Cause.BALANCE:
+        funds = thresholds.funds_of(sub.billing_account)["funds"]
+        level = sub.tariff.resume_at if sub.billing_account.payment_mode == "prepaid" else Decimal(0)
+        if funds < level:
+            raise DomainError(f"Funds {funds.normalize():f} are below the resume level {level.normalize():f}.",
+                              code="insufficient_funds", status=409)
+    day = today()
+    open_.ended_at, open_.ended_on, open_.ended_by = now(), day, _label(actor)
+    open_.save(update_fields=["ended_at", "ended_on", "ended_by"])
+    if not sub.suspensions.filter(ended_at__isnull=True).exists() and sub.status == Status.SUSPENDED:
+        _transition(sub, actor=actor, to=Status.ACTIVE, cause=cause, reason=reason or "resumed")
+        if cause == Cause.DUNNING:
+            _one_time_fee(sub, actor=actor, kind="reconnection", event=open_.pk, day=day)
+        _charge_days(sub, actor=actor, first=day, last=day)
+        _event("subscription.resumed", sub, cause=cause)
+        thresholds.evaluate(scope="ba.id = %(account)s", params={"account": sub.billing_account_id}, actor=actor)
+    else:
+        recorded.record(sub, actor=actor, action="clear_cause", changes={"cause": [cause, None]}, message=reason)
+    sub.refresh_from_db()
+    return sub
+
+
+def end_voluntary_suspensions(*, as_of: dt.date, actor="system") -> int:
+    """Resume customer-requested suspensions whose planned end has come."""
+    n = 0
+    for susp in Suspension.objects.filter(cause=Cause.CUSTOMER_REQUEST, ended_at__isnull=True,
+                                          planned_end__lte=as_of).select_related("subscription"):
+        resume(susp.subscription, actor=actor, cause=Cause.CUSTOMER_REQUEST, reason="planned end")
+        n += 1
+    return n
+
+
+# Tariff change, SIM, number, channels --------------------------------------------------------
+
+@transaction.atomic
+def change_tariff(sub, *, actor, tariff, effective=None, parameters=None, reason="") -> Subscription:
+    """Move to `tariff` (same service, same currency) from `effective` (today or later).
+
+    Fees follow the tariff period in force each day, so the change is prorated by day.
+    A day already charged under the old tariff is not charged again. A future change
+    replaces any other future change. The new tariff's tariff-change fee is charged now.
+    Errors: tariff_other_service, currency_mismatch, backdated_change, not_active.
+    """
+    sub = _lock(sub)
+    day = today()
+    effective = effective or day
+    if sub.status not in (Status.ACTIVE, Status.SUSPENDED):
+        raise DomainError(f"Subscription {sub.number} is {sub.status}.", code="not_active", status=409)
+    if tariff.service_id != sub.service_id:
+        raise ValidationFailed(f"Tariff {tariff.code} is for {tariff.service}, not {sub.service}.",
+                               code="tariff_other_service", fields={"tariff": ["A tariff of another service."]})
+    if tariff.currency != sub.billing_account.currency:
+        raise ValidationFailed("The tariff is in another currency than the account.", code="currency_mismatch",
+                               fields={"tariff": ["Another currency."]})
+    if tariff.archived_at is not None:
+        raise DomainError("The tariff is archived.", code="tariff_archived", fields={"tariff": ["Archived."]})
+    if effective < day:
+        raise ValidationFailed("A tariff change takes effect today or later.", code="backdated_change",
+                               fields={"effective": [f"{day} or later."]})
+    if tariff.version_on(effective) is None:
+        raise DomainError(f"Tariff {tariff.code} has no price in force on {effective}.", code="tariff_not_priced")
+    if tariff.pk == sub.tariff_id and not sub.tariff_periods.filter(valid_from__gt=day).exists():
+        raise DomainError("The subscription already has this tariff.", code="tariff_unchanged", status=409)
+    params = resolve_parameters(tariff, parameters if parameters is not None else
+                                {k: v for k, v in sub.parameters.items()
+                                 if tariff.parameters.filter(code=k, value="").exists()})
+    # Drop future changes; cut the period in force at `effective`.
+    sub.tariff_periods.filter(valid_from__gt=day).delete()
+    current = sub.tariff_periods.filter(valid_from__lte=effective).order_by("-valid_from").first()
+    if current.valid_from == effective:
+        current.tariff = tariff
+        current.valid_until = None
+        current.save(update_fields=["tariff", "valid_until"])
+    else:
+        current.valid_until = effective
+        current.save(update_fields=["valid_until"])
+        TariffPeriod.objects.create(subscription=sub, tariff=tariff, valid_from=effective)
+    old = sub.tariff
+    if effective == day:
+        recorded.update(sub, actor=actor, action="change_tariff", message=reason, tariff=tariff, parameters=params)
+        sub.tariff = tariff
+        _charge_days(sub, actor=actor, first=day, last=day)
+    else:
+        recorded.record(sub, actor=actor, action="schedule_tariff_change",
+                        changes={"tariff": [old.code, tariff.code], "effective": [None, str(effective)]},
+                        message=reason)
+    fee_sub = Subscription(pk=sub.pk, billing_account=sub.billing_account, service=sub.service, tariff=tariff,
+                           number=sub.number)
+    _one_time_fee(fee_sub, actor=actor, kind="tariff_change", event=f"{effective}-{tariff.code}", day=day)
+    _event("subscription.tariff_changed", sub, old_tariff=old.code, tariff=tariff.code, effective=str(effective))
+    thresholds.evaluate(scope="ba.id = %(account)s", params={"account": sub.billing_account_id}, actor=actor)
+    sub.refresh_from_db()
+    return sub
+
+
+def apply_due_tariff_changes(*, as_of: dt.date, actor="system") -> int:
+    """Make the tariff period in force on `as_of` the subscription's current tariff."""
+    n = 0
+    due = (TariffPeriod.objects.filter(valid_from__lte=as_of, valid_until__isnull=True)
+           .exclude(subscription__tariff_id=F("tariff_id"))
+           .exclude(subscription__status=Status.TERMINATED).select_related("subscription", "tariff"))
+    for period in due:
+        recorded.update(period.subscription, actor=actor, action="change_tariff", tariff=period.tariff,
+                        message=f"scheduled change effective {period.valid_from}")
+        n += 1
+    return n
+
+
+@transaction.atomic
+def replace_sim(sub, *, actor, iccid, imsi="", reason="") -> Subscription:
+    """A new SIM card (ICCID, IMSI) for a live subscription; the SIM replacement fee is charged."""
+    sub = _lock(sub)
+    if sub.status == Status.TERMINATED:
+        raise DomainError("The subscription is terminated.", code="terminated", status=409)
+    if not iccid:
+        raise ValidationFailed("The new ICCID is required.", code="required", fields={"iccid": ["Required."]})
+    if iccid == sub.iccid:
+        raise DomainError("That SIM is already the subscription's.", code="sim_unchanged", status=409)
+    values = {"iccid": iccid, **({"imsi": imsi} if imsi else {})}
+    _check_identifiers(sub.service, values, exclude_pk=sub.pk)
+    old = sub.iccid
+    sub = _save_identifiers(sub, {"_actor": actor, "_action": "replace_sim", **values, "imsi": imsi or sub.imsi})
+    sub = Subscription.objects.select_related("tariff", "service__service_type", "billing_account").get(pk=sub.pk)
+    _one_time_fee(sub, actor=actor, kind="sim_replacement", event=f"{old}-{iccid}")
+    _event("subscription.sim_replaced", sub, old_iccid=old, iccid=iccid)
+    return sub
+
+
+@transaction.atomic
+def change_number(sub, *, actor, phone_number, reason="") -> Subscription:
+    """A new phone number for a live subscription; the number-change fee is charged."""
+    sub = _lock(sub)
+    if sub.status == Status.TERMINATED:
+        raise DomainError("The subscription is terminated.", code="terminated", status=409)
+    if not phone_number or phone_number == sub.phone_number:
+        raise ValidationFailed("Give a new number.", code="number_unchanged", fields={"phone_number": ["A new number."]})
+    _check_identifiers(sub.service, {"phone_number": phone_number}, exclude_pk=sub.pk)
+    old = sub.phone_number
+    sub = _save_identifiers(sub, {"_actor": actor, "_action": "change_number", "phone_number": phone_number})
+    sub = Subscription.objects.select_related("tariff", "service__service_type", "billing_account").get(pk=sub.pk)
+    _one_time_fee(sub, actor=actor, kind="number_change", event=f"{old}-{phone_number}")
+    _event("subscription.number_changed", sub, old_number=old, phone_number=phone_number)
+    return sub
+
+
+@transaction.atomic
+def add_item(sub, *, actor, channel=None, package=None) -> SubscriptionItem:
+    """Pick a TV channel or package priced by the tariff; charged per item from today."""
+    if (channel is None) == (package is None):
+        raise ValidationFailed("Give a channel or a package.", code="invalid_item", fields={"channel": ["One of them."]})
+    sub = _lock(sub)
+    if sub.status == Status.TERMINATED:
+        raise DomainError("The subscription is terminated.", code="terminated", status=409)
+    day = today()
+    version = sub.tariff.version_on(day)
+    priced = version and version.channel_prices.filter(channel=channel, package=package).exists()
+    if not priced:
+        raise ValidationFailed(f"Tariff {sub.tariff.code} does not sell {channel or package}.", code="item_not_priced",
+                               fields={"channel" if channel else "package": ["Not sold under this tariff."]})
+    if sub.items.filter(channel=channel, package=package, removed_on__isnull=True).exists():
+        raise Conflict("Already picked.", code="item_exists")
+    item = recorded.create(SubscriptionItem, actor=actor, subscription=sub, channel=channel, package=package,
+                           added_on=day)
+    if sub.status != Status.PENDING:
+        _charge_days(sub, actor=actor, first=day, last=day)
+    return item
+
+
+@transaction.atomic
+def remove_item(item, *, actor, reason="") -> SubscriptionItem:
+    """Stop a channel or package from tomorrow (today stays charged)."""
+    if item.removed_on is not None:
+        raise DomainError("Already removed.", code="item_removed", status=409)
+    return recorded.update(item, actor=actor, action="remove", message=reason,
+                           removed_on=today() + dt.timedelta(days=1))
+
+
+# Termination ------------------------------------------------------------------------------------
+
+@transaction.atomic
+def terminate(sub, *, actor, reason="") -> Subscription:
+    """End the service today with final charges: every day up to today not yet charged,
+    and the termination fee. Identifiers become free for other subscriptions. Open
+    suspensions are closed. Emits `subscription.terminated`."""
+    sub = _lock(sub)
+    if sub.status == Status.TERMINATED:
+        raise DomainError("Already terminated.", code="terminated", status=409)
+    day = today()
+    if sub.status == Status.PENDING:
+        sub.terminated_on = None
+        _transition(sub, actor=actor, to=Status.TERMINATED, reason=reason or "cancelled before activation")
+        return sub
+    last_run = charging_last_day()
+    first = max(sub.activated_on, (last_run + dt.timedelta(days=1)) if last_run else sub.activated_on)
+    sub.terminated_on = day
+    _charge_days(sub, actor=actor, first=min(first, day), last=day)
+    Suspension.objects.filter(subscription=sub, ended_at__isnull=True).update(
+        ended_at=now(), ended_on=day, ended_by=_label(actor))
+    sub.tariff_periods.filter(valid_from__gt=day).delete()
+    sub.items.filter(removed_on__isnull=True).update(removed_on=day + dt.timedelta(days=1))
+    _transition(sub, actor=actor, to=Status.TERMINATED, reason=reason or "terminated")
+    _one_time_fee(sub, actor=actor, kind="termination", event="once", day=day)
+    _event("subscription.terminated", sub, reason=reason)
+    return sub
+
+
+def charging_last_day():
+    from .models import ChargeRun
+
+    run = ChargeRun.objects.filter(finished_at__isnull=False).order_by("-as_of").first()
+    return run.as_of if run else None
+
+
+# Promised payment -------------------------------------------------------------------------------
+
+@transaction.atomic
+def grant_promised_payment(account, *, actor) -> PromisedPayment:
+    """Temporary credit for `account`: the largest amount its live subscriptions' tariffs offer,
+    for their number of days, at most once per their interval. Re-evaluates the account at once
+    (a suspended subscription resumes when the credit covers it)."""
+    ledger.lock_accounts(account)
+    _account_open(account)
+    tariffs = [s.tariff for s in account.subscriptions.exclude(status__in=[Status.TERMINATED, Status.PENDING])
+               .select_related("tariff")]
+    offers = [t for t in tariffs if t.promised_payment_amount > 0]
+    if not offers:
+        raise DomainError("No tariff of this account offers a promised payment.", code="promised_payment_not_offered",
+                          status=409)
+    best = max(offers, key=lambda t: t.promised_payment_amount)
+    at = now()
+    last = account.promised_payments.order_by("-granted_at").first()
+    if last is not None and at - last.granted_at < dt.timedelta(days=best.promised_payment_interval_days):
+        raise DomainError(f"A promised payment was already taken on {last.granted_at:%Y-%m-%d}; at most one per "
+                          f"{best.promised_payment_interval_days} days.", code="promised_payment_too_soon", status=409)
+    promise = PromisedPayment(billing_account=account, amount=best.promised_payment_amount, granted_at=at,
+                              expires_at=at + dt.timedelta(days=best.promised_payment_days), actor=_label(actor))
+    recorded.validate(promise)
+    promise.save(force_insert=True)
+    recorded.record(promise, actor=actor, action="create", changes=recorded.diff({}, recorded.snapshot(promise)))
+    events.emit("account.promised_payment", obj=account, payload={"billing_account": str(account.pk),
+                                                                  "amount": str(promise.amount),
+                                                                  "expires_at": promise.expires_at.isoformat()})
+    thresholds.evaluate(scope="ba.id = %(account)s", params={"account": account.pk}, actor=actor)
+    return promise
+
+
+def expire_promised_payments(*, actor="system") -> int:
+    """Mark promises past their time as expired and re-evaluate their accounts."""
+    at = now()
+    n = 0
+    for promise in PromisedPayment.objects.filter(expires_at__lte=at, expired_at__isnull=True):
+        with transaction.atomic():
+            ledger.lock_accounts(promise.billing_account)
+            PromisedPayment.objects.filter(pk=promise.pk).update(expired_at=at)
+            recorded.record(promise, actor=actor, action="expire")
+            thresholds.evaluate(scope="ba.id = %(account)s", params={"account": promise.billing_account_id},
+                                actor=actor)
+        n += 1
+    return n
