@@ -35,6 +35,7 @@ from django.db import IntegrityError, connection, transaction
 
 from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now, today
+from tarifa.kernel.events import emit
 from tarifa.kernel.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.money import LEDGER_QUANTUM, check_currency, parse_amount
@@ -313,6 +314,13 @@ def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags
             _add(deltas, hold.debit_account_id, dq=-hold.amount)
             _add(deltas, hold.credit_account_id, cq=-hold.amount)
         _apply(cursor, deltas)
+    if c.billing_account_id is not None:
+        # Money reached a customer's account (payment, refund of a charge, adjustment…):
+        # subscriptions re-evaluate suspension by balance in a job enqueued in this
+        # transaction, so a payment resumes service within seconds.
+        emit("ledger.account_credited", payload={
+            "billing_account": str(c.billing_account_id), "ledger_account": str(credit_id),
+            "transfer": str(transfer.id), "amount": f"{amount:f}", "currency": currency, "kind": kind})
     transfer.replayed = False
     return transfer
 
