@@ -12,7 +12,7 @@ class PermissionChoiceField(forms.ModelMultipleChoiceField):
 
 def tarifa_permissions():
     return (Permission.objects.select_related("content_type")
-            .exclude(content_type__app_label__in=["admin", "contenttypes", "sessions", "procrastinate"])
+            .exclude(content_type__app_label__in=["admin", "auth", "contenttypes", "sessions", "procrastinate"])
             .order_by("content_type__app_label", "content_type__model", "codename"))
 
 
