@@ -9,7 +9,6 @@ touches money. Money-moving POSTs need an `Idempotency-Key` header (web.idempote
 Balances and totals are decimal strings with 6 places (the ledger's exactness).
 """
 
-import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -23,6 +22,7 @@ from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerialize
 from tarifa.web.idempotency import idempotent, service_key
 
 from . import services
+from .filters import TransferFilter
 from .models import BillingAccount, Hold, LedgerAccount, Transfer
 
 
@@ -223,39 +223,6 @@ class AccountViewSet(RecordViewSet):
 
 
 # --- transfers ------------------------------------------------------------------------------------
-
-class TransferFilter(django_filters.FilterSet):
-    account = django_filters.UUIDFilter(method="filter_account", label="Ledger account id (either side)")
-    billing_account = django_filters.UUIDFilter(method="filter_billing_account",
-                                                label="Billing account id (either side)")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    date_from = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte")
-    date_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte")
-    tag = django_filters.CharFilter(method="filter_tag", label="Tag name:value (e.g. channel:cash)")
-
-    class Meta:
-        model = Transfer
-        fields = ["kind", "currency", "debit_account", "credit_account", "reference_type", "reference_id",
-                  "idempotency_key"]
-
-    def filter_account(self, queryset, name, value):
-        from django.db.models import Q
-
-        return queryset.filter(Q(debit_account_id=value) | Q(credit_account_id=value))
-
-    def filter_billing_account(self, queryset, name, value):
-        from django.db.models import Q
-
-        ledger = BillingAccount.objects.filter(pk=value).values("ledger_account_id")
-        return queryset.filter(Q(debit_account_id__in=ledger) | Q(credit_account_id__in=ledger))
-
-    def filter_tag(self, queryset, name, value):
-        tag, sep, tag_value = value.partition(":")
-        if not sep:
-            return queryset.filter(tags__has_key=tag)
-        return queryset.filter(tags__contains={tag: tag_value})
-
 
 class TransferViewSet(RecordViewSet):
     """Ledger transfers (never changed). Filter by kind, currency, `account` / `billing_account`

@@ -1,0 +1,154 @@
+"""Operator screens: lists, details, forms and actions, the customer panel and registration."""
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from tarifa.crm.models import Customer
+from tarifa.ledger import services
+from tarifa.ledger.models import BillingAccount, Hold, Transfer
+
+from . import factories as f
+
+pytestmark = pytest.mark.usefixtures("ledger_ok")
+
+
+@pytest.fixture
+def operator(make_user):
+    return make_user("ledger.view_billingaccount", "ledger.add_billingaccount", "ledger.change_billingaccount",
+                     "ledger.adjust", "ledger.transfer_funds", "ledger.switch_payment_mode", "ledger.close_account",
+                     "ledger.view_transfer", "ledger.reverse_transfer", "ledger.view_hold", "ledger.post_hold",
+                     "ledger.void_hold", "ledger.view_ledgeraccount", "ledger.add_ledgeraccount", "crm.view_customer",
+                     "crm.add_customer")
+
+
+@pytest.fixture
+def ui(staff_client, operator):
+    return staff_client(operator)
+
+
+def key_of(page):
+    return re.search(r'name="idempotency_key" value="([^"]+)"', page.content.decode()).group(1)
+
+
+def test_lists_and_details_render(ui):
+    account = f.account()
+    payment = f.pay(account, "12.5")
+    hold = services.create_hold(actor="t", debit=account, credit=f.revenue(), amount="2", currency="USD",
+                                idempotency_key="h")
+    for url in ["/ledger/billingaccount/", f"/ledger/billingaccount/{account.pk}/", "/ledger/ledgeraccount/",
+                f"/ledger/ledgeraccount/{account.ledger_account_id}/", "/ledger/transfer/",
+                f"/ledger/transfer/{payment.pk}/", "/ledger/hold/", f"/ledger/hold/{hold.pk}/",
+                "/ledger/billingaccount/?sort=-current_balance", "/ledger/ledgeraccount/?sort=current_balance",
+                "/ledger/transfer/?kind=payment&account=cash:DESK1&date_from=2000-01-01&tag=channel",
+                "/ledger/billingaccount/?export=csv"]:
+        assert ui.get(url).status_code == 200, url
+    page = ui.get(f"/ledger/billingaccount/{account.pk}/").content.decode()
+    assert "12.50 USD" in page and "10.50" in page  # balance, available (2 held)
+
+
+def test_open_account_and_edit_credit_limit(ui):
+    customer = f.customer()
+    r = ui.post("/ledger/billingaccount/add/", {"customer": customer.number, "currency": "EUR",
+                                                "payment_mode": "postpaid", "credit_limit": "100"})
+    assert r.status_code == 302
+    account = BillingAccount.objects.get(customer=customer)
+    assert (account.currency, account.payment_mode, account.credit_limit) == ("EUR", "postpaid", Decimal(100))
+    r = ui.post(f"/ledger/billingaccount/{account.pk}/edit/", {"credit_limit": "-5"})
+    assert r.status_code == 200 and "Zero or more" in r.content.decode()
+    assert ui.post(f"/ledger/billingaccount/{account.pk}/edit/", {"credit_limit": "250"}).status_code == 302
+    account.refresh_from_db()
+    assert account.credit_limit == Decimal(250)
+
+
+def test_adjust_submitted_twice_moves_money_once(ui):
+    account = f.account()
+    url = f"/ledger/billingaccount/{account.pk}/do/adjust/"
+    key = key_of(ui.get(url))
+    body = {"amount": "7.25", "reason": "goodwill", "idempotency_key": key}
+    assert ui.post(url, body).status_code == 302
+    assert ui.post(url, body).status_code == 302
+    assert f.balance(account) == Decimal("7.25")
+    r = ui.post(url, {"amount": "1.5.5", "reason": "x", "idempotency_key": key_of(ui.get(url))})
+    assert r.status_code == 200 and "Not a decimal number" in r.content.decode()
+
+
+def test_transfer_switch_close_actions(ui):
+    source = f.account()
+    target = f.account(source.customer)
+    f.pay(source, "5")
+    url = f"/ledger/billingaccount/{source.pk}/do/transfer/"
+    page = ui.get(url)
+    assert target.number in page.content.decode()
+    r = ui.post(url, {"target": str(target.pk), "amount": "5", "reason": "merge", "idempotency_key": key_of(page)})
+    assert r.status_code == 302
+    assert ui.post(f"/ledger/billingaccount/{source.pk}/do/switch-mode/",
+                   {"payment_mode": "postpaid"}).status_code == 302
+    assert ui.post(f"/ledger/billingaccount/{source.pk}/do/close/", {"reason": "merged"}).status_code == 302
+    source.refresh_from_db()
+    assert (source.payment_mode, source.status) == ("postpaid", "closed")
+    r = ui.post(f"/ledger/billingaccount/{target.pk}/do/close/", {})
+    assert r.status_code == 200 and "balance" in r.content.decode()
+
+
+def test_reverse_transfer_action(ui, make_user, staff_client):
+    account = f.account()
+    payment = f.pay(account, "3")
+    url = f"/ledger/transfer/{payment.pk}/do/reverse/"
+    r = ui.post(url, {"reason": "wrong account", "idempotency_key": key_of(ui.get(url))})
+    assert r.status_code == 302
+    assert Transfer.objects.filter(reverses=payment).exists() and f.balance(account) == 0
+    assert "reversed-by" in ui.get(f"/ledger/transfer/{payment.pk}/").content.decode()
+    assert ui.get(url).status_code == 302  # no longer available: back to the transfer
+
+
+def test_action_needs_its_permission(make_user, client):
+    account = f.account()
+    client.force_login(make_user("ledger.view_billingaccount"))
+    assert client.get(f"/ledger/billingaccount/{account.pk}/do/adjust/").status_code == 403
+    page = client.get(f"/ledger/billingaccount/{account.pk}/").content.decode()
+    assert 'data-action="adjust"' not in page
+
+
+def test_hold_post_and_void_actions(ui):
+    account = f.account()
+    f.pay(account, "10")
+    a = services.create_hold(actor="t", debit=account, credit=f.revenue(), amount="4", currency="USD",
+                             idempotency_key="ha")
+    b = services.create_hold(actor="t", debit=account, credit=f.revenue(), amount="3", currency="USD",
+                             idempotency_key="hb")
+    url = f"/ledger/hold/{a.pk}/do/post/"
+    assert ui.post(url, {"amount": "", "idempotency_key": key_of(ui.get(url))}).status_code == 302
+    assert ui.post(f"/ledger/hold/{b.pk}/do/void/", {"reason": "dropped"}).status_code == 302
+    assert dict(Hold.objects.values_list("idempotency_key", "state")) == {"ha": "posted", "hb": "voided"}
+    assert f.balance(account) == Decimal(6)
+
+
+def test_system_account_add(ui):
+    assert ui.post("/ledger/ledgeraccount/add/", {"code": "cash:DESK7", "currency": "USD", "name": "Desk 7"}) \
+        .status_code == 302
+    r = ui.post("/ledger/ledgeraccount/add/", {"code": "customer:X", "currency": "USD"})
+    assert r.status_code == 200
+
+
+def test_customer_registration_form_opens_the_first_account(ui):
+    r = ui.post("/crm/customer/add/", {"kind": "individual", "first_name": "Alan", "last_name": "Turing",
+                                       "email": "alan@example.com", "currency": "EUR", "payment_mode": "postpaid",
+                                       "credit_limit": "20"})
+    assert r.status_code == 302, r.content.decode()[:2000]
+    customer = Customer.objects.get(last_name="Turing")
+    (account,) = customer.billing_accounts.all()
+    assert (account.currency, account.payment_mode, account.credit_limit) == ("EUR", "postpaid", Decimal(20))
+    assert customer.contacts.filter(value="alan@example.com").exists()
+    edit = ui.get(f"/crm/customer/{customer.pk}/edit/").content.decode()
+    assert 'name="credit_limit"' not in edit
+
+
+def test_customer_page_shows_the_billing_accounts_panel(ui):
+    account = f.account()
+    f.pay(account, "42")
+    f.charge(account, "2")
+    page = ui.get(f"/crm/customer/{account.customer_id}/").content.decode()
+    assert 'data-panel="ledger.accounts"' in page and account.number in page
+    assert "40.00" in page and "Recent charges and payments" in page
