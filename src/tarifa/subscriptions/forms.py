@@ -1,0 +1,123 @@
+import json
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from tarifa.catalog.models import Channel, ChannelPackage, Tariff
+from tarifa.ledger.models import BillingAccount
+
+from .models import IDENTIFIERS, Subscription, Suspension
+
+
+class ParametersField(forms.CharField):
+    """Tariff parameters as `name=value` lines."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return "\n".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                return "\n".join(f"{k}={v}" for k, v in json.loads(value).items())
+            except ValueError:
+                return value
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value) or ""
+        out = {}
+        for line in value.replace(",", "\n").splitlines():
+            if line.strip():
+                name, sep, val = line.partition("=")
+                if not sep:
+                    raise forms.ValidationError(_("Write each parameter as name=value."))
+                out[name.strip()] = val.strip()
+        return out
+
+
+def live_tariffs():
+    return Tariff.objects.filter(archived_at__isnull=True).select_related("service").order_by("code")
+
+
+class SubscriptionForm(forms.ModelForm):
+    parameters = ParametersField(required=False, label=_("Parameters"),
+                                 help_text=_("Those the tariff leaves open, one name=value per line."))
+    activate = forms.BooleanField(required=False, label=_("Activate now"))
+
+    class Meta:
+        model = Subscription
+        fields = ["billing_account", "tariff", *IDENTIFIERS, "parameters", "note"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name in ["billing_account", "tariff", "activate", *IDENTIFIERS]:
+                del self.fields[name]
+        else:
+            self.fields["billing_account"].queryset = BillingAccount.objects.filter(status="active").order_by("number")
+            self.fields["tariff"].queryset = live_tariffs()
+
+    def _post_clean(self):
+        # The services validate (uniqueness among live subscriptions, parameters).
+        pass
+
+
+class SuspendForm(forms.Form):
+    cause = forms.ChoiceField(label=_("Cause"), choices=[(Suspension.Cause.OPERATOR, _("Operator")),
+                                                         (Suspension.Cause.CUSTOMER_REQUEST, _("Customer request"))])
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+    planned_end = forms.DateField(label=_("Planned end (customer request)"), required=False,
+                                  widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class ResumeForm(forms.Form):
+    cause = forms.ChoiceField(label=_("Cause to clear"), choices=Suspension.Cause.choices)
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+
+    def set_object(self, sub, request):
+        open_causes = list(sub.suspensions.filter(ended_at__isnull=True).values_list("cause", flat=True))
+        self.fields["cause"].choices = [(c, l) for c, l in Suspension.Cause.choices if c in open_causes]
+
+
+class ChangeTariffForm(forms.Form):
+    tariff = forms.ModelChoiceField(queryset=Tariff.objects.none(), label=_("New tariff"))
+    effective = forms.DateField(label=_("Effective from"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+                                help_text=_("Empty: today."))
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tariff"].queryset = live_tariffs()
+
+    def set_object(self, sub, request):
+        self.fields["tariff"].queryset = live_tariffs().filter(service=sub.service).exclude(pk=sub.tariff_id)
+
+
+class ReplaceSimForm(forms.Form):
+    iccid = forms.CharField(label=_("New SIM ICCID"), max_length=22)
+    imsi = forms.CharField(label=_("IMSI"), max_length=15, required=False)
+
+
+class ChangeNumberForm(forms.Form):
+    phone_number = forms.CharField(label=_("New phone number"), max_length=32)
+
+
+class AddItemForm(forms.Form):
+    channel = forms.ModelChoiceField(queryset=Channel.objects.filter(archived_at__isnull=True), required=False,
+                                     label=_("Channel"))
+    package = forms.ModelChoiceField(queryset=ChannelPackage.objects.filter(archived_at__isnull=True), required=False,
+                                     label=_("Package"))
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+
+
+class PromisedPaymentForm(forms.Form):
+    billing_account = forms.ModelChoiceField(queryset=BillingAccount.objects.filter(status="active"),
+                                             label=_("Billing account"))
+
+
+class ChargeForm(forms.Form):
+    as_of = forms.DateField(label=_("Charge up to (as of)"), widget=forms.DateInput(attrs={"type": "date"}))

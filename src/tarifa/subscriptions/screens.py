@@ -1,0 +1,117 @@
+from django.utils.translation import gettext_lazy as _
+
+from tarifa.crm.panels import register_panel
+from tarifa.ledger.models import Transfer
+from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
+
+from . import services
+from .forms import (AddItemForm, ChangeNumberForm, ChangeTariffForm, PromisedPaymentForm, ReasonForm, ReplaceSimForm,
+                    ResumeForm, SubscriptionForm, SuspendForm)
+from .models import ChargeRun, PromisedPayment, Subscription, SubscriptionItem, Suspension
+
+AREA = "Customers"
+S = Subscription.Status
+
+
+def _create(*, actor, billing_account, tariff, parameters=None, note="", activate=False, **identifiers):
+    return services.create_subscription(actor=actor, billing_account=billing_account, tariff=tariff,
+                                        parameters=parameters or {}, note=note, activate=activate, **identifiers)
+
+
+def _detail_context(request, sub):
+    return {
+        "status_changes": sub.status_changes.order_by("-at")[:50],
+        "suspensions": sub.suspensions.order_by("-started_at")[:50],
+        "periods": sub.tariff_periods.select_related("tariff").order_by("-valid_from"),
+        "items": sub.items.select_related("channel", "package").order_by("-added_on"),
+        "fees": Transfer.objects.filter(reference_type="subscriptions.subscription", reference_id=str(sub.pk))
+        .order_by("-created_at")[:60] if request.user.has_perm("ledger.view_transfer") else None,
+    }
+
+
+def _live(sub):
+    return sub.status in (S.ACTIVE, S.SUSPENDED)
+
+
+register(ModelScreens(
+    model=Subscription, area=AREA,
+    columns=["number", "billing_account__number", "service__name", "tariff__code", "status", "login",
+             "phone_number", "activated_on"],
+    form_class=SubscriptionForm, create=_create, update=services.update_subscription,
+    filterset_fields=["status", "service", "tariff"],
+    search_fields=["number", "login", "phone_number", "iccid", "imsi", "ip_address", "mac_address", "smart_card",
+                   "billing_account__number"],
+    ordering=["-number"], detail_template="subscriptions/subscription_detail.html", detail_context=_detail_context,
+    actions=[
+        Action("activate", _("Activate"), "subscriptions.activate_subscription",
+               lambda sub, *, actor: services.activate_subscription(sub, actor=actor),
+               available=lambda sub: sub.status == S.PENDING,
+               confirm=_("The service starts today: the activation fee and today's fees are charged.")),
+        Action("suspend", _("Suspend"), "subscriptions.suspend_subscription",
+               lambda sub, *, actor, **d: services.suspend(sub, actor=actor, **d), form_class=SuspendForm,
+               available=_live),
+        Action("resume", _("Resume"), "subscriptions.suspend_subscription",
+               lambda sub, *, actor, **d: services.resume(sub, actor=actor, **d), form_class=ResumeForm,
+               available=lambda sub: sub.suspensions.filter(ended_at__isnull=True).exists()),
+        Action("change-tariff", _("Change tariff"), "subscriptions.change_tariff",
+               lambda sub, *, actor, **d: services.change_tariff(sub, actor=actor, **d), form_class=ChangeTariffForm,
+               available=_live),
+        Action("replace-sim", _("Replace SIM"), "subscriptions.replace_sim",
+               lambda sub, *, actor, **d: services.replace_sim(sub, actor=actor, **d), form_class=ReplaceSimForm,
+               available=lambda sub: sub.is_live and "iccid" in sub.service.service_type.identifier_kinds),
+        Action("change-number", _("Change number"), "subscriptions.replace_sim",
+               lambda sub, *, actor, **d: services.change_number(sub, actor=actor, **d), form_class=ChangeNumberForm,
+               available=lambda sub: sub.is_live and "phone_number" in sub.service.service_type.identifier_kinds),
+        Action("add-channel", _("Add TV channel"), "subscriptions.change_subscription",
+               lambda sub, *, actor, **d: services.add_item(sub, actor=actor, **d), form_class=AddItemForm,
+               available=lambda sub: sub.is_live and sub.service.service_type.category == "iptv"),
+        Action("terminate", _("Terminate"), "subscriptions.terminate_subscription",
+               lambda sub, *, actor, **d: services.terminate(sub, actor=actor, **d), form_class=ReasonForm,
+               danger=True, available=lambda sub: sub.is_live,
+               confirm=_("The service ends today; days not yet charged and the termination fee are charged.")),
+    ],
+))
+
+register(ModelScreens(
+    model=Suspension, area=AREA, columns=["subscription__number", "cause", "started_on", "planned_end", "ended_on",
+                                          "actor", "reason"],
+    filterset_fields=["cause"], search_fields=["subscription__number", "reason"], ordering=["-started_at"],
+    menu=False,
+))
+
+register(ModelScreens(
+    model=SubscriptionItem, area=AREA, columns=["subscription__number", "channel__name", "package__name", "added_on",
+                                                "removed_on"],
+    search_fields=["subscription__number"], ordering=["-added_on"], menu=False,
+    actions=[Action("remove", _("Remove"), "subscriptions.change_subscription",
+                    lambda item, *, actor, **d: services.remove_item(item, actor=actor, **d), form_class=ReasonForm,
+                    available=lambda item: item.removed_on is None)],
+))
+
+register(ModelScreens(
+    model=PromisedPayment, area="Billing", columns=["billing_account__number", "amount", "granted_at", "expires_at",
+                                                    "expired_at", "actor"],
+    form_class=PromisedPaymentForm,
+    create=lambda *, actor, billing_account: services.grant_promised_payment(billing_account, actor=actor),
+    search_fields=["billing_account__number"], ordering=["-granted_at"],
+))
+
+register(ModelScreens(
+    model=ChargeRun, area="Billing", columns=["as_of", "first_day", "started_at", "finished_at", "inserted",
+                                              "suspended", "resumed", "actor"],
+    ordering=["-started_at"], menu_label=_("Charge runs"),
+))
+
+register_page(Page("subscriptions:charge", _("Run fee charging"), "Billing", "subscriptions.charge_fees"))
+
+
+def _panel_context(request, customer):
+    subs = (Subscription.objects.filter(billing_account__customer=customer)
+            .select_related("tariff", "service", "billing_account").order_by("-number"))
+    return {"subscriptions": subs, "accounts": customer.billing_accounts.filter(status="active"),
+            "can_add": request.user.has_perm("subscriptions.add_subscription"),
+            "can_activate": request.user.has_perm("subscriptions.activate_subscription")}
+
+
+register_panel(_("Subscriptions"), "subscriptions/customer_panel.html", context_func=_panel_context,
+               permission="subscriptions.view_subscription", key="subscriptions", order=20)
