@@ -45,7 +45,8 @@ def bootstrap(*, stdout=None, verbosity=1, demo=True) -> BootstrapResult:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
     try:
-        call_command("migrate", interactive=False, verbosity=verbosity, stdout=stdout)
+        # migrate wraps its stdout itself; a wrapped wrapper would end "Applying x..." with a newline.
+        call_command("migrate", interactive=False, verbosity=verbosity, stdout=getattr(stdout, "_out", stdout))
         import_string(ENSURE_LOCAL_BRANCH)(actor="system")
         with transaction.atomic():
             if User.objects.exists():
