@@ -80,7 +80,16 @@ def test_tasks_modules_are_discovered_by_the_worker_app():
     from procrastinate.contrib.django import app
 
     assert "kernel.dispatch_event" in app.tasks  # from tarifa/kernel/tasks.py, via on_app_ready
-    # every `@app.periodic` declared in an app's tasks.py reaches the worker's scheduler
+    # every `@app.periodic(..., periodic_id=...)` written in an app's tasks.py reaches the scheduler
+    import re
+    from pathlib import Path
+
+    import tarifa
+
+    declared = {m for path in Path(tarifa.__file__).parent.glob("*/tasks.py")
+                for m in re.findall(r"periodic_id=\"([^\"]+)\"", path.read_text())}
+    scheduled = {periodic.periodic_id for periodic in app.periodic_registry.periodic_tasks.values()}
+    assert declared <= scheduled
     for periodic in app.periodic_registry.periodic_tasks.values():
         assert periodic.task.name in app.tasks
 
