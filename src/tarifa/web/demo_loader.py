@@ -21,6 +21,19 @@ def demo_modules():
                 raise
 
 
+def synth_modules():
+    """Apps' `synth.py` (`add_arguments(parser)`, `run(*, summary, **options) -> dict`), in
+    INSTALLED_APPS order: `tarifa demo synth` runs each, later ones extending what earlier made."""
+    for config in apps.get_app_configs():
+        if not config.name.startswith("tarifa."):
+            continue
+        try:
+            yield config.label, importlib.import_module(f"{config.name}.synth")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.synth":
+                raise
+
+
 @transaction.atomic
 def load_demo(*, actor, stdout=None) -> dict:
     summary = {}
