@@ -131,8 +131,9 @@ def pay(gateway: PaymentGateway, params) -> proto.Answer:
     amount = proto.amount(params)
     paid_at = proto.txn_date(params, timezone.get_current_timezone())
     with transaction.atomic():
-        record = (TerminalTransaction.objects.select_for_update().select_related("payment", "billing_account")
-                  .filter(gateway=gateway, txn_id=txn).first())
+        # No joins in the locking query: after waiting for a concurrent pay, PostgreSQL re-reads
+        # the locked row but not an outer-joined one, which would look unpaid.
+        record = TerminalTransaction.objects.select_for_update().filter(gateway=gateway, txn_id=txn).first()
         if record is None or record.state == TerminalTransaction.State.REFUSED:
             return proto.Answer(result=proto.NOT_CHECKED, txn_id=txn,
                                 comment="No successful check for this txn_id: send check first.")
