@@ -6,7 +6,7 @@ import datetime as dt
 from django.core.files.base import ContentFile
 
 from . import services
-from .models import Customer, TaxScheme
+from .models import Customer
 
 INDIVIDUALS = [
     {"first_name": "Maria", "last_name": "Garcia", "birth_date": dt.date(1985, 3, 14), "document_type": "passport",

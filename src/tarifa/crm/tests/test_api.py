@@ -114,7 +114,10 @@ def test_search(clerk, person, company, query):
 
 def test_filters(clerk, person, company):
     services.update_customer(company, actor="test", tags=["vip", "business"])
-    numbers = lambda params: [c["number"] for c in clerk.get("/api/v1/customers/", params).json()["results"]]  # noqa: E731
+
+    def numbers(params):
+        return [c["number"] for c in clerk.get("/api/v1/customers/", params).json()["results"]]
+
     assert numbers({"kind": "organization"}) == [company.number]
     assert numbers({"kind": "individual"}) == [person.number]
     assert numbers({"tags": "vip"}) == [company.number]

@@ -161,3 +161,14 @@ def test_api_refuses_oversized_with_code(person, make_user, api, settings, media
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "attachment_too_large"
     assert not Attachment.objects.exists() and stored_files(media_root) == []
+
+
+def test_api_sign_contract_with_uploaded_scan(person, make_user, api):
+    signer = api(make_user("crm.sign_contract", "crm.view_contract", username="signer"))
+    contract = services.create_contract(actor="test", customer=person)
+    scan = SimpleUploadedFile("signed.tiff", TIFF, content_type="image/tiff")
+    response = signer.post(f"/api/v1/contracts/{contract.pk}/sign/", {"file": scan}, format="multipart")
+    assert response.status_code == 200, response.content
+    document = Attachment.objects.get(pk=response.json()["signed_document"])
+    assert (document.filename, document.content_type, document.contract_id) == ("signed.tiff", "image/tiff",
+                                                                               contract.pk)
