@@ -1,0 +1,37 @@
+"""Demo notification templates (e-mail and SMS, English) and one logged notification."""
+
+from tarifa.crm.models import Customer
+
+from . import services
+from .models import Notification, NotificationTemplate
+
+TEMPLATES = {
+    "low_balance": ("Your balance is low",
+                    "Dear {{ customer.display_name }}, the balance of account {{ account.number }} is {{ balance }} "
+                    "{{ currency }}. Please top up to keep your services running."),
+    "suspended": ("Service suspended",
+                  "Dear {{ customer.display_name }}, subscription {{ subscription.number }} is suspended "
+                  "({{ cause }}). Balance: {{ balance }} {{ currency }}."),
+    "resumed": ("Service resumed",
+                "Dear {{ customer.display_name }}, subscription {{ subscription.number }} works again. Thank you!"),
+    "fee_charged": ("Fee charged",
+                    "{{ fee }} fee of {{ amount }} {{ currency }} charged for {{ subscription.number }}."),
+    "payment_received": ("Payment received",
+                         "We received {{ amount }} {{ currency }} on account {{ account.number }}. "
+                         "Balance: {{ balance }} {{ currency }}."),
+}
+
+
+def load(*, actor) -> dict:
+    for event, (subject, body) in TEMPLATES.items():
+        if not NotificationTemplate.objects.filter(event=event, channel="email", language="en").exists():
+            services.create_template(actor=actor, event=event, channel="email", language="en", subject=subject,
+                                     body=body)
+        if not NotificationTemplate.objects.filter(event=event, channel="sms", language="en").exists():
+            services.create_template(actor=actor, event=event, channel="sms", language="en", body=body)
+    customer = Customer.objects.order_by("number").first()
+    if customer is not None and not Notification.objects.exists():
+        services.notify(event="payment_received", customer=customer, source_event="demo",
+                        context={"amount": "10.00", "currency": "", "balance": "10.00",
+                                 "account": customer.billing_accounts.first()})
+    return {"templates": NotificationTemplate.objects.count(), "notifications": Notification.objects.count()}

@@ -1,0 +1,13 @@
+from django import forms
+
+from .models import NotificationTemplate
+
+
+class TemplateForm(forms.ModelForm):
+    class Meta:
+        model = NotificationTemplate
+        fields = ["event", "channel", "language", "subject", "body", "active"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 6})}
+
+    def _post_clean(self):
+        pass  # the service checks uniqueness and template syntax

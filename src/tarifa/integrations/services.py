@@ -1,0 +1,150 @@
+"""Notifications: the only write path for templates and the delivery log.
+
+`notify()` records one notification per (source event, customer, event) — a retried
+event handler notifies once — choosing the customer's preferred channel when it has a
+template and an address, else the other channel, else records it as skipped. Sending
+is a job enqueued in the same transaction (`integrations.deliver`); a failed attempt
+is retried with exponential backoff up to MAX_ATTEMPTS, then marked failed. Every
+attempt's outcome stays in the log.
+"""
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.template import Context, Template, TemplateSyntaxError
+
+from tarifa.audit import services as recorded
+from tarifa.kernel.clock import now
+from tarifa.kernel.errors import DomainError, ValidationFailed
+
+from . import senders
+from .models import Channel, Notification, NotificationTemplate
+
+MAX_ATTEMPTS = 5
+BASE_BACKOFF = dt.timedelta(minutes=1)
+
+
+def _check_template(subject, body):
+    for name, text in (("subject", subject), ("body", body)):
+        try:
+            Template(text or "")
+        except TemplateSyntaxError as exc:
+            raise ValidationFailed(f"{name}: {exc}", code="invalid_template", fields={name: [str(exc)]}) from None
+
+
+@transaction.atomic
+def create_template(*, actor, event, channel, language="en", subject="", body, active=True) -> NotificationTemplate:
+    """A template for (event, channel, language); unique; checked for template syntax."""
+    if NotificationTemplate.objects.filter(event=event, channel=channel, language=language).exists():
+        raise ValidationFailed("A template for this event, channel and language exists.", code="duplicate_template",
+                               fields={"language": ["Already has a template."]})
+    if channel == Channel.EMAIL and not subject:
+        raise ValidationFailed("An e-mail template needs a subject.", code="subject_required",
+                               fields={"subject": ["Required for e-mail."]})
+    _check_template(subject, body)
+    return recorded.create(NotificationTemplate, actor=actor, event=event, channel=channel, language=language,
+                           subject=subject, body=body, active=active)
+
+
+@transaction.atomic
+def update_template(template, *, actor, **changes) -> NotificationTemplate:
+    _check_template(changes.get("subject", template.subject), changes.get("body", template.body))
+    return recorded.update(template, actor=actor, **changes)
+
+
+def _address(customer, channel):
+    kind = "email" if channel == Channel.EMAIL else "phone"
+    contact = (customer.contacts.filter(kind=kind, archived_at__isnull=True)
+               .order_by("-is_preferred", "created_at").first())
+    return contact.value if contact else ""
+
+
+def _template(event, channel, language):
+    qs = NotificationTemplate.objects.filter(event=event, channel=channel, active=True)
+    return qs.filter(language=language).first() or qs.filter(language="en").first()
+
+
+def _choose(customer, event):
+    preferred = customer.preferred_channel if customer.preferred_channel in Channel.values else Channel.EMAIL
+    order = [preferred] + [c for c in Channel.values if c != preferred]
+    for channel in order:
+        template = _template(event, channel, customer.language)
+        address = _address(customer, channel)
+        if template and address:
+            return channel, template, address
+    return None, None, ""
+
+
+@transaction.atomic
+def notify(*, event, customer, context: dict, source_event: str) -> Notification:
+    """Record and enqueue the notification of `event` to `customer` (once per source event)."""
+    existing = Notification.objects.filter(source_event=source_event, customer=customer, event=event).first()
+    if existing is not None:
+        return existing
+    channel, template, address = _choose(customer, event)
+    values = {"customer": customer, "source_event": str(source_event), "event": event}
+    if template is None:
+        note = Notification(status=Notification.Status.SKIPPED, language=customer.language,
+                            last_error="no active template with a known address for any channel", **values)
+    else:
+        ctx = Context({"customer": customer, **context})
+        note = Notification(channel=channel, recipient=address, language=template.language,
+                            subject=Template(template.subject).render(ctx).strip()[:200],
+                            body=Template(template.body).render(ctx).strip(), **values)
+    try:
+        with transaction.atomic():
+            note.save(force_insert=True)
+    except IntegrityError:
+        return Notification.objects.get(source_event=source_event, customer=customer, event=event)
+    if note.status == Notification.Status.PENDING:
+        from .tasks import deliver
+
+        deliver.defer(notification_id=str(note.pk))
+    return note
+
+
+def deliver_now(notification_id) -> Notification:
+    """One delivery attempt (the job). Idempotent: a sent notification is not sent again."""
+    with transaction.atomic():
+        note = Notification.objects.select_for_update().filter(pk=notification_id).first()
+        if note is None or note.status not in (Notification.Status.PENDING, Notification.Status.RETRYING):
+            return note
+        note.attempts += 1
+        try:
+            if note.channel == Channel.EMAIL:
+                note.provider_id = senders.send_email(to=note.recipient, subject=note.subject, body=note.body)[:100]
+            else:
+                note.provider_id = senders.send_sms(to=note.recipient, text=note.body)[:100]
+            note.status, note.sent_at, note.next_attempt_at, note.last_error = (
+                Notification.Status.SENT, now(), None, "")
+        except senders.DeliveryError as exc:
+            note.last_error = str(exc)[:2000]
+            if note.attempts >= MAX_ATTEMPTS:
+                note.status, note.next_attempt_at = Notification.Status.FAILED, None
+            else:
+                delay = BASE_BACKOFF * (2 ** (note.attempts - 1))
+                note.status, note.next_attempt_at = Notification.Status.RETRYING, now() + delay
+                from .tasks import deliver
+
+                deliver.configure(schedule_in={"seconds": int(delay.total_seconds())}).defer(
+                    notification_id=str(note.pk))
+        note.save(update_fields=["attempts", "provider_id", "status", "sent_at", "next_attempt_at", "last_error",
+                                 "updated_at"])
+    return note
+
+
+@transaction.atomic
+def resend(note, *, actor) -> Notification:
+    """Send a failed or sent notification again (a new attempt series)."""
+    note = Notification.objects.select_for_update().get(pk=note.pk)
+    if note.status in (Notification.Status.PENDING, Notification.Status.RETRYING):
+        raise DomainError("The notification is still being delivered.", code="delivery_in_progress", status=409)
+    if note.status == Notification.Status.SKIPPED:
+        raise DomainError("Nothing to send: no template or address.", code="nothing_to_send", status=409)
+    recorded.record(note, actor=actor, action="resend", changes={"status": [note.status, "pending"]})
+    note.status, note.attempts, note.next_attempt_at = Notification.Status.PENDING, 0, None
+    note.save(update_fields=["status", "attempts", "next_attempt_at"])
+    from .tasks import deliver
+
+    deliver.defer(notification_id=str(note.pk))
+    return note
