@@ -75,6 +75,33 @@ class Subscription(BusinessRecord):
         return self.status != self.Status.TERMINATED
 
 
+class IdentifierAssignment(models.Model):
+    """Which subscription held an identifier (phone number, login, SIM …) when.
+
+    Written by the services whenever an identifier is given, changed or freed, so a usage
+    record is matched to the subscription that owned its subject *at the record's time*,
+    not to today's owner. `valid_until` is excluded; NULL while the identifier is held.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="identifier_history")
+    kind = models.CharField(_("kind"), max_length=16)
+    value = models.CharField(_("value"), max_length=100)
+    valid_from = models.DateTimeField(_("valid from"))
+    valid_until = models.DateTimeField(_("valid until (excluded)"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["value", "valid_from"]
+        indexes = [models.Index(fields=["value", "valid_from"], name="subscriptions_ident_value")]
+        constraints = [
+            models.CheckConstraint(condition=Q(valid_until__isnull=True) | Q(valid_until__gte=models.F("valid_from")),
+                                   name="subscriptions_ident_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.value} {self.valid_from:%Y-%m-%d %H:%M}…{self.valid_until or ''}"
+
+
 class TariffPeriod(models.Model):
     """Which tariff a subscription is charged under, from `valid_from` until `valid_until` (excluded)."""
 

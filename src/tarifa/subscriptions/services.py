@@ -28,8 +28,8 @@ from tarifa.kernel.numbering import next_number
 from tarifa.ledger import services as ledger
 
 from . import charging, thresholds
-from .models import (IDENTIFIERS, PromisedPayment, StatusChange, Subscription, SubscriptionItem, Suspension,
-                     TariffPeriod)
+from .models import (IDENTIFIERS, IdentifierAssignment, PromisedPayment, StatusChange, Subscription,
+                     SubscriptionItem, Suspension, TariffPeriod)
 
 Status = Subscription.Status
 Cause = Suspension.Cause
@@ -85,13 +85,30 @@ def _check_identifiers(service, values: dict, *, exclude_pk=None) -> dict:
 
 def _save_identifiers(sub, changes: dict):
     """Write identifier changes; the partial unique indexes catch a concurrent duplicate."""
+    before = {name: getattr(sub, name) for name in IDENTIFIERS}
     try:
         with transaction.atomic():
-            return recorded.update(sub, actor=changes.pop("_actor"), action=changes.pop("_action", "update"),
-                                   **changes)
+            updated = recorded.update(sub, actor=changes.pop("_actor"), action=changes.pop("_action", "update"),
+                                      **changes)
     except IntegrityError:
         raise Conflict("An identifier is already used by another live subscription.",
                        code="identifier_in_use") from None
+    _track_identifiers(updated, before)
+    return updated
+
+
+def _track_identifiers(sub, before: dict):
+    """Keep the identifier history (who held which identifier when) in step with `sub`."""
+    at = now()
+    for name in IDENTIFIERS:
+        old, new = before.get(name) or "", getattr(sub, name) or ""
+        if old == new:
+            continue
+        if old:
+            IdentifierAssignment.objects.filter(subscription=sub, kind=name, valid_until__isnull=True).update(
+                valid_until=at)
+        if new:
+            IdentifierAssignment.objects.create(subscription=sub, kind=name, value=new, valid_from=at)
 
 
 def _one_time_fee(sub, *, actor, kind, event, day=None):
@@ -154,6 +171,7 @@ def create_subscription(*, actor, billing_account, tariff, parameters=None, note
         raise Conflict("An identifier is already used by another live subscription.", code="identifier_in_use") from None
     StatusChange.objects.create(subscription=sub, from_status="", to_status=Status.PENDING, actor=_label(actor),
                                 reason="created", at=now())
+    _track_identifiers(sub, {})
     recorded.record(sub, actor=actor, action="create", changes=recorded.diff({}, recorded.snapshot(sub)))
     if activate:
         sub = activate_subscription(sub, actor=actor)
@@ -431,6 +449,7 @@ def terminate(sub, *, actor, reason="") -> Subscription:
     if sub.status == Status.TERMINATED:
         raise DomainError("Already terminated.", code="terminated", status=409)
     day = today()
+    IdentifierAssignment.objects.filter(subscription=sub, valid_until__isnull=True).update(valid_until=now())
     if sub.status == Status.PENDING:
         sub.terminated_on = None
         _transition(sub, actor=actor, to=Status.TERMINATED, reason=reason or "cancelled before activation")
