@@ -537,7 +537,11 @@ class _RateIntervalList:
         # CGRateS RateIntervalList.GetWeight starts from 0, so when destinations
         # sharing a prefix compete, negative weights count as 0.
         self.match_weight = max(self.max_weight, Decimal(0))
-        members = tuple((ri.timing, ri.weight, ri.order) for ri in self.intervals)
+        # Only the relative definition order of the list's own intervals breaks ties, so
+        # ranks (0, 1, 2 …) instead of plan-wide positions let thousands of destinations
+        # bound through alike rows share one shape and its per-day timelines.
+        ranks = {order: rank for rank, order in enumerate(sorted(ri.order for ri in self.intervals))}
+        members = tuple((ri.timing, ri.weight, ranks[ri.order]) for ri in self.intervals)
         shape = shapes.get(members)
         if shape is None:
             shape = shapes[members] = _Shape(members)
