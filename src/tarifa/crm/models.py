@@ -276,3 +276,14 @@ class Attachment(BusinessRecord, Archivable):
 
     def __str__(self):
         return self.filename
+
+
+class SearchTerm(models.Model):
+    """Derived: the words a customer is found by (see crm/search.py). Rewritten by the
+    services whenever a customer, its contacts or its authorised persons change."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    term = models.CharField(max_length=100, db_index=True)
+
+    class Meta:
+        default_permissions = ()

@@ -1,43 +1,34 @@
 """Reads about customers that screens, the API and other apps use."""
 
-import re
-
 from django.db.models import Q, QuerySet
 
 from tarifa.audit.models import AuditEvent
 
-from .models import Address, Attachment, AuthorisedContact, Contact, Contract, Customer, Note
+from . import search
+from .models import Address, Attachment, AuthorisedContact, Contact, Contract, Customer, Note, SearchTerm
 
-# Matched with icontains, every word of the query against any of them.
-TEXT_FIELDS = ("number", "first_name", "last_name", "legal_name", "tax_id", "document_number",
-               "registration_number", "contacts__value", "authorised_contacts__name")
+def _having_term(prefix: str) -> QuerySet:
+    return SearchTerm.objects.filter(term__startswith=prefix).values("customer_id")
 
 
 def search_customers(query: str, queryset: QuerySet | None = None) -> QuerySet:
     """Customers matching `query` by name, number, phone, e-mail, document number or tax id.
 
-    Every word must match some field ("john smith" finds John Smith); a query that looks
-    like a phone number also matches stored phones whatever its spacing or punctuation
-    ("+1 (555) 010-0200" finds +15550100200). Each customer appears once, in the order of
-    `queryset` (default: all customers).
+    Every word of the query must begin one of the customer's words ("mar garc" finds Maria
+    Garcia, "logistics" finds Acme Logistics LLC, "77777" finds HQ-C0077777); a query that
+    looks like a phone number finds the phones ending with its digits, whatever their
+    spelling ("555 010-0101" finds +15550100101). Each customer appears once, in the order
+    of `queryset` (default: all customers). Uses the indexed terms of `crm.SearchTerm`.
     """
     queryset = Customer.objects.all() if queryset is None else queryset
-    query = (query or "").strip()
-    if not query:
-        return queryset
-    cond = Q()
-    for word in query.split():
-        word_cond = Q()
-        for field in TEXT_FIELDS:
-            word_cond |= Q(**{f"{field}__icontains": word})
-        cond &= word_cond
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 4 and re.fullmatch(r"\+?[\d\s().\-/]+", query):
-        cond |= Q(contacts__kind=Contact.Kind.PHONE, contacts__value__contains=digits)
-        cond |= Q(authorised_contacts__phone__contains=digits)
-    # A subquery, not DISTINCT: joins through contacts would repeat customers, and
-    # DISTINCT would fight with the caller's ordering.
-    return queryset.filter(pk__in=Customer.objects.filter(cond).values("pk"))
+    words = search.query_words(query)
+    if not words:
+        return queryset if not (query or "").strip() else queryset.none()
+    by_words = Q()
+    for word in words:
+        by_words &= Q(pk__in=_having_term(word))
+    phone = search.phone_prefix(query)
+    return queryset.filter(by_words | Q(pk__in=_having_term(phone)) if phone else by_words)
 
 
 def active_contacts(customer: Customer) -> QuerySet:

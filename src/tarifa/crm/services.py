@@ -17,8 +17,8 @@ from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
 from tarifa.kernel.numbering import next_number
 
-from . import files
-from .models import Address, Attachment, AuthorisedContact, Contact, Contract, Customer, Note, TaxScheme
+from . import files, search
+from .models import Address, Attachment, AuthorisedContact, Contact, Contract, Customer, Note, SearchTerm, TaxScheme
 
 CUSTOMER_SERIES = "C"
 CONTRACT_SERIES = "K"
@@ -127,6 +127,36 @@ def _require_active(customer: Customer) -> Customer:
     return customer
 
 
+# --- search terms --------------------------------------------------------------------
+
+def search_terms_of(customer: Customer) -> set[str]:
+    contacts = list(customer.contacts.filter(archived_at__isnull=True).values_list("kind", "value"))
+    people = list(customer.authorised_contacts.filter(archived_at__isnull=True).values_list("name", "phone", "email"))
+    return search.customer_terms(
+        names=[customer.first_name, customer.last_name, customer.legal_name] + [p[0] for p in people],
+        identifiers=[customer.number, customer.tax_id, customer.document_number, customer.registration_number],
+        emails=[v for k, v in contacts if k == Contact.Kind.EMAIL] + [p[2] for p in people if p[2]],
+        phones=[v for k, v in contacts if k == Contact.Kind.PHONE] + [p[1] for p in people if p[1]],
+    )
+
+
+def reindex_customer(customer: Customer) -> None:
+    """Rewrite the customer's search terms from its current profile, contacts and persons."""
+    customer = Customer.objects.get(pk=customer.pk)
+    SearchTerm.objects.filter(customer=customer).delete()
+    SearchTerm.objects.bulk_create([SearchTerm(customer=customer, term=t) for t in sorted(search_terms_of(customer))])
+
+
+def rebuild_search_terms(batch: int = 2000) -> int:
+    """Rewrite every customer's search terms (after a bulk load or a change of the rules)."""
+    count = 0
+    for pk in Customer.objects.values_list("pk", flat=True).iterator(chunk_size=batch):
+        with transaction.atomic():
+            reindex_customer(Customer(pk=pk))
+        count += 1
+    return count
+
+
 # --- tax schemes ---------------------------------------------------------------------
 
 @transaction.atomic
@@ -190,6 +220,7 @@ def create_customer(*, actor, kind: str, contacts=(), addresses=(), authorised_c
         add_address(customer, actor=actor, **address)
     for person in authorised_contacts or ():
         add_authorised_contact(customer, actor=actor, **person)
+    reindex_customer(customer)
     return customer
 
 
@@ -208,7 +239,9 @@ def update_customer(customer: Customer, *, actor, **changes) -> Customer:
         changes["tags"] = normalize_tags(changes["tags"])
     merged = {name: getattr(customer, name) for name in CUSTOMER_FIELDS} | changes
     _check_customer_fields(customer.kind, merged)
-    return recorded.update(customer, actor=actor, **changes)
+    customer = recorded.update(customer, actor=actor, **changes)
+    reindex_customer(customer)
+    return customer
 
 
 def closing_blockers(customer: Customer) -> list[str]:
@@ -268,6 +301,7 @@ def add_contact(customer: Customer, *, actor, kind: str, value: str, label: str 
                               label=(label or "").strip(), is_preferred=bool(is_preferred))
     if contact.is_preferred:
         _unset_other_preferred(contact, actor=actor)
+    reindex_customer(customer)
     return contact
 
 
@@ -284,13 +318,16 @@ def update_contact(contact: Contact, *, actor, **changes) -> Contact:
     contact = recorded.update(contact, actor=actor, **changes)
     if contact.is_preferred:
         _unset_other_preferred(contact, actor=actor)
+    reindex_customer(contact.customer)
     return contact
 
 
 @transaction.atomic
 def remove_contact(contact: Contact, *, actor, reason: str = "") -> Contact:
-    """Archive the contact: it stays in the history, no longer used or shown as current."""
-    return recorded.archive(contact, actor=actor, reason=reason)
+    """Archive the contact: it stays in the history, no longer used, shown or searched."""
+    contact = recorded.archive(contact, actor=actor, reason=reason)
+    reindex_customer(contact.customer)
+    return contact
 
 
 ADDRESS_FIELDS = {"kind", "line1", "line2", "city", "postcode", "region", "country"}
@@ -337,7 +374,9 @@ def add_authorised_contact(customer: Customer, *, actor, name: str, position: st
     fields = _strip({"name": name, "position": position, "phone": phone, "email": email, "authority": authority})
     if fields["phone"]:
         fields["phone"] = normalize_phone(fields["phone"])
-    return recorded.create(AuthorisedContact, actor=actor, customer=customer, **fields)
+    person = recorded.create(AuthorisedContact, actor=actor, customer=customer, **fields)
+    reindex_customer(customer)
+    return person
 
 
 @transaction.atomic
@@ -348,12 +387,16 @@ def update_authorised_contact(person: AuthorisedContact, *, actor, **changes) ->
     changes = _strip(changes)
     if changes.get("phone"):
         changes["phone"] = normalize_phone(changes["phone"])
-    return recorded.update(person, actor=actor, **changes)
+    person = recorded.update(person, actor=actor, **changes)
+    reindex_customer(person.customer)
+    return person
 
 
 @transaction.atomic
 def remove_authorised_contact(person: AuthorisedContact, *, actor, reason: str = "") -> AuthorisedContact:
-    return recorded.archive(person, actor=actor, reason=reason)
+    person = recorded.archive(person, actor=actor, reason=reason)
+    reindex_customer(person.customer)
+    return person
 
 
 # --- contracts -----------------------------------------------------------------------

@@ -238,13 +238,14 @@ def test_customer_history_includes_related_records(person):
     assert selectors.customer_history(person).filter(object_id=str(contract.pk)).exists()
 
 
-@pytest.mark.parametrize("query", ["Maria Garcia", "garcia", "HQ-C0000001", "+1 555 010 0101", "5550100101",
-                                   "MARIA@example", "p1234567"])
+@pytest.mark.parametrize("query", ["Maria Garcia", "garcia", "gar mar", "HQ-C0000001", "C0000001", "0000001",
+                                   "+1 555 010 0101", "5550100101", "010-0101", "MARIA@example",
+                                   "maria@example.com", "example.com", "p1234567"])
 def test_search_finds_individual_by_anything(person, company, query):
     assert list(selectors.search_customers(query)) == [person]
 
 
-@pytest.mark.parametrize("query", ["US-12-3456789", "acme", "Helen"])
+@pytest.mark.parametrize("query", ["US-12-3456789", "3456789", "acme", "LOGISTICS", "acme log", "Helen", "park"])
 def test_search_finds_organization(person, company, query):
     assert list(selectors.search_customers(query)) == [company]
 
@@ -253,6 +254,28 @@ def test_search_returns_each_customer_once(person):
     services.add_contact(person, actor="test", kind="email", value="garcia.work@example.com")
     assert selectors.search_customers("garcia").count() == 1
     assert selectors.search_customers("nobody-like-this").count() == 0
+    assert selectors.search_customers("maria smith").count() == 0  # every word must match
+    assert selectors.search_customers("%").count() == 0
+
+
+def test_search_follows_changes(person):
+    services.update_customer(person, actor="test", last_name="Lopez")
+    assert list(selectors.search_customers("lopez")) == [person]
+    assert selectors.search_customers("garcia").count() == 0
+    phone = person.contacts.get(kind="phone")
+    services.remove_contact(phone, actor="test")
+    assert selectors.search_customers("5550100101").count() == 0
+    services.add_contact(person, actor="test", kind="phone", value="+44 20 7946 0000")
+    assert list(selectors.search_customers("20 7946 0000")) == [person]
+
+
+def test_rebuild_search_terms(person, company):
+    from tarifa.crm.models import SearchTerm
+
+    SearchTerm.objects.all().delete()
+    assert selectors.search_customers("garcia").count() == 0
+    assert services.rebuild_search_terms() == 2
+    assert list(selectors.search_customers("garcia")) == [person]
 
 
 def test_demo_loads_through_services():
