@@ -178,7 +178,7 @@ def test_run_serves_bootstraps_runs_jobs_and_stops_on_ctrl_c(fresh_database):
     running = Running(env)
     try:
         assert wait_healthy(base, running) == {"status": "ok", "database": "ok"}
-        running.wait_for("Tarifa is running at", 30)
+        running.wait_for("Press Ctrl-C to stop.", 30)
         assert f"Tarifa is running at {base}/" in running.output
         assert "Log in as 'admin' with the password from TARIFA_ADMIN_PASSWORD" in running.output
         assert ADMIN_PASSWORD not in running.output
@@ -208,7 +208,7 @@ def test_run_serves_bootstraps_runs_jobs_and_stops_on_ctrl_c(fresh_database):
     running = Running(env)
     try:
         wait_healthy(base, running)
-        running.wait_for("Tarifa is running at", 30)
+        running.wait_for("Press Ctrl-C to stop.", 30)
         assert "Existing database reused" in running.output
         assert obtain_token(base, "admin", ADMIN_PASSWORD)[0] == 201
         assert running.stop(signal.SIGTERM) == 0, running.output
