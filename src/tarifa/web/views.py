@@ -125,6 +125,7 @@ class ObjectListView(ScreenView):
         params.pop("page", None)
         context = self.base_context(page=page, rows=rows, columns=columns, filterset=filterset, query=query,
                                     sort=sort, querystring=params.urlencode(), page_sizes=PAGE_SIZES,
+                                    searchable=bool(s.search or s.search_fields),
                                     per_page=per_page,
                                     can_add=bool(s.create) and request.user.has_perm(s.perm("add")),
                                     can_import=bool(s.import_fields) and request.user.has_perm(s.perm("add")),
