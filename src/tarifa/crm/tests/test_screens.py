@@ -104,6 +104,7 @@ def test_add_customer_form_checks_kind_rules(operator, schemes):
 
 
 def test_list_search_and_filters(operator, person, company):
+    assert 'type="search" name="q"' in operator.get("/crm/customer/").content.decode()
     services.add_contact(person, actor="test", kind="email", value="garcia2@example.com")
     html = operator.get("/crm/customer/", {"q": "garcia"}).content.decode()
     assert html.count(f">{person.number}<") == 1 and company.number not in html
