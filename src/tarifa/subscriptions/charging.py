@@ -19,66 +19,73 @@ from tarifa.ledger import services as ledger
 CHARGES_SQL = """
 WITH days AS (
   SELECT d::date AS day FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d
+), tariffs AS (
+  SELECT t.id AS tariff_id, t.code, t.currency, t.period, t.proration, t.charge_suspended_days,
+         r.account_id AS revenue_id, sv.code AS service_code
+  FROM catalog_tariff t
+  JOIN catalog_service sv ON sv.id = t.service_id
+  JOIN (VALUES {revenue}) AS r(service_type_id, currency, account_id)
+       ON r.service_type_id = sv.service_type_id AND r.currency = t.currency
 ), prices AS (
-  SELECT pv.id, pv.tariff_id, pv.valid_from, pv.recurring_fee,
+  SELECT pv.id AS price_id, pv.tariff_id, pv.valid_from, pv.recurring_fee,
          lead(pv.valid_from) OVER (PARTITION BY pv.tariff_id ORDER BY pv.valid_from) AS valid_until
   FROM catalog_priceversion pv
-), revenue AS (
-  SELECT * FROM (VALUES {revenue}) AS r(service_type_id, currency, account_id)
-), base AS (
-  SELECT s.id AS sub_id, ba.ledger_account_id AS account_id, t.code AS tariff_code, t.currency, t.period,
-         t.proration, sv.code AS service_code, r.account_id AS revenue_id, d.day, p.id AS price_id,
-         p.recurring_fee
+), base AS MATERIALIZED (
+  SELECT s.id AS sub_id, ba.ledger_account_id AS account_id, tp.tariff_id, d.day, p.price_id, p.recurring_fee
   FROM subscriptions_subscription s
   JOIN ledger_billingaccount ba ON ba.id = s.billing_account_id
-  JOIN catalog_service sv ON sv.id = s.service_id
   JOIN days d ON d.day >= s.activated_on AND (s.terminated_on IS NULL OR d.day <= s.terminated_on)
   JOIN subscriptions_tariffperiod tp ON tp.subscription_id = s.id AND tp.valid_from <= d.day
        AND (tp.valid_until IS NULL OR d.day < tp.valid_until)
-  JOIN catalog_tariff t ON t.id = tp.tariff_id
-  JOIN prices p ON p.tariff_id = t.id AND p.valid_from <= d.day AND (p.valid_until IS NULL OR d.day < p.valid_until)
-  JOIN revenue r ON r.service_type_id = sv.service_type_id AND r.currency = t.currency
+  JOIN tariffs t ON t.tariff_id = tp.tariff_id
+  JOIN prices p ON p.tariff_id = tp.tariff_id AND p.valid_from <= d.day
+       AND (p.valid_until IS NULL OR d.day < p.valid_until)
   WHERE s.activated_on IS NOT NULL AND s.status <> 'pending'
     AND (s.terminated_on IS NULL OR s.terminated_on >= %(first)s::date)
     AND {scope}
-    AND (t.charge_suspended_days OR NOT EXISTS (
-      SELECT 1 FROM subscriptions_suspension x WHERE x.subscription_id = s.id AND x.started_on < d.day
-        AND (x.ended_on IS NULL OR x.ended_on > d.day)))
-), fees AS (
-  SELECT b.*, 'recurring' AS fee, b.recurring_fee AS price FROM base b
+    AND NOT EXISTS (
+      SELECT 1 FROM subscriptions_suspension x WHERE x.subscription_id = s.id AND NOT t.charge_suspended_days
+        AND x.started_on < d.day AND (x.ended_on IS NULL OR x.ended_on > d.day))
+), fees AS MATERIALIZED (
+  SELECT b.sub_id, b.account_id, b.tariff_id, b.day, 'recurring'::text AS fee, b.recurring_fee AS price FROM base b
   UNION ALL
-  SELECT b.*, CASE WHEN i.channel_id IS NOT NULL THEN 'channel-' || ch.code ELSE 'package-' || pk.code END,
-         cp.amount
-  FROM base b
-  JOIN subscriptions_subscriptionitem i ON i.subscription_id = b.sub_id AND i.added_on <= b.day
-       AND (i.removed_on IS NULL OR b.day < i.removed_on)
+  SELECT b.sub_id, b.account_id, b.tariff_id, b.day,
+         CASE WHEN i.channel_id IS NOT NULL THEN 'channel-' || ch.code ELSE 'package-' || pk.code END, cp.amount
+  FROM subscriptions_subscriptionitem i
+  JOIN base b ON b.sub_id = i.subscription_id AND i.added_on <= b.day AND (i.removed_on IS NULL OR b.day < i.removed_on)
   JOIN catalog_channelprice cp ON cp.price_version_id = b.price_id
        AND (cp.channel_id = i.channel_id OR cp.package_id = i.package_id)
   LEFT JOIN catalog_channel ch ON ch.id = i.channel_id
   LEFT JOIN catalog_channelpackage pk ON pk.id = i.package_id
+), due AS (
+  SELECT f.*, t.code AS tariff_code, t.currency, t.period, t.proration, t.revenue_id, t.service_code
+  FROM fees f JOIN tariffs t ON t.tariff_id = f.tariff_id
+  WHERE NOT (t.period = 'month' AND t.proration = 'none')
+  UNION ALL
+  (SELECT DISTINCT ON (f.sub_id, f.fee, date_trunc('month', f.day))
+          f.*, t.code, t.currency, t.period, t.proration, t.revenue_id, t.service_code
+   FROM fees f JOIN tariffs t ON t.tariff_id = f.tariff_id
+   WHERE t.period = 'month' AND t.proration = 'none'
+   ORDER BY f.sub_id, f.fee, date_trunc('month', f.day), f.day)
 ), amounts AS (
-  SELECT f.*,
-    CASE WHEN f.period = 'month' AND f.proration = 'none' THEN to_char(f.day, 'YYYY-MM')
-         ELSE to_char(f.day, 'YYYY-MM-DD') END AS period_key,
-    CASE WHEN f.period = 'day' OR f.proration = 'none' THEN round(f.price, 6)
-         ELSE round(f.price * extract(day FROM f.day) / extract(day FROM date_trunc('month', f.day)
+  SELECT d.*,
+    CASE WHEN d.period = 'month' AND d.proration = 'none' THEN to_char(d.day, 'YYYY-MM')
+         ELSE to_char(d.day, 'YYYY-MM-DD') END AS period_key,
+    CASE WHEN d.period = 'day' OR d.proration = 'none' THEN round(d.price, 6)
+         ELSE round(d.price * extract(day FROM d.day) / extract(day FROM date_trunc('month', d.day)
                     + interval '1 month - 1 day'), 6)
-            - round(f.price * (extract(day FROM f.day) - 1) / extract(day FROM date_trunc('month', f.day)
+            - round(d.price * (extract(day FROM d.day) - 1) / extract(day FROM date_trunc('month', d.day)
                     + interval '1 month - 1 day'), 6)
     END AS amount
-  FROM fees f
+  FROM due d
 ), keyed AS (
   SELECT a.*, 'fee:' || a.sub_id || ':' || a.fee || ':' || a.period_key AS key FROM amounts a WHERE a.amount > 0
-), unique_keys AS (
-  SELECT * FROM keyed WHERE NOT (period = 'month' AND proration = 'none')
-  UNION ALL
-  SELECT DISTINCT ON (key) * FROM keyed WHERE period = 'month' AND proration = 'none' ORDER BY key, day
 )
 SELECT k.account_id, k.revenue_id, k.amount, k.currency, 'charge',
        k.key, jsonb_build_object('subscription', k.sub_id::text, 'service', k.service_code, 'tariff', k.tariff_code,
                                  'fee', k.fee, 'period', k.period_key),
        'subscriptions.subscription', k.sub_id::text, ''
-FROM unique_keys k
+FROM keyed k
 WHERE NOT EXISTS (SELECT 1 FROM ledger_transfer lt WHERE lt.idempotency_key = k.key)
 """
 
