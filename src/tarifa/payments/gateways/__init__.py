@@ -2,8 +2,9 @@
 
 from .base import ChargeResult, GatewayAdapter, WebhookEvent  # noqa: F401
 from .reference import ReferenceAdapter
+from .simulated import SimulatedAdapter
 
-ADAPTERS: dict[str, type[GatewayAdapter]] = {"reference": ReferenceAdapter}
+ADAPTERS: dict[str, type[GatewayAdapter]] = {"reference": ReferenceAdapter, "simulated": SimulatedAdapter}
 
 
 def adapter_for(gateway) -> GatewayAdapter:

@@ -129,20 +129,22 @@ def close_shift(shift: CashierShift, *, actor, counted_cash, note: str = "") -> 
     expected = float + the desk's booked takings during the shift; discrepancy = counted
     − expected. A shortage is booked from the desk's cash to `cash_discrepancy`, a surplus
     the other way (kind adjustment, tagged with the shift and cashier), so the books match
-    the drawer. Only the shift's cashier closes it, or a user who sees all desks. Locks
-    the desk's cash account, then the shift. Errors: shift_closed (409), not_your_shift
-    (403), amount errors.
+    the drawer. The shift's cashier closes it (permission `payments.operate_cash_desk`), or a
+    supervisor (`payments.change_cashiershift`). Locks the desk's cash account, then the
+    shift. Errors: permission_denied, shift_closed (409), not_your_shift (403), amount errors.
     """
-    common.require(actor, "payments.operate_cash_desk")
     user = common.user_of(actor)
+    if user is not None and shift.cashier_id != user.pk:
+        if not user.has_perm("payments.change_cashiershift"):
+            raise PermissionDenied(f"Shift {shift.number} is another cashier's.", code="not_your_shift")
+    else:
+        common.require(actor, "payments.operate_cash_desk")
     desk = shift.desk
     counted = common.non_negative_amount(counted_cash, desk.currency, field="counted_cash")
     locked = ledger.lock_accounts(desk.ledger_account_id)[desk.ledger_account_id]
     shift = CashierShift.objects.select_for_update().select_related("desk", "cashier").get(pk=shift.pk)
     if shift.status != CashierShift.Status.OPEN:
         raise errors.ShiftClosed(f"Shift {shift.number} is already closed.")
-    if user is not None and shift.cashier_id != user.pk and not user.has_perm("payments.view_all_desks"):
-        raise PermissionDenied(f"Shift {shift.number} is another cashier's.", code="not_your_shift")
     expected = expected_cash(shift, locked)
     difference = counted - expected
     transfer = None

@@ -41,6 +41,7 @@ def _desk_and_shift(*, actor, channel, desk, shift):
     """Where cash was taken. A cashier's cash payment belongs to their open shift at the desk."""
     user = common.user_of(actor)
     if shift is not None:
+        shift = CashierShift.objects.select_related("desk__ledger_account", "cashier").get(pk=shift.pk)
         if shift.status != CashierShift.Status.OPEN:
             raise errors.ShiftClosed(f"Shift {shift} is closed.", fields={"shift": ["Closed."]})
         if user is not None and shift.cashier_id != user.pk:
@@ -152,9 +153,10 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
         raise errors.CurrencyMismatch(f"Desk {desk.code} takes {desk.currency}; the account is in {currency}.",
                                       fields={"account": ["Another currency than the desk's."]})
     user = common.user_of(actor)
+    cashier = shift.cashier if shift is not None else (user if desk is not None else None)
     candidate = Payment(id=uuid7(), billing_account=account, amount=amount, currency=currency, channel=channel,
                         gateway=gateway, provider_txn_id=provider_txn_id, desk=desk, shift=shift,
-                        cashier=user if desk is not None else None, idempotency_key=key,
+                        cashier=cashier, idempotency_key=key,
                         external_reference=str(external_reference or "")[:200], payer=str(payer or "")[:200],
                         received_at=received_at or now(), memo=str(memo or ""), actor=common.actor_label(actor))
     with transaction.atomic():
@@ -165,6 +167,9 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
         existing = Payment.objects.filter(idempotency_key=key).first()
         if existing is not None:
             return _replay(existing, candidate)
+        # close_shift takes the desk's account lock too: holding it, the shift's state is settled.
+        if shift is not None and not CashierShift.objects.filter(pk=shift.pk, status=CashierShift.Status.OPEN).exists():
+            raise errors.ShiftClosed(f"Shift {shift} was closed.", fields={"shift": ["Closed."]})
         other = _by_provider_txn(gateway, provider_txn_id)
         if other is not None:
             raise errors.DuplicateProviderTransaction(
@@ -173,8 +178,8 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
         tags = {"channel": channel}
         if desk is not None:
             tags["desk"] = desk.code
-        if user is not None and desk is not None:
-            tags["cashier"] = user.get_username()
+        if cashier is not None:
+            tags["cashier"] = cashier.get_username()
         if gateway is not None:
             tags["gateway"] = gateway.code
         transfer = ledger.post_transfer(actor=actor, debit=debit, credit=account, amount=amount, currency=currency,
