@@ -135,3 +135,17 @@ def test_anonymous_and_unprivileged_callers_are_refused(api, make_user, account)
     assert post(api(None), body).status_code == 401
     assert post(api(make_user("payments.view_payment")), body).status_code == 403
     assert Payment.objects.count() == 0
+
+
+def test_the_payments_command_imports_a_statement_and_generates_vouchers(account, tmp_path, capsys):
+    from django.core.management import call_command
+
+    acc = account()
+    path = tmp_path / "st.csv"
+    path.write_text(f"date,amount,currency,reference,payer,bank_txn_id\n2026-01-02,9.00,USD,{acc.number},X,CLI-1\n")
+    call_command("payments", "import-statement", str(path))
+    assert '"booked": 1' in capsys.readouterr().out and balance(acc) == 9
+    call_command("payments", "generate-vouchers", "--count", "3", "--nominal", "5.00", "--currency", "USD",
+                 "--expires", "2099-12-31")
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("batch,serial,code") and len(rows) == 4
