@@ -33,10 +33,15 @@ class InvalidCredentials(DomainError):
 
 def permissions_by_name(names) -> list[Permission]:
     """Resolve `app_label.codename` names; unknown names are a field error."""
+    names = list(names)
+    wanted = {tuple(name.partition(".")[::2]) for name in names}
+    # One query, not one per name: a role may hold hundreds of permissions.
+    found = {(p.content_type.app_label, p.codename): p
+             for p in Permission.objects.select_related("content_type")
+             .filter(content_type__app_label__in={app for app, _ in wanted}, codename__in={c for _, c in wanted})}
     perms, unknown = [], []
     for name in names:
-        app_label, _, codename = name.partition(".")
-        perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        perm = found.get(tuple(name.partition(".")[::2]))
         (perms.append(perm) if perm else unknown.append(name))
     if unknown:
         raise ValidationFailed(f"Unknown permissions: {', '.join(unknown)}", code="unknown_permission",

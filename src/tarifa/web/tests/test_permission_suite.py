@@ -3,7 +3,7 @@
 For each one (computed from the registry at collection time, so a new app's screens and
 endpoints are covered the moment they are registered):
 - anonymous: the UI redirects to the login page, the API answers 401 in the error format;
-- a user holding every permission *except* the required one: 403;
+- a user holding every permission of the app *except* the required one: 403;
 - a user holding exactly the required permission: 200.
 
 Records for detail URLs come from the demo data (`tarifa.web.demo_loader.load_demo`),
@@ -131,7 +131,8 @@ def test_the_registry_was_read_at_collection_time():
 
 @pytest.fixture(scope="module")
 def demo(django_db_setup, django_db_blocker):
-    """The demo data set, loaded once; every test of this module runs in a savepoint inside it."""
+    """The demo data set and the suite's users, made once; every test of this module runs
+    in a savepoint inside this transaction, which is rolled back at the end."""
     from tarifa.web.demo_loader import load_demo
 
     with django_db_blocker.unblock():
@@ -139,34 +140,91 @@ def demo(django_db_setup, django_db_blocker):
         outer.__enter__()
         try:
             load_demo(actor="demo")
-            yield
+            users = make_suite_users()
+            yield {"users": users, "sessions": make_sessions(users.values()), "objects": {}}
         finally:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)
 
 
-def tarifa_permission_names():
-    """Every permission a role can hold (those of Tarifa's own apps)."""
+def make_suite_users() -> dict:
+    """{(WITH, perm): user holding exactly perm, (WITHOUT, perm): user holding every other
+    permission of perm's app, None: a user holding none}, for every permission the cases require.
+
+    Written in bulk rather than through identity's services: they are the suite's
+    scaffolding, not the subject, and several hundred users and roles go into each run.
+    """
     from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Permission
 
+    role_model, user_model = apps.get_model("identity", "Role"), get_user_model()
     labels = [c.label for c in apps.get_app_configs() if c.name.startswith("tarifa.")]
-    return [f"{app}.{codename}" for app, codename in Permission.objects.filter(content_type__app_label__in=labels)
-            .values_list("content_type__app_label", "codename")]
+    every = {f"{p.content_type.app_label}.{p.codename}": p
+             for p in Permission.objects.select_related("content_type").filter(content_type__app_label__in=labels)}
+    required = sorted({c.permission for c in CASES if c.permission and c.permission in every})
+    by_app: dict[str, list] = {}
+    for name, p in every.items():
+        by_app.setdefault(name.split(".")[0], []).append((name, p))
+    holdings = {None: []}
+    for perm in required:
+        holdings[(WITH, perm)] = [every[perm]]
+        # Every other permission of the same app: a screen that checks a sibling permission
+        # (view instead of change, change instead of an action's own) is caught; checking
+        # another app's permission fails the WITH case anyway.
+        holdings[(WITHOUT, perm)] = [p for name, p in by_app[perm.split(".")[0]] if name != perm]
+    keys = list(holdings)
+    roles = role_model.objects.bulk_create([role_model(name=f"suite role {i}") for i in range(len(keys))])
+    users = user_model.objects.bulk_create([user_model(username=f"suite-user-{i}", password=make_password(None))
+                                            for i in range(len(keys))])
+    role_model.permissions.through.objects.bulk_create(
+        [role_model.permissions.through(role_id=role.pk, permission_id=perm.pk)
+         for role, key in zip(roles, keys) for perm in holdings[key]], batch_size=5000)
+    user_model.roles.through.objects.bulk_create(
+        [user_model.roles.through(user_id=user.pk, role_id=role.pk) for user, role in zip(users, roles)])
+    return dict(zip(keys, users))
 
 
-def user_for(who, permission, make_user):
+def make_sessions(users) -> dict:
+    """A logged-in session per user, in bulk: `force_login` costs ~15 queries a test."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+    from django.utils.crypto import get_random_string
+
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        return {}
+    store, expires = SessionStore(), timezone.now() + dt.timedelta(days=1)
+    keys = {user.pk: get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789") for user in users}
+    Session.objects.bulk_create([
+        Session(session_key=keys[user.pk], expire_date=expires, session_data=store.encode({
+            SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+            HASH_SESSION_KEY: user.get_session_auth_hash()}))
+        for user in users])
+    return keys
+
+
+def user_for(who, case, demo):
     if who == ANONYMOUS:
         return None
-    if who == WITHOUT:
-        others = [n for n in tarifa_permission_names() if n != permission]
-        return make_user(*others, username="suite-without", password=None)
-    return make_user(*([permission] if permission else []), username="suite-with", password=None)
+    if case.permission is None:
+        return demo["users"][None]
+    user = demo["users"].get((who, case.permission))
+    if user is None:
+        pytest.fail(f"{case.id} requires permission {case.permission!r}, which does not exist")
+    return user
 
 
-def object_for(case):
+def object_for(case, demo):
     if case.model is None:
         return None
+    if case.id in demo["objects"]:
+        return demo["objects"][case.id]
     qs = case.model._default_manager.order_by("pk")
     obj = case.pick(qs) if case.pick else qs.first()
     if obj is None:
@@ -175,6 +233,7 @@ def object_for(case):
             pytest.fail(f"demo data has no {label} suitable for {case.id} (e.g. not archived, action available): "
                         f"extend the demo.py of app {case.model._meta.app_label!r} or give its screens a `sample`")
         pytest.fail(f"demo data has no {label}: add some to the demo.py of app {case.model._meta.app_label!r}")
+    demo["objects"][case.id] = obj
     return obj
 
 
@@ -186,26 +245,43 @@ def expected_status(who, case):
     return 200
 
 
-@pytest.mark.parametrize("who", [ANONYMOUS, WITHOUT, WITH])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_permission(case, who, demo, db, client, make_user, api):
-    url = case.url(object_for(case))
-    user = user_for(who, case.permission, make_user)
+def test_permission(case, demo, db):
+    """One test per screen or endpoint, three requests: anonymous, without, with."""
+    url = case.url(object_for(case, demo))
+    for who in (ANONYMOUS, WITHOUT, WITH):
+        response = get_as(who, case, url, demo)
+        expected = expected_status(who, case)
+        assert response.status_code == expected, (
+            f"GET {url} as {who} (required: {case.permission}) gave {response.status_code}, expected {expected}")
+        if who == ANONYMOUS and not case.api:
+            assert response["Location"].startswith(reverse("web:login") + "?next="), response["Location"]
+        if case.api and expected != 200:
+            body = response.json()
+            assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}, body
+            assert body["error"]["code"] == ("not_authenticated" if expected == 401 else "permission_denied"), body
+
+
+def get_as(who, case, url, demo):
+    from django.conf import settings
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    # One client of each kind for the module: each new client loads the middleware again,
+    # and WhiteNoise then scans every static file.
+    if "clients" not in demo:
+        demo["clients"] = {"api": APIClient(), "ui": Client()}
+    user = user_for(who, case, demo)
     if case.api:
-        http = api(user)
-    else:
-        http = client
-        if user is not None:
-            http.force_login(user)
-
-    response = http.get(url)
-
-    expected = expected_status(who, case)
-    assert response.status_code == expected, (
-        f"GET {url} as {who} (required: {case.permission}) gave {response.status_code}, expected {expected}")
-    if who == ANONYMOUS and not case.api:
-        assert response["Location"].startswith(reverse("web:login") + "?next="), response["Location"]
-    if case.api and expected != 200:
-        body = response.json()
-        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}, body
-        assert body["error"]["code"] == ("not_authenticated" if expected == 401 else "permission_denied"), body
+        # Authentication itself (bearer tokens, sessions) is tested in test_api_tokens;
+        # here only the permission check is the subject.
+        http = demo["clients"]["api"]
+        http.force_authenticate(user)
+        return http.get(url)
+    http = demo["clients"]["ui"]
+    http.cookies.clear()
+    if user is not None and user.pk in demo["sessions"]:
+        http.cookies[settings.SESSION_COOKIE_NAME] = demo["sessions"][user.pk]
+    elif user is not None:
+        http.force_login(user)
+    return http.get(url)
