@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "tarifa.ledger",
     "tarifa.catalog",
     "tarifa.subscriptions",
+    "tarifa.rating",
+    "tarifa.billing",
     "tarifa.payments",
     "tarifa.integrations",
     "tarifa.web",
