@@ -83,7 +83,6 @@ INSTALLED_APPS = [
     "tarifa.catalog",
     "tarifa.subscriptions",
     "tarifa.rating",
-    "tarifa.billing",
     "tarifa.payments",
     "tarifa.integrations",
     "tarifa.web",
