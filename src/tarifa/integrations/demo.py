@@ -31,7 +31,9 @@ def load(*, actor) -> dict:
             services.create_template(actor=actor, event=event, channel="sms", language="en", body=body)
     customer = Customer.objects.order_by("number").first()
     if customer is not None and not Notification.objects.exists():
-        services.notify(event="payment_received", customer=customer, source_event="demo",
-                        context={"amount": "10.00", "currency": "", "balance": "10.00",
-                                 "account": customer.billing_accounts.first()})
+        note = services.notify(event="payment_received", customer=customer, source_event="demo",
+                               context={"amount": "10.00", "currency": "", "balance": "10.00",
+                                        "account": customer.billing_accounts.first()})
+        # One attempt now, so the log shows an outcome (sent, or waiting to retry without a mail server).
+        services.deliver_now(note.pk)
     return {"templates": NotificationTemplate.objects.count(), "notifications": Notification.objects.count()}

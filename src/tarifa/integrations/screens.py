@@ -20,5 +20,5 @@ register(ModelScreens(
     ordering=["-created_at"], menu_label=_("Notification log"),
     actions=[Action("resend", _("Send again"), "integrations.resend_notification",
                     lambda note, *, actor: services.resend(note, actor=actor),
-                    available=lambda note: note.status in ("sent", "failed"))],
+                    available=lambda note: note.status in ("sent", "failed", "retrying"))],
 ))

@@ -135,9 +135,9 @@ def deliver_now(notification_id) -> Notification:
 
 @transaction.atomic
 def resend(note, *, actor) -> Notification:
-    """Send a failed or sent notification again (a new attempt series)."""
+    """Send a sent, failed or waiting-to-retry notification again now (a new attempt series)."""
     note = Notification.objects.select_for_update().get(pk=note.pk)
-    if note.status in (Notification.Status.PENDING, Notification.Status.RETRYING):
+    if note.status == Notification.Status.PENDING:
         raise DomainError("The notification is still being delivered.", code="delivery_in_progress", status=409)
     if note.status == Notification.Status.SKIPPED:
         raise DomainError("Nothing to send: no template or address.", code="nothing_to_send", status=409)

@@ -55,14 +55,19 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     first = first_day_to_charge(as_of)
     record = ChargeRun.objects.create(as_of=as_of, first_day=first, actor=str(actor)[:150])
     revenue = charging.revenue_accounts()
-    totals = {"staged": 0, "inserted": 0, "suspended": 0, "resumed": 0, "warned": 0}
+    totals = {"staged": 0, "inserted": 0, "suspended": 0, "resumed": 0, "warned": 0, "charge_s": 0.0,
+              "thresholds_s": 0.0}
     for lo, hi in account_batches(first, batch_accounts):
         with transaction.atomic():
+            t0 = time.monotonic()
             result = charging.post_charges(first=first, last=as_of, actor=actor, revenue=revenue,
                                            scope="s.billing_account_id BETWEEN %(lo)s AND %(hi)s",
                                            params={"lo": lo, "hi": hi})
+            t1 = time.monotonic()
+            totals["charge_s"] += t1 - t0
             changed = thresholds.evaluate(scope="ba.id BETWEEN %(lo)s AND %(hi)s", params={"lo": lo, "hi": hi},
                                           actor=actor, as_of=as_of)
+            totals["thresholds_s"] += time.monotonic() - t1
         totals["staged"] += result.staged
         totals["inserted"] += result.inserted
         for k in ("suspended", "resumed", "warned"):
@@ -72,5 +77,7 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     ChargeRun.objects.filter(pk=record.pk).update(finished_at=now(), staged=totals["staged"],
                                                   inserted=totals["inserted"], suspended=totals["suspended"],
                                                   resumed=totals["resumed"])
+    totals["charge_s"] = round(totals["charge_s"], 2)
+    totals["thresholds_s"] = round(totals["thresholds_s"], 2)
     return {"as_of": str(as_of), "first_day": str(first), **totals,
             "seconds": round(time.monotonic() - started, 3)}
