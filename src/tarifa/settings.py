@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "tarifa.catalog",
     "tarifa.subscriptions",
     "tarifa.rating",
+    "tarifa.billing",
     "tarifa.payments",
     "tarifa.integrations",
     "tarifa.web",

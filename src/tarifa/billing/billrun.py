@@ -1,0 +1,351 @@
+"""Bill runs: every billable account of a cycle invoiced for a period — parallel, resumable, locked.
+
+`start_run()` checks the input (period closed, cycle live, no run of the same cycle and
+period queued or running) and records a `BillRun`; `execute_run()` does the work, in this
+process (`jobs` processes of its own) or in a worker (`tasks.bill_run`):
+
+- the (cycle, period) lock is a PostgreSQL advisory lock held by the coordinating
+  connection for the whole run: a second run is refused with a clear message; a run
+  killed at any moment (even SIGKILL) releases it with its connection;
+- accounts are cut into batches of id ranges (one currency each); a batch is one
+  transaction of the set-based path (`bulk.invoice_batch`); a batch that fails is redone
+  account by account through the one-account path, and an account that still fails is
+  recorded (`BillRunFailure`) and skipped — the run goes on, and the next run retries it;
+- resumable by construction: committed batches stay; the next run selects only the
+  accounts without an invoice for the period; the database's uniqueness (one invoice per
+  account and period, one line per source, one transfer per idempotency key) makes a
+  duplicate impossible even if two writers raced;
+- a dry run is the same path with every batch rolled back.
+
+Billable accounts of a cycle and period: assigned to the cycle, opened by the period's
+end, and active or closed during or after the period.
+"""
+
+import ctypes
+import datetime as dt
+import multiprocessing
+import os
+import signal
+import time
+
+from django.db import connection, connections, transaction
+
+from tarifa.audit import services as recorded
+from tarifa.kernel.clock import now, today
+from tarifa.kernel.errors import Conflict, DomainError, NotFound
+
+from . import bulk, services
+from .models import BillCycle, BillRun, BillRunFailure
+
+DEFAULT_BATCH = 20_000
+
+BILLABLE_SQL = """
+  SELECT ba.id, ba.currency FROM billing_billcycleassignment a
+  JOIN ledger_billingaccount ba ON ba.id = a.billing_account_id
+  WHERE a.cycle_id = %(cycle)s AND ba.created_at::date <= %(end)s
+    AND (ba.status = 'active' OR ba.closed_at::date >= %(start)s)
+"""
+
+PENDING_SQL = BILLABLE_SQL + """
+    AND NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.billing_account_id = ba.id AND i.period = %(period)s
+                    AND i.kind = 'invoice')
+"""
+
+
+def lock_key(cycle: BillCycle, period: str) -> str:
+    return f"tarifa.billing.run:{cycle.pk}:{period}"
+
+
+def _cycle(code_or_cycle) -> BillCycle:
+    if isinstance(code_or_cycle, BillCycle):
+        return code_or_cycle
+    cycle = BillCycle.objects.filter(code=code_or_cycle).first()
+    if cycle is None:
+        raise NotFound(f"No bill cycle {code_or_cycle!r}.", code="cycle_not_found", fields={"cycle": ["Unknown."]})
+    return cycle
+
+
+def cycles_for(code=None) -> list[BillCycle]:
+    if code:
+        return [_cycle(code)]
+    return list(BillCycle.objects.filter(archived_at__isnull=True).order_by("day_of_month", "code"))
+
+
+def default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@transaction.atomic
+def start_run(*, actor, cycle, period: str, dry_run=False, jobs: int | None = None,
+              as_of: dt.date | None = None) -> BillRun:
+    """Record a bill run to execute. Errors: invalid_period, cycle_not_found, cycle_archived,
+    period_not_closed, run_in_progress (another run of this cycle and period is queued or running)."""
+    services._require(actor, "billing.run_bill_run")
+    period = services.parse_period(period)
+    cycle = _cycle(cycle)
+    if cycle.archived_at is not None:
+        raise DomainError(f"Cycle {cycle.code} is archived.", code="cycle_archived", status=409)
+    services.check_period_closed(cycle, period, as_of=as_of)
+    busy = (BillRun.objects.select_for_update().filter(cycle=cycle, period=period,
+                                                         status__in=[BillRun.Status.QUEUED, BillRun.Status.RUNNING])
+            .order_by("started_at").first())
+    if busy is not None and _lock_is_held(cycle, period):
+        raise _busy(busy)
+    if busy is not None and busy.status == BillRun.Status.QUEUED and not dry_run:
+        raise _busy(busy)
+    run = BillRun.objects.create(cycle=cycle, period=period, dry_run=dry_run, jobs=jobs or default_jobs(),
+                                 actor=services._label(actor))
+    recorded.record(run, actor=actor, action="create", message=f"{cycle.code} {period}{' dry run' if dry_run else ''}")
+    return run
+
+
+def _busy(run: BillRun) -> Conflict:
+    return Conflict(f"A bill run of cycle {run.cycle.code} for {run.period} is already {run.status} (started"
+                    f" {run.started_at:%Y-%m-%d %H:%M:%S} by {run.actor or 'system'}, run {run.pk}); wait for it to"
+                    f" finish.", code="run_in_progress")
+
+
+def _lock_is_held(cycle, period) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_key(cycle, period)])
+        got = cursor.fetchone()[0]
+        if got:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_key(cycle, period)])
+    return not got
+
+
+def _acquire(cycle, period) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_key(cycle, period)])
+        return cursor.fetchone()[0]
+
+
+def _release(cycle, period) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_key(cycle, period)])
+
+
+def batches(cycle, period: str, start, end, size: int) -> tuple[int, list[tuple]]:
+    """(accounts to invoice, [(currency, lowest id, highest id)]) in batches of `size` accounts."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT currency, min(id::text)::uuid, max(id::text)::uuid, count(*) FROM (
+              SELECT id, currency, (row_number() OVER (PARTITION BY currency ORDER BY id) - 1) / %(size)s AS batch
+              FROM ({PENDING_SQL}) p) b
+            GROUP BY currency, batch ORDER BY currency, batch""",
+                       {"cycle": cycle.pk, "start": start, "end": end, "period": period, "size": size})
+        rows = cursor.fetchall()
+    return sum(r[3] for r in rows), [(cur, lo, hi) for cur, lo, hi, _n in rows]
+
+
+def _batch_account_ids(cycle, period, start, end, currency, lo, hi) -> list:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM ({PENDING_SQL}) p WHERE currency = %(cur)s AND id BETWEEN %(lo)s AND %(hi)s"
+                       " ORDER BY id", {"cycle": cycle.pk, "start": start, "end": end, "period": period,
+                                        "cur": currency, "lo": lo, "hi": hi})
+        return [r[0] for r in cursor.fetchall()]
+
+
+def process_batch(run_id, currency, lo, hi) -> dict:
+    """Invoice one batch (set-based); on failure, account by account. Never raises."""
+    run = BillRun.objects.select_related("cycle").get(pk=run_id)
+    cycle = run.cycle
+    start, end = services.period_of(cycle, run.period)
+    ids = _batch_account_ids(cycle, run.period, start, end, currency, lo, hi)
+    result = {"accounts": len(ids), "invoiced": 0, "skipped": 0, "failures": [], "totals": {}, "by_service": {},
+              "by_tax": {}, "ledger_transfers": 0}
+    if not ids:
+        return result
+    actor = f"billrun:{run.pk}"
+    try:
+        out = bulk.invoice_batch(cycle=cycle, period=run.period, account_ids=ids, actor=actor, run=run,
+                                 dry_run=run.dry_run)
+        _merge(result, out)
+        return result
+    except Exception:  # noqa: BLE001 — find the offending accounts one by one
+        pass
+    for account_id in ids:
+        try:
+            out = bulk.invoice_batch(cycle=cycle, period=run.period, account_ids=[account_id], actor=actor, run=run,
+                                     dry_run=run.dry_run)
+            _merge(result, out)
+        except Exception as exc:  # noqa: BLE001 — reported and skipped, retried by the next run
+            code = getattr(exc, "code", None) or type(exc).__name__
+            message = getattr(exc, "message", None) or str(exc)
+            result["skipped"] += 1
+            result["failures"].append({"account": str(account_id), "code": code, "message": message[:500]})
+            if not run.dry_run:
+                BillRunFailure.objects.create(run=run, billing_account_id=account_id, code=str(code)[:64],
+                                              message=message[:2000])
+    return result
+
+
+def _merge(into: dict, out: dict) -> None:
+    into["invoiced"] += out.get("invoiced", 0)
+    into["ledger_transfers"] = into.get("ledger_transfers", 0) + out.get("ledger_transfers", 0)
+    for key in ("by_service", "by_tax"):
+        for k, v in out.get(key, {}).items():
+            into[key][k] = str(_d(into[key].get(k, "0")) + _d(v))
+    for cur, t in out.get("totals", {}).items():
+        acc = into["totals"].setdefault(cur, {"net": "0", "tax": "0", "total": "0"})
+        for k in ("net", "tax", "total"):
+            acc[k] = str(_d(acc[k]) + _d(t[k]))
+
+
+def _d(value):
+    from decimal import Decimal
+
+    return Decimal(str(value))
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+_inherited = []
+
+
+def _child_init():
+    """A bill run's worker process: dies with its parent; never touches the parent's connection."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for conn in connections.all(initialized_only=True):
+        # Keep the inherited socket object alive (its finalizer would close the parent's session)
+        # and let Django open a connection of this process's own.
+        _inherited.append(conn.connection)
+        conn.connection = None
+
+
+def _child_batch(args):
+    run_id, currency, lo, hi = args
+    try:
+        return process_batch(run_id, currency, lo, hi)
+    finally:
+        connection.close()
+
+
+def execute_run(run: BillRun, *, progress=None, batch_size: int | None = None) -> dict:
+    """Do the run: take the (cycle, period) lock, invoice batch by batch, summarize. See the module doc."""
+    run = BillRun.objects.select_related("cycle").get(pk=run.pk)
+    cycle, period = run.cycle, run.period
+    if not _acquire(cycle, period):
+        BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FAILED, finished_at=now(),
+                                                 error="another run of this cycle and period holds the lock")
+        busy = (BillRun.objects.filter(cycle=cycle, period=period, status=BillRun.Status.RUNNING)
+                .exclude(pk=run.pk).order_by("started_at").first())
+        raise _busy(busy or run)
+    started = time.monotonic()
+    try:
+        # We hold the lock: runs still marked running died (killed); the accounts they left are ours.
+        BillRun.objects.filter(cycle=cycle, period=period, status=BillRun.Status.RUNNING).exclude(pk=run.pk).update(
+            status=BillRun.Status.INTERRUPTED, finished_at=now())
+        start, end = services.period_of(cycle, period)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({BILLABLE_SQL}) b", {"cycle": cycle.pk, "start": start, "end": end})
+            billable = cursor.fetchone()[0]
+        size = batch_size or DEFAULT_BATCH
+        if run.jobs > 1:
+            # Smaller batches keep every process busy to the end.
+            pending, _ = batches(cycle, period, start, end, size)
+            size = max(200, min(size, -(-pending // (run.jobs * 4)) if pending else size))
+        pending, todo = batches(cycle, period, start, end, size)
+        BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.RUNNING, accounts=pending, started_at=now())
+        result = {"accounts": 0, "invoiced": 0, "skipped": 0, "failures": [], "totals": {}, "by_service": {},
+                  "by_tax": {}, "ledger_transfers": 0}
+        done = 0
+        if progress:
+            progress(0, pending)
+        for out in _results(run, todo):
+            done += out["accounts"]
+            result["accounts"] += out["accounts"]
+            result["skipped"] += out["skipped"]
+            result["failures"] += out["failures"]
+            _merge(result, out)
+            BillRun.objects.filter(pk=run.pk).update(done=done, invoiced=result["invoiced"], skipped=result["skipped"])
+            if progress:
+                progress(done, pending)
+        seconds = time.monotonic() - started
+        summary = _summary(run, result, billable=billable, pending=pending, seconds=seconds)
+        BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FINISHED, finished_at=now(), summary=summary,
+                                                 done=done, invoiced=result["invoiced"], skipped=result["skipped"])
+        return summary
+    except BaseException as exc:
+        BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FAILED, finished_at=now(), error=str(exc)[:2000])
+        raise
+    finally:
+        _release(cycle, period)
+
+
+def _results(run, todo):
+    args = [(run.pk, cur, lo, hi) for cur, lo, hi in todo]
+    if run.jobs <= 1 or len(args) <= 1:
+        for a in args:
+            yield process_batch(*a)
+        return
+    # The coordinator keeps its connection (it holds the lock); the children drop their copy.
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(min(run.jobs, len(args)), initializer=_child_init) as pool:
+        yield from pool.imap_unordered(_child_batch, args)
+
+
+def _summary(run, result, *, billable, pending, seconds) -> dict:
+    from collections import Counter
+
+    reasons = Counter(f["code"] for f in result["failures"])
+    summary = {
+        "cycle": run.cycle.code, "period": run.period, "dry_run": run.dry_run, "run": str(run.pk),
+        "accounts": pending, "billable": billable, "already_invoiced": billable - pending,
+        "invoiced": result["invoiced"], "skipped": result["skipped"], "skipped_reasons": dict(reasons),
+        "failures": result["failures"][:100], "totals": result["totals"], "by_service": result["by_service"],
+        "by_tax": result["by_tax"], "ledger_transfers": result.get("ledger_transfers", 0),
+        "seconds": round(seconds, 3), "accounts_per_s": round(pending / seconds, 1) if seconds > 0 else None,
+        "processes": run.jobs,
+    }
+    return summary
+
+
+def combine(summaries: list[dict], period: str, dry_run: bool) -> dict:
+    """One JSON summary for the runs of several cycles."""
+    out = {"period": period, "dry_run": dry_run, "cycles": [s["cycle"] for s in summaries], "accounts": 0,
+           "billable": 0, "already_invoiced": 0, "invoiced": 0, "skipped": 0, "skipped_reasons": {}, "failures": [],
+           "totals": {}, "by_service": {}, "by_tax": {}, "ledger_transfers": 0, "seconds": 0.0, "runs": []}
+    for s in summaries:
+        for k in ("accounts", "billable", "already_invoiced", "invoiced", "skipped", "ledger_transfers"):
+            out[k] += s[k]
+        out["seconds"] = round(out["seconds"] + s["seconds"], 3)
+        for code, n in s["skipped_reasons"].items():
+            out["skipped_reasons"][code] = out["skipped_reasons"].get(code, 0) + n
+        out["failures"] += s["failures"]
+        _merge(out, {"totals": s["totals"], "by_service": s["by_service"], "by_tax": s["by_tax"], "invoiced": 0})
+        out["runs"].append(s["run"])
+    out["accounts_per_s"] = round(out["accounts"] / out["seconds"], 1) if out["seconds"] else None
+    return out
+
+
+def run_period(*, actor, period: str, cycle=None, dry_run=False, jobs: int | None = None, progress=None,
+               batch_size: int | None = None, as_of=None) -> dict:
+    """Start and execute the runs of `period` for one cycle or all; the combined summary."""
+    summaries = []
+    for c in cycles_for(cycle):
+        run = start_run(actor=actor, cycle=c, period=period, dry_run=dry_run, jobs=jobs, as_of=as_of)
+        summaries.append(execute_run(run, progress=(lambda d, t, c=c: progress(c, d, t)) if progress else None,
+                                     batch_size=batch_size))
+    return combine(summaries, services.parse_period(period), dry_run)
+
+
+def enqueue(*, actor, period: str, cycle=None, dry_run=False, jobs: int | None = None, as_of=None) -> list[BillRun]:
+    """Hand the runs to the workers (the UI always does); returns the queued runs."""
+    from .tasks import bill_run
+
+    runs = []
+    for c in cycles_for(cycle):
+        with transaction.atomic():
+            run = start_run(actor=actor, cycle=c, period=period, dry_run=dry_run, jobs=jobs or 1, as_of=as_of)
+            bill_run.defer(run_id=str(run.pk))
+        runs.append(run)
+    return runs
+
+
+def today_period(cycle) -> str:
+    return services.last_closed_period(cycle, today())

@@ -1,0 +1,146 @@
+"""Revenue assurance: `tarifa billing check --period YYYY-MM` and the check screen.
+
+For a period (of one cycle or all):
+- `missing_invoices`: every billable account has an invoice for the period;
+- `duplicate_invoices`: … exactly one (the database refuses a second; checked anyway);
+- `uninvoiced_sources`: every fee, usage charge, adjustment, rated postpaid usage and pending
+  item of a billable account up to the period's end stands on an invoice line;
+- `line_totals`: an invoice's total is its net plus its tax, its exact amount is the sum of
+  its lines, a line's amount is the sum of its sources (per-line rounding: the totals are
+  the sums of the lines);
+- `ledger`: an issued invoice's (or credit note's) total equals what its sources and its own
+  postings moved on the customer's ledger account, and each source's amount is its transfer's.
+Read-only; offenders are named (up to 50 per check).
+"""
+
+from django.db import connection
+
+from .billrun import BILLABLE_SQL
+from .models import BillCycle
+from .services import parse_period, period_of
+from .sources import params as source_params
+from .sources import sources_sql
+
+LIMIT = 50
+
+MISSING_SQL = f"""
+SELECT ba.number, 'no invoice for ' || %(period)s FROM ({BILLABLE_SQL}) b JOIN ledger_billingaccount ba ON ba.id = b.id
+WHERE NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.billing_account_id = b.id AND i.period = %(period)s
+                  AND i.kind = 'invoice')
+ORDER BY ba.number LIMIT %(limit)s
+"""
+
+DUPLICATE_SQL = """
+SELECT ba.number, count(*) || ' invoices for ' || %(period)s FROM billing_invoice i
+JOIN ledger_billingaccount ba ON ba.id = i.billing_account_id
+WHERE i.period = %(period)s AND i.kind = 'invoice' AND i.cycle_id = %(cycle)s
+GROUP BY ba.number HAVING count(*) > 1 LIMIT %(limit)s
+"""
+
+LINE_TOTALS_SQL = """
+WITH inv AS (
+  SELECT i.* FROM billing_invoice i WHERE i.cycle_id = %(cycle)s
+    AND (i.period = %(period)s OR i.credited_invoice_id IN (SELECT id FROM billing_invoice WHERE period = %(period)s
+                                                            AND cycle_id = %(cycle)s))
+), l AS (
+  SELECT invoice_id, sum(amount) AS amount, sum(net) AS net, sum(tax) AS tax, sum(total) AS total, count(*) AS n
+  FROM billing_invoiceline WHERE invoice_id IN (SELECT id FROM inv) GROUP BY invoice_id
+), s AS (
+  SELECT l.invoice_id, count(*) AS bad FROM billing_invoiceline l
+  JOIN (SELECT line_id, sum(amount) AS amount FROM billing_invoicedsource
+        WHERE invoice_id IN (SELECT id FROM inv) GROUP BY line_id) x ON x.line_id = l.id
+  WHERE x.amount <> l.amount GROUP BY l.invoice_id
+)
+SELECT coalesce(nullif(inv.number, ''), inv.id::text),
+       format('total %%s, net %%s + tax %%s; exact %%s, lines %%s (net %%s, tax %%s, total %%s); %%s lines off their sources',
+              inv.total, inv.subtotal, inv.tax_total, inv.ledger_amount, coalesce(l.amount, 0), coalesce(l.net, 0),
+              coalesce(l.tax, 0), coalesce(l.total, 0), coalesce(s.bad, 0))
+FROM inv LEFT JOIN l ON l.invoice_id = inv.id LEFT JOIN s ON s.invoice_id = inv.id
+WHERE inv.total <> inv.subtotal + inv.tax_total
+   OR coalesce(s.bad, 0) > 0
+   OR (inv.kind = 'invoice' AND inv.ledger_amount <> coalesce(l.amount, 0))
+   OR (inv.kind = 'invoice' AND inv.rounding = 'line' AND (inv.total <> coalesce(l.total, 0)
+       OR inv.subtotal <> coalesce(l.net, 0) OR inv.tax_total <> coalesce(l.tax, 0)))
+LIMIT %(limit)s
+"""
+
+LEDGER_SQL = """
+WITH inv AS (
+  SELECT i.id, i.number, i.total, ba.ledger_account_id AS lid FROM billing_invoice i
+  JOIN ledger_billingaccount ba ON ba.id = i.billing_account_id
+  WHERE i.cycle_id = %(cycle)s AND i.state <> 'draft'
+    AND (i.period = %(period)s OR i.credited_invoice_id IN (SELECT id FROM billing_invoice WHERE period = %(period)s
+                                                            AND cycle_id = %(cycle)s))
+), src AS (
+  SELECT s.invoice_id, sum(CASE WHEN t.debit_account_id = inv.lid THEN t.amount ELSE -t.amount END) AS amount,
+         count(*) FILTER (WHERE s.amount <> CASE WHEN t.debit_account_id = inv.lid THEN t.amount ELSE -t.amount END)
+           AS off
+  FROM billing_invoicedsource s JOIN inv ON inv.id = s.invoice_id JOIN ledger_transfer t ON t.id = s.source_id
+  WHERE s.source_type = 'transfer' GROUP BY s.invoice_id
+), own AS (
+  SELECT inv.id AS invoice_id,
+         sum(CASE WHEN t.debit_account_id = inv.lid THEN t.amount WHEN t.credit_account_id = inv.lid THEN -t.amount
+                  ELSE 0 END) AS amount
+  FROM inv JOIN ledger_transfer t ON t.reference_type = 'billing.invoice' AND t.reference_id = inv.id::text
+  GROUP BY inv.id
+)
+SELECT inv.number, format('total %%s, ledger %%s (sources %%s, own postings %%s), %%s sources off their transfers',
+                          inv.total, coalesce(src.amount, 0) + coalesce(own.amount, 0), coalesce(src.amount, 0),
+                          coalesce(own.amount, 0), coalesce(src.off, 0))
+FROM inv LEFT JOIN src ON src.invoice_id = inv.id LEFT JOIN own ON own.invoice_id = inv.id
+WHERE inv.total <> coalesce(src.amount, 0) + coalesce(own.amount, 0) OR coalesce(src.off, 0) > 0
+LIMIT %(limit)s
+"""
+
+
+def _uninvoiced(cursor, args) -> list:
+    cursor.execute("DROP TABLE IF EXISTS billing_scope")
+    cursor.execute(f"""CREATE TEMP TABLE billing_scope AS
+        SELECT b.id AS account_id, ba.ledger_account_id AS ledger_id, %(end)s::date AS period_end
+        FROM ({BILLABLE_SQL}) b JOIN ledger_billingaccount ba ON ba.id = b.id""", args)
+    cursor.execute("ANALYZE billing_scope")
+    cursor.execute(f"""SELECT ba.number || ' ' || src.type || ' ' || src.id,
+                              format('%%s %%s on %%s not on any invoice line', src.kind, src.amount, src.day_from)
+                       FROM ({sources_sql()}) src JOIN ledger_billingaccount ba ON ba.id = src.account_id
+                       ORDER BY ba.number, src.day_from LIMIT %(limit)s""", {**args, **source_params()})
+    found = cursor.fetchall()
+    cursor.execute("DROP TABLE billing_scope")
+    return found
+
+
+def check(*, period: str, cycle: str | None = None) -> dict:
+    """Run every check for `period` (all live cycles, or one); {"ok", "checks", "problems", …}."""
+    period = parse_period(period)
+    cycles = list(BillCycle.objects.filter(code=cycle)) if cycle else list(
+        BillCycle.objects.filter(archived_at__isnull=True).order_by("code"))
+    checks: dict[str, int] = {}
+    problems = []
+    invoices = 0
+    with connection.cursor() as cursor:
+        in_tx = connection.in_atomic_block
+        if not in_tx:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            for c in cycles:
+                start, end = period_of(c, period)
+                args = {"cycle": c.pk, "period": period, "start": start, "end": end, "limit": LIMIT}
+                cursor.execute("SELECT count(*) FROM billing_invoice WHERE cycle_id = %(cycle)s AND period = %(period)s",
+                               args)
+                invoices += cursor.fetchone()[0]
+                for name, sql in (("missing_invoices", MISSING_SQL), ("duplicate_invoices", DUPLICATE_SQL),
+                                  ("uninvoiced_sources", None), ("line_totals", LINE_TOTALS_SQL),
+                                  ("ledger", LEDGER_SQL)):
+                    if sql is None:
+                        found = _uninvoiced(cursor, args)
+                    else:
+                        cursor.execute(sql, args)
+                        found = cursor.fetchall()
+                    checks[name] = checks.get(name, 0) + len(found)
+                    problems += [{"check": name, "cycle": c.code, "subject": subject, "detail": detail}
+                                 for subject, detail in found]
+        finally:
+            if not in_tx:
+                cursor.execute("COMMIT")
+    return {"ok": not problems, "period": period, "cycles": [c.code for c in cycles], "invoices": invoices,
+            "checks": {name: "ok" if not n else f"{n}{'+' if n >= LIMIT else ''} problems" for name, n in checks.items()},
+            "problems": problems}

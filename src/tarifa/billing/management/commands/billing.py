@@ -1,0 +1,162 @@
+"""`tarifa billing charge | run | check | assign | invoice | dunning`.
+
+`charge` is subscriptions' daily fee charging (`tarifa.subscriptions.daily.run`); the rest
+is the billing app's.
+"""
+
+import datetime as dt
+import json
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tarifa.kernel.clock import today
+from tarifa.kernel.errors import DomainError
+
+
+class ProgressBar:
+    """A progress bar on stderr: cycle, bar, percent, accounts and rate."""
+
+    def __init__(self, stream, enabled=True):
+        self.stream, self.enabled, self.started = stream, enabled, time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, cycle, done, total):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.5:
+            return
+        self.last = now
+        width = 30
+        fill = int(width * done / total) if total else width
+        rate = done / (now - self.started) if now > self.started else 0
+        self.stream.write(f"\r{cycle.code} [{'#' * fill}{'.' * (width - fill)}] {100 * done // max(total, 1):3d}%"
+                          f" {done}/{total} accounts {rate:,.0f}/s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+class Command(BaseCommand):
+    help = ("Billing. charge: fees due up to a day; run: a bill run for a period; check: revenue assurance; "
+            "assign: put accounts in a cycle; invoice: one account; dunning: advance the collections ladder.")
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", required=True)
+        charge = sub.add_parser("charge", help="Charge every fee due up to --as-of (default: today).")
+        charge.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD")
+        charge.add_argument("--batch-accounts", type=int, default=None, help="Accounts per transaction.")
+        charge.add_argument("--actor", default="system:cli")
+
+        run = sub.add_parser("run", help="Invoice every billable account of a period (all cycles, or --cycle).")
+        run.add_argument("--period", required=True, help="YYYY-MM")
+        run.add_argument("--cycle", help="Bill cycle code (default: every cycle).")
+        run.add_argument("--dry-run", action="store_true", help="Compute everything, write nothing.")
+        run.add_argument("--jobs", type=int, default=None, help="Processes (default: one per core).")
+        run.add_argument("--enqueue", action="store_true", help="Hand the run to the running workers and return.")
+        run.add_argument("--batch-size", type=int, default=None, help="Accounts per transaction.")
+        run.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+        run.add_argument("--actor", default="system:cli")
+
+        check = sub.add_parser("check", help="Revenue assurance for a period; exits 1 naming the offenders.")
+        check.add_argument("--period", required=True, help="YYYY-MM")
+        check.add_argument("--cycle", help="Bill cycle code (default: every cycle).")
+
+        assign = sub.add_parser("assign", help="Put every active account without a cycle into --cycle.")
+        assign.add_argument("--cycle", required=True)
+        assign.add_argument("--payment-mode", choices=["prepaid", "postpaid"], default=None)
+        assign.add_argument("--actor", default="system:cli")
+
+        invoice = sub.add_parser("invoice", help="Invoice one account for a period (or --dry-run to preview).")
+        invoice.add_argument("account", help="Billing account number")
+        invoice.add_argument("--period", required=True)
+        invoice.add_argument("--dry-run", action="store_true")
+        invoice.add_argument("--actor", default="system:cli")
+
+        dunning = sub.add_parser("dunning", help="Mark overdue invoices and apply the next dunning steps.")
+        dunning.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD")
+        dunning.add_argument("--actor", default="system:cli")
+
+    def handle(self, *args, **opts):
+        try:
+            return getattr(self, f"do_{opts['subcommand']}")(**opts)
+        except DomainError as exc:
+            raise CommandError(f"{exc.message} [{exc.code}]") from None
+
+    def _day(self, value):
+        try:
+            return dt.date.fromisoformat(value) if value else today()
+        except ValueError:
+            raise CommandError(f"--as-of {value!r}: expected YYYY-MM-DD") from None
+
+    def do_charge(self, **opts):
+        from tarifa.subscriptions.daily import BATCH_ACCOUNTS, run
+
+        result = run(as_of=self._day(opts["as_of"]), actor=opts["actor"],
+                     batch_accounts=opts["batch_accounts"] or BATCH_ACCOUNTS,
+                     log=lambda line: self.stderr.write(line) if opts["verbosity"] > 1 else None)
+        self.stdout.write(json.dumps(result, indent=2))
+
+    def do_run(self, **opts):
+        from tarifa.billing import billrun
+
+        if opts["jobs"] is not None and opts["jobs"] < 1:
+            raise CommandError("--jobs is at least 1")
+        if opts["enqueue"]:
+            runs = billrun.enqueue(actor=opts["actor"], period=opts["period"], cycle=opts["cycle"],
+                                   dry_run=opts["dry_run"], jobs=opts["jobs"])
+            self.stdout.write(json.dumps({"queued": [{"run": str(r.pk), "cycle": r.cycle.code, "period": r.period}
+                                                     for r in runs]}, indent=2))
+            return
+        bar = ProgressBar(sys.stderr, enabled=not opts["no_progress"] and opts["verbosity"] > 0)
+        summary = billrun.run_period(actor=opts["actor"], period=opts["period"], cycle=opts["cycle"],
+                                     dry_run=opts["dry_run"], jobs=opts["jobs"], progress=bar,
+                                     batch_size=opts["batch_size"])
+        self.stdout.write(json.dumps(summary, indent=2, default=str))
+
+    def do_check(self, **opts):
+        from tarifa.billing.check import check
+
+        result = check(period=opts["period"], cycle=opts["cycle"])
+        self.stdout.write(json.dumps(result, indent=2, default=str))
+        if not result["ok"]:
+            for p in result["problems"]:
+                self.stderr.write(f"{p['check']}: {p['subject']}: {p['detail']}")
+            sys.exit(1)
+
+    def do_assign(self, **opts):
+        from tarifa.billing import services
+        from tarifa.billing.billrun import _cycle
+
+        n = services.assign_accounts_bulk(actor=opts["actor"], cycle=_cycle(opts["cycle"]),
+                                          payment_mode=opts["payment_mode"])
+        self.stdout.write(json.dumps({"assigned": n, "cycle": opts["cycle"]}))
+
+    def do_invoice(self, **opts):
+        from tarifa.billing import services
+        from tarifa.ledger.selectors import billing_account_by_number
+
+        account = billing_account_by_number(opts["account"])
+        if account is None:
+            raise CommandError(f"No billing account {opts['account']!r}.")
+        if opts["dry_run"]:
+            draft, dates = services.preview_invoice(billing_account=account, period=opts["period"])
+            self.stdout.write(json.dumps({"lines": [{"kind": ln.kind, "description": ln.description,
+                                                     "amount": ln.amount, "net": ln.net, "tax": ln.tax,
+                                                     "total": ln.total} for ln in draft.lines],
+                                          "subtotal": draft.subtotal, "tax": draft.tax_total, "total": draft.total,
+                                          **dates}, indent=2, default=str))
+            return
+        invoice = services.generate_invoice(actor=opts["actor"], billing_account=account, period=opts["period"])
+        self.stdout.write(json.dumps({"invoice": str(invoice.pk), "number": invoice.number, "state": invoice.state,
+                                      "total": invoice.total, "existing": invoice.existing}, default=str))
+
+    def do_dunning(self, **opts):
+        from tarifa.billing import dunning, services
+
+        day = self._day(opts["as_of"])
+        overdue = services.mark_overdue(as_of=day)
+        result = dunning.run(as_of=day, actor=opts["actor"])
+        self.stdout.write(json.dumps({"overdue": overdue, **result}, indent=2, default=str))

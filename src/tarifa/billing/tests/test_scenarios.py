@@ -1,0 +1,73 @@
+"""The operator's stories with a moving clock: a month of service, the bill run, payments, credit notes."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from tarifa.billing import billrun, services
+from tarifa.billing.check import check
+from tarifa.billing.models import Invoice, InvoicedSource
+from tarifa.kernel import clock
+from tarifa.ledger import services as ledger
+from tarifa.ledger.selectors import check_ledger
+from tarifa.subscriptions import daily
+from tarifa.subscriptions import services as subs
+
+from .helpers import ACTOR, at, balance, make_catalog, make_cycle, make_taxes, pay, postpaid_org, run_events
+
+pytestmark = pytest.mark.django_db
+
+
+def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_part_then_credited():
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        tariffs = make_catalog(start=dt.date(2025, 1, 1))
+        make_taxes()
+        cycle = make_cycle()
+        account = postpaid_org(cycle)
+        net = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="acme",
+                                       activate=True)
+        subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+100",
+                                 activate=True)
+        subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["TV"], smart_card="SC1",
+                                 activate=True)
+        # Mid-period tariff change: NET-62 from 16 March.
+        subs.change_tariff(net, actor=ACTOR, tariff=tariffs["NET-62"], effective=dt.date(2025, 3, 16))
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="discount", description="Loyalty",
+                                  amount="-5.00")
+        for _ in range(30):
+            c.add_days(1)
+            daily.run(as_of=c.today(), actor="test")
+        c.add_days(1)  # 1 April: March is closed
+        daily.run(as_of=c.today(), actor="test")
+        summary = billrun.run_period(actor=ACTOR, period="2025-03")
+        assert summary["invoiced"] == 1 and summary["skipped"] == 0, summary["failures"]
+        invoice = Invoice.objects.get(billing_account=account, period="2025-03")
+        lines = {ln.description: ln for ln in invoice.lines.all()}
+        print(lines)
+        kinds = sorted(ln.kind for ln in invoice.lines.all())
+        assert kinds.count("recurring_fee") == 3 + 1  # net 31, net 62, mobile, tv
+        # Net 31: 15 days of 31.00/31; net 62: 16 days of 62/31; mobile 31 × 0.50; TV 10.00 whole.
+        by_tariff = {(ln.kind, ln.description.split()[-1]): ln for ln in invoice.lines.all()}
+        assert by_tariff[("recurring_fee", "NET-31")].amount == Decimal("15.000000")
+        assert by_tariff[("recurring_fee", "NET-62")].amount == Decimal("32.000000")
+        assert by_tariff[("recurring_fee", "MOB")].amount == Decimal("15.500000")
+        assert by_tariff[("recurring_fee", "TV")].amount == Decimal("10.000000")
+        assert by_tariff[("recurring_fee", "NET-31")].period_end == dt.date(2025, 3, 15)
+        assert invoice.state == "issued" and invoice.number.endswith("I0000001")
+        assert check(period="2025-03")["ok"], check(period="2025-03")
+        assert check_ledger()["ok"]
+        assert invoice.total == sum(ln.total for ln in invoice.lines.all())
+        # Partially paid…
+        pay(account, "20.00")
+        run_events()
+        invoice.refresh_from_db()
+        assert invoice.paid_amount == Decimal("20.00") and invoice.state == "partially_paid"
+        # … then credited in part, never more than what is left.
+        note = services.credit_invoice(invoice, actor=ACTOR, amount="10.00", reason="outage")
+        assert note.total == Decimal("-10.00") and note.number.endswith("CN0000001")
+        with pytest.raises(Exception) as err:
+            services.credit_invoice(invoice, actor=ACTOR, amount=str(invoice.total), reason="too much")
+        assert getattr(err.value, "code", "") == "credit_too_large"
+        assert check(period="2025-03")["ok"], check(period="2025-03")
+        assert check_ledger()["ok"]
