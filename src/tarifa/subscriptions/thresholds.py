@@ -16,6 +16,9 @@ a payment's handler takes it with `ledger.services.lock_accounts`.
 from django.conf import settings
 from django.db import connection
 
+from django.db.models import Max
+
+from tarifa.catalog.models import Tariff
 from tarifa.kernel import events
 from tarifa.kernel.clock import now
 
@@ -30,7 +33,7 @@ FUNDS_SQL = """
 """
 
 SUSPEND_SQL = """
-WITH acct AS ({funds}), due AS (
+WITH acct AS (SELECT * FROM thresholds_funds WHERE funds < %(max_suspend)s), due AS (
   SELECT s.id, a.funds FROM subscriptions_subscription s
   JOIN acct a ON a.account_id = s.billing_account_id
   JOIN catalog_tariff t ON t.id = s.tariff_id
@@ -62,7 +65,7 @@ RETURNING id
 """
 
 RESUME_SQL = """
-WITH acct AS ({funds}), due AS (
+WITH acct AS (SELECT * FROM thresholds_funds), due AS (
   SELECT x.id AS suspension_id, s.id FROM subscriptions_subscription s
   JOIN acct a ON a.account_id = s.billing_account_id
   JOIN catalog_tariff t ON t.id = s.tariff_id
@@ -94,7 +97,7 @@ RETURNING id, object_id
 """
 
 WARN_SQL = """
-WITH acct AS ({funds}), low AS (
+WITH acct AS (SELECT * FROM thresholds_funds WHERE funds < %(max_warn)s), low AS (
   SELECT a.account_id, a.balance, a.funds, min(t.warn_below) AS level
   FROM acct a
   JOIN subscriptions_subscription s ON s.billing_account_id = a.account_id AND s.status = 'active'
@@ -141,9 +144,17 @@ def evaluate(*, scope: str = "TRUE", params: dict | None = None, actor="system",
     day = as_of or at.date()
     args = {"now": at, "today": day, "actor": str(actor)[:150], "branch": settings.TARIFA_BRANCH_CODE,
             **(params or {})}
-    funds = FUNDS_SQL.format(scope=scope)
+    levels = Tariff.objects.aggregate(s=Max("suspend_below"), w=Max("warn_below"))
+    args["max_suspend"] = max(levels["s"] or 0, 0)
+    args["max_warn"] = levels["w"] if levels["w"] is not None else -10 ** 12
     with connection.cursor() as cursor:
-        cursor.execute(RESUME_SQL.format(funds=funds), args)
+        # The funds of the accounts in scope, once; each statement then starts from the few
+        # accounts below a level or the few open balance suspensions.
+        cursor.execute("DROP TABLE IF EXISTS thresholds_funds")
+        cursor.execute("CREATE TEMP TABLE thresholds_funds ON COMMIT DROP AS " + FUNDS_SQL.format(scope=scope), args)
+        cursor.execute("CREATE INDEX ON thresholds_funds (account_id)")
+        cursor.execute("ANALYZE thresholds_funds")
+        cursor.execute(RESUME_SQL, args)
         rows = cursor.fetchall()
         resumed = [r[0] for r in rows]
         if rows:
@@ -153,10 +164,14 @@ def evaluate(*, scope: str = "TRUE", params: dict | None = None, actor="system",
 
             post_charges(first=day, last=day, actor=actor, scope="s.id = ANY(%(resumed_subs)s::uuid[])",
                          params={"resumed_subs": [r[1] for r in rows]})
-        cursor.execute(SUSPEND_SQL.format(funds=funds), args)
+            cursor.execute("DROP TABLE thresholds_funds")
+            cursor.execute("CREATE TEMP TABLE thresholds_funds ON COMMIT DROP AS " + FUNDS_SQL.format(scope=scope),
+                           args)
+        cursor.execute(SUSPEND_SQL, args)
         suspended = [r[0] for r in cursor.fetchall()]
-        cursor.execute(WARN_SQL.format(funds=funds), args)
+        cursor.execute(WARN_SQL, args)
         warned = [r[0] for r in cursor.fetchall()]
+        cursor.execute("DROP TABLE thresholds_funds")
     _dispatch(resumed, "subscription.resumed")
     _dispatch(suspended, "subscription.suspended")
     _dispatch(warned, "account.low_balance")
