@@ -77,7 +77,7 @@ class ResumeForm(forms.Form):
 
     def set_object(self, sub, request):
         open_causes = list(sub.suspensions.filter(ended_at__isnull=True).values_list("cause", flat=True))
-        self.fields["cause"].choices = [(c, l) for c, l in Suspension.Cause.choices if c in open_causes]
+        self.fields["cause"].choices = [(c, label) for c, label in Suspension.Cause.choices if c in open_causes]
 
 
 class ChangeTariffForm(forms.Form):
