@@ -19,6 +19,7 @@ from .models import ChargeRun
 
 MAX_CATCH_UP_DAYS = 366
 BATCH_ACCOUNTS = 100_000
+WORK_MEM = "128MB"
 
 
 def first_day_to_charge(as_of: dt.date) -> dt.date:
@@ -59,6 +60,9 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
               "thresholds_s": 0.0}
     for lo, hi in account_batches(first, batch_accounts):
         with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Hash joins and sorts over a batch's charges fit in memory (the default is 4 MB).
+                cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             t0 = time.monotonic()
             result = charging.post_charges(first=first, last=as_of, actor=actor, revenue=revenue,
                                            scope="s.billing_account_id BETWEEN %(lo)s AND %(hi)s",
