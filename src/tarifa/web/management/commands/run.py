@@ -91,10 +91,12 @@ class Command(BaseCommand):
                 children[name] = subprocess.Popen(cmd, env=env, process_group=0, preexec_fn=_die_with_parent)
                 self.say(f"{name}: pid {children[name].pid}")
             url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-            if self.wait_until_up(url, children, received):
-                self.say("")
-                self.say(self.style.SUCCESS(f"Tarifa is running at {url}"))
-                self.say(self.credentials(result))
+            up = self.wait_until_up(url, children, received)
+            self.say("")
+            self.say(self.style.SUCCESS(f"Tarifa is running at {url}") if up else f"Tarifa's address: {url}")
+            # Always, even if the server is slow or failed: a generated password is shown only here.
+            self.say(self.credentials(result))
+            if up:
                 self.say("Press Ctrl-C to stop.")
             exit_code = self.supervise(children, received)
         finally:
