@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 RUFF_RULES ?= E4,E7,E9,F
 HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
 
-.PHONY: help run test test-fast browser-deps bench lint clean-db
+.PHONY: help run test test-fast browser-deps pdf-deps bench lint clean-db
 
 help:
 	@echo "make run       install if needed, then start Tarifa (web server + job worker) on 127.0.0.1:\$${PORT:-8000}"
@@ -39,7 +39,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed pdf-deps
 	$(BIN)/tarifa run
 
 # Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
@@ -57,10 +57,23 @@ browser-deps:
 	fi
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing after apt-get install chromium." >&2; exit 1; }
 
+# WeasyPrint (invoice PDFs) needs Debian's Pango libraries; installed like Chromium when missing.
+pdf-deps:
+	@if ! $(BIN)/python -c "import weasyprint" >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Pango for WeasyPrint (invoice PDFs)…"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; \
+		else \
+			echo "Invoice PDFs need Pango: apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; \
+		fi; \
+	fi
+
 # The suite runs in two parts: everything but the browser tests on $(TEST_WORKERS) xdist processes (each has its
 # own test database), then the browser tests serially. Both parts always run; exit code 5 ("no tests
 # collected", e.g. PYTEST_ARGS selected none of a part) is not a failure.
-test: $(VENV)/.installed-test browser-deps
+test: $(VENV)/.installed-test browser-deps pdf-deps
 	@rc1=0; rc2=0; \
 	$(BIN)/python -m pytest -m "not browser" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS) || rc1=$$?; \
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS) || rc2=$$?; \

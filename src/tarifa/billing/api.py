@@ -1,0 +1,328 @@
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tarifa.catalog.api import MoneyField
+from tarifa.kernel.clock import today
+from tarifa.ledger.models import BillingAccount, Transfer
+from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+
+from . import billrun, dunning, services
+from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningPolicy,
+                     DunningStep, Invoice, InvoiceLine, PendingItem)
+
+PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+class BillCycleSerializer(StrictModelSerializer):
+    class Meta:
+        model = BillCycle
+        fields = ["id", "code", "name", "day_of_month", "invoice_date_offset_days", "payment_terms_days", "rounding",
+                  "series", "auto_issue", "description", "archived_at", "branch", "created_at"]
+        read_only_fields = ["archived_at", "branch", "created_at"]
+
+
+class BillCycleViewSet(RecordViewSet):
+    """Bill cycles: when accounts are invoiced (period start day, invoice date, payment terms, rounding)."""
+
+    queryset = BillCycle.objects.order_by("day_of_month", "code")
+    serializer_class = BillCycleSerializer
+    filterset_fields = ["code"]
+
+    def create_service(*, actor, **data):
+        return services.create_cycle(actor=actor, **data)
+
+    def update_service(obj, *, actor, **data):
+        return services.update_cycle(obj, actor=actor, **data)
+
+    def archive_service(obj, *, actor, reason=""):
+        return services.archive_cycle(obj, actor=actor, reason=reason)
+
+
+class AssignmentSerializer(StrictModelSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
+    cycle = serializers.SlugRelatedField(slug_field="code", queryset=BillCycle.objects.all())
+
+    class Meta:
+        model = BillCycleAssignment
+        fields = ["id", "billing_account", "cycle", "assigned_at", "actor"]
+        read_only_fields = ["assigned_at", "actor"]
+        validators = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["billing_account"].validators = []
+        return fields
+
+
+class AssignmentViewSet(RecordViewSet):
+    """Which cycle an account is invoiced in; POST puts (or moves) an account into a cycle."""
+
+    queryset = BillCycleAssignment.objects.select_related("billing_account", "cycle").order_by("assigned_at")
+    serializer_class = AssignmentSerializer
+    filterset_fields = ["cycle__code", "billing_account__number"]
+
+    def create_service(*, actor, billing_account, cycle):
+        return services.assign_cycle(actor=actor, billing_account=billing_account, cycle=cycle)
+
+
+class LineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InvoiceLine
+        fields = ["position", "kind", "description", "service", "service_type", "subscription", "period_start",
+                  "period_end", "quantity", "unit", "free_units", "destination", "amount", "net", "tax", "total",
+                  "taxes", "booked"]
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    cycle = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    lines = LineSerializer(many=True, read_only=True)
+    outstanding = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
+
+    class Meta:
+        model = Invoice
+        fields = ["id", "number", "kind", "state", "billing_account", "customer", "cycle", "period", "period_start",
+                  "period_end", "invoice_date", "due_date", "currency", "rounding", "rounding_note", "subtotal",
+                  "tax_total", "total", "paid_amount", "credited_amount", "outstanding", "tax_summary",
+                  "credited_invoice", "reason", "language", "issued_at", "lines", "branch", "created_at"]
+
+
+class InvoiceCreateSerializer(StrictSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
+    period = serializers.RegexField(PERIOD)
+    issue = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class CreditSerializer(StrictSerializer):
+    amount = MoneyField(required=False, allow_null=True)
+    reason = serializers.CharField(max_length=500)
+
+
+class AllocateSerializer(StrictSerializer):
+    transfer = serializers.PrimaryKeyRelatedField(queryset=Transfer.objects.filter(kind="payment"))
+    amount = MoneyField(required=False, allow_null=True)
+
+
+class InvoiceViewSet(RecordViewSet):
+    """Invoices and credit notes. POST invoices one account for a period (idempotent per account
+    and period); POST …/issue, …/credit, …/allocate; GET …/pdf downloads the document."""
+
+    queryset = (Invoice.objects.select_related("billing_account", "cycle", "credited_invoice")
+                .prefetch_related("lines").order_by("-invoice_date", "-number"))
+    serializer_class = InvoiceSerializer
+    write_serializer_class = InvoiceCreateSerializer
+    filterset_fields = ["state", "kind", "period", "number", "billing_account__number", "cycle__code", "customer"]
+
+    def create_service(*, actor, billing_account, period, issue=None):
+        return services.generate_invoice(actor=actor, billing_account=billing_account, period=period, issue=issue)
+
+    def _body(self, request, cls):
+        body = cls(data=request.data)
+        body.is_valid(raise_exception=True)
+        return body.validated_data
+
+    @extend_schema(request=None, responses=InvoiceSerializer)
+    @action(detail=True, methods=["post"], required_permission="billing.issue_invoice")
+    def issue(self, request, pk=None):
+        return Response(InvoiceSerializer(services.issue_invoice(self.get_object(), actor=request.user)).data)
+
+    @extend_schema(request=CreditSerializer, responses={201: InvoiceSerializer})
+    @action(detail=True, methods=["post"], required_permission="billing.credit_invoice")
+    def credit(self, request, pk=None):
+        data = self._body(request, CreditSerializer)
+        note = services.credit_invoice(self.get_object(), actor=request.user, amount=data.get("amount"),
+                                       reason=data["reason"])
+        return Response(InvoiceSerializer(note).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AllocateSerializer, responses={200: {"type": "object"}})
+    @action(detail=True, methods=["post"], required_permission="billing.allocate_payment")
+    def allocate(self, request, pk=None):
+        data = self._body(request, AllocateSerializer)
+        allocation = services.allocate_payment(actor=request.user, invoice=self.get_object(),
+                                               transfer=data["transfer"], amount=data.get("amount"))
+        return Response({"invoice": str(allocation.invoice_id), "transfer": str(allocation.transfer_id),
+                         "amount": f"{allocation.amount:f}"})
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], required_permission="billing.view_invoice")
+    def pdf(self, request, pk=None):
+        from .documents import invoice_pdf
+
+        invoice = self.get_object()
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number or invoice.pk}.pdf"'
+        return response
+
+
+class PendingItemSerializer(StrictModelSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
+    amount = MoneyField()
+
+    class Meta:
+        model = PendingItem
+        fields = ["id", "billing_account", "kind", "description", "amount", "service_type", "day", "added_by",
+                  "created_at"]
+        read_only_fields = ["added_by", "created_at"]
+        extra_kwargs = {"day": {"required": False}}
+
+
+class PendingItemViewSet(RecordViewSet):
+    """One-time fees, adjustments and discounts waiting for the account's next invoice."""
+
+    queryset = PendingItem.objects.select_related("billing_account").order_by("-day")
+    serializer_class = PendingItemSerializer
+    filterset_fields = ["billing_account__number", "kind"]
+
+    def create_service(*, actor, **data):
+        return services.add_pending_item(actor=actor, **data)
+
+
+class BillRunSerializer(serializers.ModelSerializer):
+    cycle = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = BillRun
+        fields = ["id", "cycle", "period", "dry_run", "status", "jobs", "accounts", "done", "invoiced", "skipped",
+                  "summary", "error", "started_at", "finished_at", "actor"]
+
+
+class BillRunCreateSerializer(StrictSerializer):
+    cycle = serializers.SlugRelatedField(slug_field="code", queryset=BillCycle.objects.all())
+    period = serializers.RegexField(PERIOD)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class BillRunViewSet(RecordViewSet):
+    """Bill runs. POST queues a run for the workers (locked per cycle and period; 409 run_in_progress)."""
+
+    queryset = BillRun.objects.select_related("cycle").order_by("-started_at")
+    serializer_class = BillRunSerializer
+    write_serializer_class = BillRunCreateSerializer
+    filterset_fields = ["status", "period", "cycle__code", "dry_run"]
+
+    def create_service(*, actor, cycle, period, dry_run=False):
+        return billrun.enqueue(actor=actor, cycle=cycle, period=period, dry_run=dry_run)[0]
+
+
+class DocumentTemplateSerializer(StrictModelSerializer):
+    class Meta:
+        model = DocumentTemplate
+        fields = ["id", "kind", "language", "body", "note", "archived_at", "created_at", "updated_at"]
+        read_only_fields = ["archived_at", "created_at", "updated_at"]
+        validators = []
+
+
+class DocumentTemplateViewSet(RecordViewSet):
+    """The operator's HTML templates for invoices, statements and receipts, per language."""
+
+    queryset = DocumentTemplate.objects.order_by("kind", "language")
+    serializer_class = DocumentTemplateSerializer
+    filterset_fields = ["kind", "language"]
+
+    def create_service(*, actor, **data):
+        return services.create_template(actor=actor, **data)
+
+    def update_service(obj, *, actor, **data):
+        return services.update_template(obj, actor=actor, **data)
+
+    def archive_service(obj, *, actor, reason=""):
+        return services.archive_template(obj, actor=actor, reason=reason)
+
+
+class DunningPolicySerializer(StrictModelSerializer):
+    class Meta:
+        model = DunningPolicy
+        fields = ["id", "code", "name", "customer_kind", "is_default", "reevaluate_days", "archived_at", "created_at"]
+        read_only_fields = ["archived_at", "created_at"]
+
+
+class DunningPolicyViewSet(RecordViewSet):
+    queryset = DunningPolicy.objects.order_by("code")
+    serializer_class = DunningPolicySerializer
+    filterset_fields = ["code", "customer_kind", "is_default"]
+
+    def create_service(*, actor, **data):
+        return dunning.create_policy(actor=actor, **data)
+
+    def update_service(obj, *, actor, **data):
+        return dunning.update_policy(obj, actor=actor, **data)
+
+    def archive_service(obj, *, actor, reason=""):
+        return dunning.archive_policy(obj, actor=actor, reason=reason)
+
+
+class DunningStepSerializer(StrictModelSerializer):
+    policy = serializers.SlugRelatedField(slug_field="code", queryset=DunningPolicy.objects.all())
+    min_amount_overdue = MoneyField(required=False)
+    late_fee = MoneyField(required=False)
+
+    class Meta:
+        model = DunningStep
+        fields = ["id", "policy", "position", "name", "min_days_overdue", "min_amount_overdue", "min_unpaid_invoices",
+                  "action", "template", "late_fee"]
+        validators = []
+
+
+class DunningStepViewSet(RecordViewSet):
+    queryset = DunningStep.objects.select_related("policy").order_by("policy__code", "position")
+    serializer_class = DunningStepSerializer
+    filterset_fields = ["policy__code", "action"]
+
+    def create_service(*, actor, **data):
+        return dunning.create_step(actor=actor, **data)
+
+    def update_service(obj, *, actor, **data):
+        return dunning.update_step(obj, actor=actor, **data)
+
+
+class DunningActionSerializer(serializers.ModelSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    step = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = DunningAction
+        fields = ["id", "billing_account", "step", "action", "taken_at", "days_overdue", "amount_overdue",
+                  "unpaid_invoices", "detail", "cleared_at", "actor"]
+
+
+class DunningActionViewSet(RecordViewSet):
+    """Every dunning step taken (and cleared) on an account."""
+
+    queryset = DunningAction.objects.select_related("billing_account", "step").order_by("-taken_at")
+    serializer_class = DunningActionSerializer
+    filterset_fields = ["billing_account__number", "action"]
+
+
+class CheckView(APIView):
+    """Revenue assurance for a period (`?period=YYYY-MM`, default the last closed one; `&cycle=CODE`)."""
+
+    required_permission = "billing.view_invoice"
+
+    @extend_schema(parameters=[OpenApiParameter("period", str), OpenApiParameter("cycle", str)],
+                   responses={200: {"type": "object"}})
+    def get(self, request):
+        from .check import check
+
+        period = request.query_params.get("period")
+        if not period:
+            cycle = BillCycle.objects.filter(archived_at__isnull=True).order_by("code").first()
+            period = services.last_closed_period(cycle, today()) if cycle else f"{today():%Y-%m}"
+        return Response(check(period=period, cycle=request.query_params.get("cycle") or None))
+
+
+router.register("bill-cycles", BillCycleViewSet, basename="billcycle")
+router.register("bill-cycle-assignments", AssignmentViewSet, basename="billcycleassignment")
+router.register("invoices", InvoiceViewSet, basename="invoice")
+router.register("pending-items", PendingItemViewSet, basename="pendingitem")
+router.register("bill-runs", BillRunViewSet, basename="billrun")
+router.register("document-templates", DocumentTemplateViewSet, basename="documenttemplate")
+router.register("dunning-policies", DunningPolicyViewSet, basename="dunningpolicy")
+router.register("dunning-steps", DunningStepViewSet, basename="dunningstep")
+router.register("dunning-actions", DunningActionViewSet, basename="dunningaction")
+register_endpoint("billing/check/", CheckView.as_view(), "billing-check", "billing.view_invoice")

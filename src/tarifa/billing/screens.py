@@ -1,0 +1,149 @@
+from django.utils.translation import gettext_lazy as _
+
+from tarifa.crm.panels import register_panel
+from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
+
+from . import billrun, dunning, services
+from .forms import (AllocateForm, AssignAccountsForm, AssignmentForm, BillCycleForm, BillRunForm, CreditForm,
+                    DocumentTemplateForm, DunningPolicyForm, DunningStepForm, InvoiceNowForm, PendingItemForm,
+                    ReasonForm)
+from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningPolicy,
+                     DunningStep, Invoice, PendingItem)
+
+AREA = "Billing"
+
+
+def _invoice_context(request, invoice):
+    return {"lines": invoice.lines.order_by("position"),
+            "allocations": invoice.allocations.order_by("created_at"),
+            "credit_notes": invoice.credit_notes.order_by("invoice_date", "number"),
+            "can_download": request.user.has_perm("billing.view_invoice")}
+
+
+def _run_context(request, run):
+    return {"failures": run.failures.select_related("billing_account")[:200]}
+
+
+def _open_invoice(inv):
+    return inv.kind == "invoice" and inv.state in ("issued", "partially_paid", "overdue")
+
+
+def _create_run(*, actor, cycle, period, dry_run=False):
+    return billrun.enqueue(actor=actor, period=period, cycle=cycle, dry_run=dry_run)[0]
+
+
+def _assign(*, actor, billing_account, cycle):
+    return services.assign_cycle(actor=actor, billing_account=billing_account, cycle=cycle)
+
+
+def _invoice_now(*, actor, billing_account, period):
+    return services.generate_invoice(actor=actor, billing_account=billing_account, period=period)
+
+
+register(ModelScreens(
+    model=BillCycle, area=AREA, columns=["code", "name", "day_of_month", "invoice_date_offset_days",
+                                         "payment_terms_days", "rounding", "series", "auto_issue"],
+    form_class=BillCycleForm, create=services.create_cycle, update=services.update_cycle,
+    archive=services.archive_cycle, search_fields=["code", "name"], ordering=["day_of_month", "code"],
+    actions=[Action("assign-accounts", _("Assign accounts"), "billing.assign_cycle",
+                    lambda cycle, *, actor, **d: services.assign_accounts_bulk(actor=actor, cycle=cycle, **d),
+                    form_class=AssignAccountsForm, available=lambda c: c.archived_at is None)],
+))
+
+register(ModelScreens(
+    model=BillCycleAssignment, area=AREA, columns=["billing_account__number", "cycle__code", "assigned_at", "actor"],
+    form_class=AssignmentForm, create=_assign, filterset_fields=["cycle"], search_fields=["billing_account__number"],
+    ordering=["cycle", "billing_account__number"], menu=False,
+))
+
+register(ModelScreens(
+    model=Invoice, area=AREA,
+    columns=["number", "kind", "billing_account__number", "period", "invoice_date", "due_date", "total",
+             "paid_amount", "state"],
+    form_class=InvoiceNowForm, create=_invoice_now,
+    filterset_fields=["state", "kind", "period", "cycle", "currency"],
+    search_fields=["number", "billing_account__number", "period"], ordering=["-invoice_date", "-number"],
+    detail_template="billing/invoice_detail.html", detail_context=_invoice_context,
+    actions=[
+        Action("issue", _("Issue"), "billing.issue_invoice",
+               lambda inv, *, actor: services.issue_invoice(inv, actor=actor), available=lambda inv: inv.is_draft,
+               confirm=_("The invoice is numbered and booked; it can no longer change.")),
+        Action("discard", _("Discard draft"), "billing.issue_invoice",
+               lambda inv, *, actor, **d: services.discard_draft(inv, actor=actor, **d), form_class=ReasonForm,
+               danger=True, available=lambda inv: inv.is_draft),
+        Action("credit", _("Credit note"), "billing.credit_invoice",
+               lambda inv, *, actor, **d: services.credit_invoice(inv, actor=actor, **d), form_class=CreditForm,
+               available=lambda inv: inv.kind == "invoice" and not inv.is_draft and inv.creditable > 0),
+        Action("allocate", _("Allocate a payment"), "billing.allocate_payment",
+               lambda inv, *, actor, transfer, amount=None: services.allocate_payment(
+                   actor=actor, invoice=inv, transfer=_transfer(transfer), amount=amount),
+               form_class=AllocateForm, available=_open_invoice),
+    ],
+))
+
+
+def _transfer(pk):
+    from tarifa.kernel.errors import NotFound
+    from tarifa.ledger.models import Transfer
+
+    found = Transfer.objects.filter(pk=pk).first()
+    if found is None:
+        raise NotFound("No such payment.", code="transfer_not_found", fields={"transfer": ["Unknown."]})
+    return found
+
+
+register(ModelScreens(
+    model=PendingItem, area=AREA, columns=["billing_account__number", "kind", "description", "amount", "service_type",
+                                           "day"],
+    form_class=PendingItemForm,
+    create=lambda *, actor, day=None, **d: services.add_pending_item(actor=actor, day=day, **d),
+    filterset_fields=["kind"], search_fields=["billing_account__number", "description"], ordering=["-day"],
+    menu_label=_("Pending charges and credits"),
+))
+
+register(ModelScreens(
+    model=BillRun, area=AREA, columns=["cycle__code", "period", "dry_run", "status", "accounts", "done", "invoiced",
+                                       "skipped", "started_at", "finished_at"],
+    form_class=BillRunForm, create=_create_run, filterset_fields=["status", "period", "cycle", "dry_run"],
+    ordering=["-started_at"], detail_template="billing/billrun_detail.html", detail_context=_run_context,
+))
+
+register(ModelScreens(
+    model=DocumentTemplate, area=AREA, columns=["kind", "language", "note", "updated_at"],
+    form_class=DocumentTemplateForm, create=services.create_template, update=services.update_template,
+    archive=services.archive_template, filterset_fields=["kind", "language"], ordering=["kind", "language"],
+))
+
+register(ModelScreens(
+    model=DunningPolicy, area=AREA, columns=["code", "name", "customer_kind", "is_default", "reevaluate_days"],
+    form_class=DunningPolicyForm, create=dunning.create_policy, update=dunning.update_policy,
+    archive=dunning.archive_policy, search_fields=["code", "name"], ordering=["code"],
+    detail_template="billing/dunningpolicy_detail.html",
+    detail_context=lambda request, p: {"steps": p.steps.order_by("position")},
+))
+
+register(ModelScreens(
+    model=DunningStep, area=AREA, columns=["policy__code", "position", "name", "min_days_overdue",
+                                           "min_amount_overdue", "min_unpaid_invoices", "action", "late_fee"],
+    form_class=DunningStepForm, create=dunning.create_step, update=dunning.update_step,
+    filterset_fields=["policy", "action"], ordering=["policy__code", "position"], menu=False,
+))
+
+register(ModelScreens(
+    model=DunningAction, area=AREA, columns=["billing_account__number", "step__name", "action", "taken_at",
+                                             "days_overdue", "amount_overdue", "cleared_at"],
+    filterset_fields=["action"], search_fields=["billing_account__number"], ordering=["-taken_at"],
+    menu_label=_("Dunning history"),
+))
+
+register_page(Page("billing:check", _("Revenue assurance"), AREA, "billing.view_invoice"))
+
+
+def _customer_invoices(request, customer):
+    return {"invoices": Invoice.objects.filter(customer=customer).exclude(state="draft")
+            .order_by("-invoice_date", "-number")[:24],
+            "accounts": customer.billing_accounts.order_by("number")}
+
+
+register_panel(_("Invoices"), "billing/customer_panel.html", context_func=_customer_invoices,
+               permission="billing.view_invoice", key="billing.invoices", order=30)

@@ -1,0 +1,54 @@
+"""Demo data, screens and API of billing."""
+
+import pytest
+
+from tarifa.billing.models import BillRun, DunningAction, Invoice, PendingItem
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo():
+    from tarifa.web.demo_loader import load_demo
+
+    return load_demo(actor="demo")
+
+
+def test_demo_has_every_billing_record(demo):
+    assert demo["billing"]["invoices"] >= 2, demo["billing"]
+    assert Invoice.objects.filter(kind="credit_note").exists()
+    assert Invoice.objects.filter(state="draft").exists()
+    assert BillRun.objects.filter(status="finished").exists()
+    assert PendingItem.objects.exists() and DunningAction.objects.exists()
+
+
+def test_invoice_screens_and_pdf(demo, admin_user, staff_client):
+    client = staff_client(admin_user)
+    invoice = Invoice.objects.filter(kind="invoice").exclude(state="draft").first()
+    page = client.get(f"/billing/invoice/{invoice.pk}/")
+    assert page.status_code == 200 and invoice.number in page.content.decode()
+    pdf = client.get(f"/billing/invoice/{invoice.pk}/pdf/")
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
+    customer = client.get(f"/crm/customer/{invoice.customer_id}/")
+    assert invoice.number in customer.content.decode()
+    check = client.get("/billing/check/", {"period": invoice.period})
+    assert check.status_code == 200
+
+
+def test_api_invoices_credit_and_errors(demo, admin_user, api):
+    client = api(admin_user)
+    invoice = Invoice.objects.filter(kind="invoice", state__in=["issued", "partially_paid", "overdue"]).first()
+    listed = client.get("/api/v1/invoices/", {"number": invoice.number})
+    assert listed.status_code == 200 and listed.json()["results"][0]["number"] == invoice.number
+    too_much = client.post(f"/api/v1/invoices/{invoice.pk}/credit/",
+                           {"amount": str(invoice.total + 1), "reason": "x"}, format="json")
+    assert too_much.status_code == 409 and too_much.json()["error"]["code"] == "credit_too_large"
+    pdf = client.get(f"/api/v1/invoices/{invoice.pk}/pdf/")
+    assert pdf.status_code == 200 and pdf.content[:4] == b"%PDF"
+    again = client.post("/api/v1/invoices/", {"billing_account": invoice.billing_account.number,
+                                              "period": invoice.period}, format="json")
+    assert again.status_code == 201 and again.json()["id"] == str(invoice.pk)  # idempotent per (account, period)
+    not_closed = client.post("/api/v1/bill-runs/", {"cycle": invoice.cycle.code, "period": "2999-01"}, format="json")
+    assert not_closed.status_code == 409 and not_closed.json()["error"]["code"] == "period_not_closed"
+    check = client.get("/api/v1/billing/check/", {"period": invoice.period})
+    assert check.status_code == 200 and check.json()["ok"], check.json()["problems"][:3]
