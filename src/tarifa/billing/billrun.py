@@ -18,7 +18,8 @@ process (`jobs` processes of its own) or in a worker (`tasks.bill_run`):
 - a dry run is the same path with every batch rolled back.
 
 Billable accounts of a cycle and period: assigned to the cycle, opened by the period's
-end, and active or closed during or after the period.
+end (the first day of the ledger's payment-mode history), and active or closed during or
+after the period.
 """
 
 import ctypes
@@ -42,8 +43,9 @@ DEFAULT_BATCH = 20_000
 BILLABLE_SQL = """
   SELECT ba.id, ba.currency FROM billing_billcycleassignment a
   JOIN ledger_billingaccount ba ON ba.id = a.billing_account_id
-  WHERE a.cycle_id = %(cycle)s AND ba.created_at::date <= %(end)s
-    AND (ba.status = 'active' OR ba.closed_at::date >= %(start)s)
+  WHERE a.cycle_id = %(cycle)s AND (ba.status = 'active' OR ba.closed_at::date >= %(start)s)
+    AND EXISTS (SELECT 1 FROM ledger_paymentmodechange pm WHERE pm.billing_account_id = ba.id
+                AND pm.effective_date <= %(end)s)
 """
 
 PENDING_SQL = BILLABLE_SQL + """

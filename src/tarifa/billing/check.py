@@ -10,7 +10,7 @@ For a period (of one cycle or all):
   the sums of the lines);
 - `ledger`: an issued invoice's (or credit note's) total equals what its sources and its own
   postings moved on the customer's ledger account, and each source's amount is its transfer's.
-Read-only; offenders are named (up to 50 per check).
+Writes nothing (a temporary table only); offenders are named (up to 50 per check).
 """
 
 from django.db import connection
@@ -119,7 +119,7 @@ def check(*, period: str, cycle: str | None = None) -> dict:
     with connection.cursor() as cursor:
         in_tx = connection.in_atomic_block
         if not in_tx:
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # temp tables: not READ ONLY
         try:
             for c in cycles:
                 start, end = period_of(c, period)

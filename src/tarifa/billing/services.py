@@ -39,7 +39,7 @@ from tarifa.ledger.models import BillingAccount, Transfer
 
 from . import generation, sources
 from .models import (Allocation, BillCycle, BillCycleAssignment, DocumentTemplate, Invoice, InvoicedSource,
-                     InvoiceLine, PendingItem, Rounding)
+                     InvoiceLine, PendingItem)
 
 ZERO = Decimal(0)
 CREDIT_NOTE_SERIES = "CN"

@@ -7,14 +7,13 @@ import pytest
 
 from tarifa.billing import billrun, services
 from tarifa.billing.check import check
-from tarifa.billing.models import Invoice, InvoicedSource
+from tarifa.billing.models import Invoice
 from tarifa.kernel import clock
-from tarifa.ledger import services as ledger
 from tarifa.ledger.selectors import check_ledger
 from tarifa.subscriptions import daily
 from tarifa.subscriptions import services as subs
 
-from .helpers import ACTOR, at, balance, make_catalog, make_cycle, make_taxes, pay, postpaid_org, run_events
+from .helpers import ACTOR, at, make_catalog, make_cycle, make_taxes, pay, postpaid_org, run_events
 
 pytestmark = pytest.mark.django_db
 
