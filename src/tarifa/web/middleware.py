@@ -1,3 +1,4 @@
+import ipaddress
 import uuid
 
 from tarifa.audit import context
@@ -5,7 +6,13 @@ from tarifa.audit import context
 
 def client_ip(request) -> str:
     # Behind a proxy, configure it to set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips).
-    return request.META.get("REMOTE_ADDR", "")
+    address = request.META.get("REMOTE_ADDR", "")
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        # A unix-socket peer or a malformed value: stored as unknown rather than making the
+        # audit row (an inet column) fail, and with it the change being audited.
+        return ""
 
 
 class RequestContextMiddleware:

@@ -171,3 +171,21 @@ def test_an_invalid_change_raises_a_field_error_and_records_nothing():
     assert "name" in error.value.fields
     branch.refresh_from_db()
     assert branch.name == "Third" and len(events_of(branch)) == 1
+
+
+@pytest.mark.parametrize("remote_addr", ["", "unix:/run/tarifa.sock", "not-an-ip"])
+def test_a_peer_without_an_ip_address_is_recorded_as_unknown(ui, make_user, remote_addr):
+    ivan = make_user(username="ivan", password=None)
+
+    response = ui.post(f"/identity/user/{ivan.pk}/edit/", {"first_name": "Ivan", "email": ""}, REMOTE_ADDR=remote_addr)
+
+    assert response.status_code == 302
+    assert events_of(ivan)[-1].ip is None
+
+
+def test_ipv6_addresses_are_recorded(ui, make_user):
+    ivan = make_user(username="ivan", password=None)
+
+    ui.post(f"/identity/user/{ivan.pk}/edit/", {"first_name": "Ivan", "email": ""}, REMOTE_ADDR="2001:db8::7")
+
+    assert events_of(ivan)[-1].ip == "2001:db8::7"
