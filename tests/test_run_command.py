@@ -25,6 +25,7 @@ import pytest
 from django.db import connections
 
 ADMIN_PASSWORD = "Run-e2e-pass-word-31"
+BOOTSTRAP_TIMEOUT = 240  # seconds; about 10 on an idle 2-core machine
 TARIFA = Path(sys.executable).with_name("tarifa")
 
 
@@ -177,6 +178,8 @@ def test_run_serves_bootstraps_runs_jobs_and_stops_on_ctrl_c(fresh_database):
 
     running = Running(env)
     try:
+        # Migrating a new database takes most of the start-up; the server then has 90 s to answer.
+        running.wait_for("worker: pid", BOOTSTRAP_TIMEOUT)
         assert wait_healthy(base, running) == {"status": "ok", "database": "ok"}
         running.wait_for("Press Ctrl-C to stop.", 30)
         assert f"Tarifa is running at {base}/" in running.output
@@ -222,7 +225,7 @@ def test_run_stops_when_a_child_dies(fresh_database):
     port = free_port()
     running = Running(child_env(fresh_database, port))
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", running)
+        running.wait_for("worker: pid", BOOTSTRAP_TIMEOUT)
         pids = running.child_pids()
         os.kill(pids["worker"], signal.SIGKILL)
         code = running.process.wait(30)
