@@ -206,3 +206,15 @@ def test_the_token_request_refuses_unknown_fields_and_missing_ones(db):
 
     error = assert_error(APIClient().post(TOKEN_URL, {"username": "ivan"}, format="json"), 400, "validation_failed")
     assert "password" in error["fields"]
+
+
+def test_many_failures_from_one_address_throttle_every_username_from_it(make_user, monkeypatch):
+    monkeypatch.setattr(services, "MAX_FAILURES_PER_IP", 3)
+    make_user(username="ivan")
+    for name in ("anna", "boris", "clara"):  # guessing across names, from 127.0.0.1
+        assert_error(obtain(name, "wrong-password-1"), 401, "invalid_credentials")
+
+    assert_error(obtain("ivan"), 429, "login_throttled")
+    elsewhere = APIClient().post(TOKEN_URL, {"username": "ivan", "password": PASSWORD}, format="json",
+                                 REMOTE_ADDR="198.51.100.9")
+    assert elsewhere.status_code == 201
