@@ -1,0 +1,157 @@
+"""An unpaid invoice walks the dunning ladder to suspension; a payment clears it and service resumes."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from tarifa.audit.selectors import history
+from tarifa.billing import dunning, services
+from tarifa.billing.models import DunningAction, Invoice, PendingItem
+from tarifa.kernel import clock
+from tarifa.kernel.models import DomainEvent
+from tarifa.subscriptions import daily
+from tarifa.subscriptions import services as subs
+
+from .helpers import ACTOR, at, make_catalog, make_cycle, pay, postpaid_org, run_events
+
+pytestmark = pytest.mark.django_db
+
+
+def ladder():
+    policy = dunning.create_policy(actor=ACTOR, code="STD", name="Standard", is_default=True)
+    dunning.create_step(actor=ACTOR, policy=policy, position=1, name="Reminder", min_days_overdue=1, action="notify",
+                        template="reminder")
+    dunning.create_step(actor=ACTOR, policy=policy, position=2, name="Late fee", min_days_overdue=5,
+                        action="late_fee", late_fee="2.50")
+    dunning.create_step(actor=ACTOR, policy=policy, position=3, name="Suspend", min_days_overdue=10,
+                        min_amount_overdue="10", action="suspend")
+    dunning.create_step(actor=ACTOR, policy=policy, position=4, name="Terminate", min_days_overdue=60,
+                        action="terminate")
+    return policy
+
+
+def test_unpaid_invoice_walks_the_ladder_to_suspension_and_payment_resumes():
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        tariffs = make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle(payment_terms_days=14)
+        ladder()
+        account = postpaid_org(cycle)
+        sub = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="x",
+                                       activate=True)
+        for _ in range(31):
+            c.add_days(1)
+            daily.run(as_of=c.today(), actor="test")
+        invoice = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03")
+        assert invoice.total == Decimal("36.00")  # 31.00 fee + 5.00 activation
+        assert invoice.due_date == dt.date(2025, 4, 15)
+        taken = {}
+        for _ in range(30):
+            c.add_days(1)
+            services.mark_overdue(as_of=c.today())
+            dunning.run(as_of=c.today(), actor="system:dunning")
+            for action in DunningAction.objects.filter(billing_account=account):
+                taken.setdefault(action.step.name, c.today())
+            sub.refresh_from_db()
+            if sub.status == "suspended":
+                break
+        invoice.refresh_from_db()
+        assert invoice.state == "overdue"
+        assert taken == {"Reminder": dt.date(2025, 4, 16), "Late fee": dt.date(2025, 4, 20),
+                         "Suspend": dt.date(2025, 4, 25)}
+        assert sub.status == "suspended" and sub.suspensions.get(ended_at__isnull=True).cause == "dunning"
+        assert PendingItem.objects.get(billing_account=account).amount == Decimal("2.50")
+        assert DomainEvent.objects.filter(name="billing.dunning_notice").count() == 1
+        steps = [e.changes["step"][1] for e in history(account) if e.action == "dunning_step"]
+        assert sorted(steps) == ["Late fee", "Reminder", "Suspend"]
+        # Pays the invoice in full: allocated at once, the steps clear, service resumes.
+        c.add(dt.timedelta(hours=2))
+        pay(account, "36.00")
+        run_events()
+        invoice.refresh_from_db()
+        sub.refresh_from_db()
+        assert invoice.state == "paid" and invoice.paid_amount == Decimal("36.00")
+        assert sub.status == "active"
+        assert not DunningAction.objects.filter(billing_account=account, cleared_at__isnull=True).exists()
+        assert any(e.action == "dunning_cleared" for e in history(account))
+        # The next day's pass changes nothing.
+        c.add_days(1)
+        assert dunning.run(as_of=c.today())["applied"] == 0
+
+
+def test_partial_payment_keeps_the_account_in_the_ladder():
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle(payment_terms_days=0)
+        ladder()
+        account = postpaid_org(cycle)
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Setup",
+                                  amount="100.00", day=dt.date(2025, 3, 5))
+        c.add_days(31)
+        invoice = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03")
+        c.add_days(2)
+        dunning.run(as_of=c.today())
+        assert DunningAction.objects.filter(billing_account=account, step__name="Reminder").exists()
+        pay(account, "40.00")
+        run_events()
+        invoice.refresh_from_db()
+        assert invoice.state == "overdue" and invoice.paid_amount == Decimal("40.00")
+        assert DunningAction.objects.filter(billing_account=account, cleared_at__isnull=True).count() == 1
+
+
+def test_bad_input_is_refused_clearly():
+    from tarifa.billing import billrun
+    from tarifa.kernel.errors import DomainError
+
+    with clock.travel_to(at(2025, 3, 10)):
+        make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle()
+        from .helpers import customer_account
+
+        lonely = customer_account(payment_mode="postpaid")
+        with pytest.raises(DomainError) as err:
+            services.generate_invoice(actor=ACTOR, billing_account=lonely, period="2025-02")
+        assert err.value.code == "no_cycle"
+        with pytest.raises(DomainError) as err:
+            billrun.run_period(actor=ACTOR, period="2025-03", cycle=cycle.code)
+        assert err.value.code == "period_not_closed" and "2025-03-31" in err.value.message
+        with pytest.raises(DomainError) as err:
+            billrun.run_period(actor=ACTOR, period="2025-13")
+        assert err.value.code == "invalid_period"
+        with pytest.raises(DomainError) as err:
+            services.create_template(actor=ACTOR, kind="invoice", language="en", body="{% for x in %}")
+        assert err.value.code == "template_error"
+        with pytest.raises(DomainError) as err:
+            services.create_template(actor=ACTOR, kind="invoice", language="de", body="{{ invoice.total|nosuchfilter }}")
+        assert err.value.code == "template_error"
+        account = postpaid_org(cycle)
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Setup",
+                                  amount="10.00", day=dt.date(2025, 2, 5))
+        invoice = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-02")
+        with pytest.raises(DomainError) as err:
+            services.credit_invoice(invoice, actor=ACTOR, amount="10.01", reason="too much")
+        assert err.value.code == "credit_too_large" and "10.00" in err.value.message
+        # Issued invoices never change, whatever writes to the table.
+        from django.db import DatabaseError, transaction
+
+        with pytest.raises(DatabaseError), transaction.atomic():
+            Invoice.objects.filter(pk=invoice.pk).update(total=Decimal("1"))
+        with pytest.raises(DatabaseError), transaction.atomic():
+            invoice.lines.all().delete()
+        with pytest.raises(DatabaseError), transaction.atomic():
+            Invoice.objects.filter(pk=invoice.pk).delete()
+
+
+def test_two_runs_of_one_cycle_and_period_are_refused():
+    from tarifa.billing import billrun
+    from tarifa.kernel.errors import Conflict
+
+    with clock.travel_to(at(2025, 4, 2)):
+        make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle()
+        first = billrun.start_run(actor=ACTOR, cycle=cycle, period="2025-03")
+        with pytest.raises(Conflict) as err:
+            billrun.start_run(actor=ACTOR, cycle=cycle, period="2025-03")
+        assert err.value.code == "run_in_progress" and "already queued" in err.value.message
+        assert billrun.execute_run(first)["accounts"] == 0
+        billrun.start_run(actor=ACTOR, cycle=cycle, period="2025-03")  # finished: a new run may start
