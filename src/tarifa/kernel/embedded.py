@@ -20,6 +20,27 @@ def pgdata_dir() -> Path:
     return var_dir() / "pgdata"
 
 
+def _forget_dead_holders() -> None:
+    """Drop processes that died without cleaning up (kill -9) from pgserver's holder list.
+
+    Otherwise their ids stay listed forever and the server is never stopped by the
+    last live holder.
+    """
+    import json
+
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata_dir() / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not path.exists():
+            return
+        pids = json.loads(path.read_text() or "[]")
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+
+
 def server():
     global _server
     if _server is None:
@@ -27,6 +48,7 @@ def server():
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         import pgserver
 
+        _forget_dead_holders()
         _server = pgserver.get_server(pgdata_dir(), cleanup_mode="stop")
     return _server
 
