@@ -1,4 +1,3 @@
-from django.contrib.auth.models import Permission
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -6,7 +5,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+from tarifa.kernel.errors import ValidationFailed
+from tarifa.web.api import (
+    RecordViewSet,
+    StrictModelSerializer,
+    StrictSerializer,
+    register_endpoint,
+    router,
+)
 from tarifa.web.middleware import client_ip
 
 from . import services
@@ -53,7 +59,10 @@ class UserViewSet(RecordViewSet):
         return services.create_user(actor=actor, roles=list(roles), **data)
 
     def update_service(user, *, actor, roles=None, password=None, **data):
-        data.pop("username", None)
+        if data.pop("username", user.username) != user.username:
+            # Refused rather than silently ignored: the caller would believe it renamed the user.
+            raise ValidationFailed("The username cannot be changed.", code="username_immutable",
+                                   fields={"username": ["The username cannot be changed."]})
         user = services.update_user(user, actor=actor, roles=list(roles) if roles is not None else None, **data)
         if password:
             services.set_password(user, actor=actor, password=password)

@@ -17,7 +17,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from tarifa.kernel.errors import DomainError
 
-from .api_auth import BearerTokenAuthentication, ModelPermission, Pagination, SessionAuthentication  # noqa: F401
+from .api_auth import (  # noqa: F401
+    BearerTokenAuthentication,
+    ModelPermission,
+    Pagination,
+    SessionAuthentication,
+)
+
 
 class Router(DefaultRouter):
     """Routes only what a viewset supports: a RecordViewSet without `create_service` has no

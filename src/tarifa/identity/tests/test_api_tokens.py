@@ -47,7 +47,7 @@ def assert_error(response, status, code=None):
 
 def all_rows_text(table):
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608 (fixed table names)
+        cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
         return repr(cursor.fetchall())
 
 

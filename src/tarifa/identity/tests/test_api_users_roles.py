@@ -128,3 +128,17 @@ def test_an_administrator_cannot_deactivate_themselves(admin_user, api):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "self_deactivation"
+
+
+def test_a_username_cannot_be_changed_through_the_api(admin_user, api, make_user):
+    ivan = make_user(username="ivan", password=None)
+    client = api(admin_user)
+
+    response = client.patch(f"/api/v1/users/{ivan.pk}/", {"username": "ivan2"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "username_immutable"
+    assert client.patch(f"/api/v1/users/{ivan.pk}/", {"username": "ivan", "first_name": "Ivan"},
+                        format="json").status_code == 200
+    ivan.refresh_from_db()
+    assert (ivan.username, ivan.first_name) == ("ivan", "Ivan")

@@ -163,7 +163,7 @@ def upload(content: bytes, name="users.csv"):
 
 
 def test_import_creates_every_row(admin):
-    content = "username,first_name,last_name,email\nivan,Ivan,Petrov,ivan@example.com\nolga,Olga,,\n".encode()
+    content = b"username,first_name,last_name,email\nivan,Ivan,Petrov,ivan@example.com\nolga,Olga,,\n"
 
     response = admin.post(IMPORT, {"file": upload(content)})
 
