@@ -16,6 +16,12 @@ TEMPLATES = {
                 "Dear {{ customer.display_name }}, subscription {{ subscription.number }} works again. Thank you!"),
     "fee_charged": ("Fee charged",
                     "{{ fee }} fee of {{ amount }} {{ currency }} charged for {{ subscription.number }}."),
+    "invoice_issued": ("Invoice {{ invoice.number }}",
+                       "Dear {{ customer.display_name }}, invoice {{ invoice.number }} of {{ total }} {{ currency }} "
+                       "is attached; please pay by {{ due_date }}."),
+    "dunning_notice": ("Overdue invoices on account {{ account.number }}",
+                       "Dear {{ customer.display_name }}, {{ amount_overdue }} {{ currency }} is {{ days_overdue }} "
+                       "days overdue ({{ step }}). Please pay to keep your services."),
     "payment_received": ("Payment received",
                          "We received {{ amount }} {{ currency }} on account {{ account.number }}. "
                          "Balance: {{ balance }} {{ currency }}."),

@@ -4,7 +4,7 @@ from tarifa.kernel.events import subscribe
 from tarifa.ledger.models import BillingAccount
 from tarifa.subscriptions.models import Subscription
 
-from .services import notify
+from .services import ATTACHMENTS, notify
 
 
 def _sub(event):
@@ -62,3 +62,44 @@ def on_payment(event):
         notify(event="payment_received", customer=account.customer, source_event=str(event.pk),
                context={"account": account, "amount": event.payload.get("amount", ""),
                         "currency": event.payload.get("currency", ""), "balance": _balance(account)})
+
+
+# Billing: the invoice (or credit note) e-mailed on issue with its PDF; dunning notices.
+
+def _invoice(event):
+    from tarifa.billing.models import Invoice
+
+    return Invoice.objects.select_related("customer", "billing_account").filter(pk=event.payload.get("invoice")).first()
+
+
+@subscribe("billing.invoice_issued")
+@subscribe("billing.credit_note_issued")
+def on_invoice_issued(event):
+    invoice = _invoice(event)
+    if invoice is not None:
+        notify(event="invoice_issued", customer=invoice.customer, source_event=str(event.pk),
+               context={"invoice": invoice, "account": invoice.billing_account, "total": invoice.total,
+                        "currency": invoice.currency, "due_date": invoice.due_date})
+
+
+def invoice_attachment(note):
+    """The PDF of the invoice the notification is about (rendered on first use, then kept)."""
+    from tarifa.billing.documents import invoice_pdf
+    from tarifa.kernel.models import DomainEvent
+
+    source = DomainEvent.objects.filter(pk=note.source_event).first()
+    invoice = _invoice(source) if source is not None else None
+    if invoice is None:
+        return []
+    return [(f"{invoice.number}.pdf", invoice_pdf(invoice), "application/pdf")]
+
+
+ATTACHMENTS["invoice_issued"] = invoice_attachment
+
+
+@subscribe("billing.dunning_notice")
+def on_dunning_notice(event):
+    account = BillingAccount.objects.select_related("customer").filter(pk=event.payload.get("billing_account")).first()
+    if account is not None:
+        notify(event="dunning_notice", customer=account.customer, source_event=str(event.pk),
+               context={"account": account, **event.payload})

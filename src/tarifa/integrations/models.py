@@ -14,6 +14,8 @@ class Event(models.TextChoices):
     RESUMED = "resumed", _("Service resumed")
     FEE_CHARGED = "fee_charged", _("Fee charged")
     PAYMENT_RECEIVED = "payment_received", _("Payment received")
+    INVOICE_ISSUED = "invoice_issued", _("Invoice issued (PDF attached)")
+    DUNNING_NOTICE = "dunning_notice", _("Dunning notice (overdue invoices)")
 
 
 class Channel(models.TextChoices):

@@ -31,9 +31,12 @@ def setting(name, default=""):
     return getattr(settings, name, None) or os.environ.get(name, default)
 
 
-def send_email(*, to: str, subject: str, body: str) -> str:
+def send_email(*, to: str, subject: str, body: str, attachments=()) -> str:
+    """`attachments`: (file name, bytes, MIME type) tuples, e.g. an invoice's PDF."""
     message = EmailMessage(subject=subject, body=body, to=[to],
                            from_email=setting("TARIFA_NOTIFY_FROM_EMAIL", settings.DEFAULT_FROM_EMAIL))
+    for name, content, mimetype in attachments:
+        message.attach(name, content, mimetype)
     message.extra_headers["Message-ID"] = message.message()["Message-ID"]
     try:
         if message.send() != 1:

@@ -22,6 +22,9 @@ from .models import Channel, Notification, NotificationTemplate
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = dt.timedelta(minutes=1)
+# event -> attachments(notification) -> [(file name, bytes, MIME type)], made at delivery
+# (an invoice's PDF is rendered then, lazily); registered by handlers.py.
+ATTACHMENTS: dict = {}
 
 
 def _check_template(subject, body):
@@ -112,7 +115,9 @@ def deliver_now(notification_id) -> Notification:
         note.attempts += 1
         try:
             if note.channel == Channel.EMAIL:
-                note.provider_id = senders.send_email(to=note.recipient, subject=note.subject, body=note.body)[:100]
+                files = ATTACHMENTS[note.event](note) if note.event in ATTACHMENTS else ()
+                note.provider_id = senders.send_email(to=note.recipient, subject=note.subject, body=note.body,
+                                                      attachments=files)[:100]
             else:
                 note.provider_id = senders.send_sms(to=note.recipient, text=note.body)[:100]
             note.status, note.sent_at, note.next_attempt_at, note.last_error = (

@@ -1,0 +1,42 @@
+"""Billing's invoices are e-mailed on issue with their PDF attached (the notifications' attachment hook)."""
+
+import datetime as dt
+
+import pytest
+from django.core import mail
+
+from tarifa.billing import services as billing
+from tarifa.crm import services as crm
+from tarifa.integrations import demo
+from tarifa.integrations.models import Notification
+from tarifa.kernel import clock
+from tarifa.ledger import services as ledger
+from tarifa.subscriptions.tests.helpers import make_catalog, run_events
+
+pytestmark = pytest.mark.django_db
+
+
+def test_issued_invoice_is_emailed_with_its_pdf():
+    with clock.travel_to(dt.datetime(2025, 4, 2, 9, tzinfo=dt.timezone.utc)):
+        demo.load(actor="test")
+        make_catalog()
+        customer = crm.create_customer(actor="test", kind="organization", legal_name="Mail Me Ltd", tax_id="T1",
+                                       preferred_channel="email",
+                                       contacts=[{"kind": "email", "value": "ap@mailme.example"}])
+        account = ledger.open_account(actor="test", customer=customer, currency="EUR", payment_mode="postpaid")
+        cycle = billing.create_cycle(actor="test", code="M", name="Monthly")
+        billing.assign_cycle(actor="test", billing_account=account, cycle=cycle)
+        billing.add_pending_item(actor="test", billing_account=account, kind="one_time_fee", description="Setup",
+                                 amount="50.00", day=dt.date(2025, 3, 10))
+        invoice = billing.generate_invoice(actor="test", billing_account=account, period="2025-03")
+        run_events()
+        note = Notification.objects.get(event="invoice_issued", customer=customer)
+        from tarifa.integrations.services import deliver_now
+
+        deliver_now(note.pk)
+        note.refresh_from_db()
+        assert note.status == "sent", note.last_error
+        message = mail.outbox[-1]
+        assert invoice.number in message.subject and message.to == ["ap@mailme.example"]
+        name, content, mimetype = message.attachments[0]
+        assert name == f"{invoice.number}.pdf" and mimetype == "application/pdf" and content[:4] == b"%PDF"
