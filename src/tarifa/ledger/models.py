@@ -17,7 +17,7 @@ Writes go through `services.py` only.
 
 from decimal import Decimal
 
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -109,8 +109,10 @@ class Transfer(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     branch = models.CharField(_("branch"), max_length=16, default=local_branch_code, editable=False)
-    # The database enforces (account, currency) with composite foreign keys (migration
-    # 0002); Django's own single-column constraints would only repeat half of that.
+    # No foreign key constraints: a statement-level trigger (migration 0004) checks every
+    # inserted row's accounts (in its currency), reversed transfer and hold in one
+    # set-based query — row-by-row foreign key checks would cost a bulk insert a third
+    # of its time. Accounts, transfers and holds are never deleted (triggers refuse it).
     # Indexed by the (account, created_at) indexes below.
     debit_account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="debits",
                                       db_constraint=False, db_index=False, verbose_name=_("debit account"))
@@ -118,35 +120,44 @@ class Transfer(models.Model):
                                        db_constraint=False, db_index=False, verbose_name=_("credit account"))
     amount = money_field(_("amount"))
     currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES)
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, db_index=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     tags = models.JSONField(_("tags"), default=dict, blank=True)
     reference_type = models.CharField(_("reference type"), max_length=100, blank=True)
     reference_id = models.CharField(_("reference id"), max_length=64, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
-    reverses = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="reversed_by", verbose_name=_("reverses"))
-    pending = models.OneToOneField("Hold", on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="posting", verbose_name=_("posts hold"))
+    # At most once each: partial unique indexes (below) that ordinary transfers do not enter.
+    reverses = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, db_index=False,
+                                 db_constraint=False, related_name="reversals", verbose_name=_("reverses"))
+    pending = models.ForeignKey("Hold", on_delete=models.PROTECT, null=True, blank=True, db_index=False,
+                                db_constraint=False, related_name="postings", verbose_name=_("posts hold"))
     memo = models.TextField(_("memo"), blank=True)
     actor = models.CharField(_("actor"), max_length=150, blank=True)
-    created_at = models.DateTimeField(_("created"), default=now, db_index=True)
+    created_at = models.DateTimeField(_("created"), default=now)
 
     class Meta:
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
-        ordering = ["-created_at", "-id"]
+        # UUIDv7 ids sort by creation: the primary key serves "newest first" without a time index.
+        ordering = ["-id"]
         permissions = [("reverse_transfer", _("Can reverse transfers"))]
         default_permissions = ("view",)
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_transfer_amount_positive"),
             models.CheckConstraint(condition=~Q(debit_account=models.F("credit_account")),
                                    name="ledger_transfer_distinct_accounts"),
+            models.UniqueConstraint(fields=["reverses"], condition=Q(reverses__isnull=False),
+                                    name="ledger_transfer_reversed_once"),
+            models.UniqueConstraint(fields=["pending"], condition=Q(pending__isnull=False),
+                                    name="ledger_transfer_hold_posted_once"),
         ]
+        # Few indexes, on purpose: each costs every bulk insert. Statements use the
+        # (account, created_at) pairs; date ranges the small BRIN index.
         indexes = [
             models.Index(fields=["reference_type", "reference_id"], name="ledger_transfer_reference"),
             models.Index(fields=["debit_account", "created_at"], name="ledger_transfer_debit_at"),
             models.Index(fields=["credit_account", "created_at"], name="ledger_transfer_credit_at"),
             GinIndex(fields=["tags"], opclasses=["jsonb_path_ops"], name="ledger_transfer_tags"),
+            BrinIndex(fields=["created_at"], name="ledger_transfer_created_brin"),
         ]
 
     def __str__(self):
@@ -202,7 +213,7 @@ class Hold(models.Model):
     class Meta:
         verbose_name = _("hold")
         verbose_name_plural = _("holds")
-        ordering = ["-created_at", "-id"]
+        ordering = ["-id"]
         default_permissions = ("view", "add")
         permissions = [("post_hold", _("Can post holds")), ("void_hold", _("Can void holds"))]
         constraints = [

@@ -125,7 +125,7 @@ register(ModelScreens(
     filterset=TransferScreenFilter,
     search_fields=["idempotency_key", "memo", "reference_id"],
     queryset=lambda request: Transfer.objects.select_related("debit_account", "credit_account"),
-    ordering=["-created_at", "-id"],
+    ordering=["-id"],
     detail_template="ledger/transfer_detail.html",
     detail_context=lambda request, transfer: {"reversal": Transfer.objects.filter(reverses=transfer).first()},
     actions=[Action("reverse", _("Reverse"), "ledger.reverse_transfer",
@@ -147,7 +147,7 @@ register(ModelScreens(
              "kind"],
     filterset_fields=["state", "currency", "kind"], search_fields=["idempotency_key", "memo", "reference_id"],
     queryset=lambda request: Hold.objects.select_related("debit_account", "credit_account"),
-    ordering=["-created_at", "-id"],
+    ordering=["-id"],
     detail_template="ledger/hold_detail.html",
     detail_context=lambda request, hold: {"posting": Transfer.objects.filter(pending=hold).first()},
     actions=[

@@ -143,7 +143,9 @@ CHECKS = {
     "guards": """
         SELECT expected.name, 'trigger missing or disabled'
         FROM (VALUES ('ledger_transfer', 'ledger_transfer_append_only'),
-                     ('ledger_hold', 'ledger_hold_resolved_once')) AS expected(tbl, name)
+                     ('ledger_transfer', 'ledger_transfer_check_inserted'),
+                     ('ledger_hold', 'ledger_hold_resolved_once'),
+                     ('ledger_ledgeraccount', 'ledger_account_guard')) AS expected(tbl, name)
         LEFT JOIN pg_trigger tg ON tg.tgname = expected.name AND tg.tgrelid = expected.tbl::regclass
                                 AND tg.tgenabled IN ('O', 'A')
         WHERE tg.oid IS NULL

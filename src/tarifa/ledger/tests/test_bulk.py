@@ -104,3 +104,14 @@ def test_floats_are_refused():
 
 def test_empty_batch():
     assert services.post_transfers_bulk([]).staged == 0
+
+
+def test_text_survives_the_copy_stream():
+    a = f.account()
+    memo = 'tab\there, line\nbreak, back\\slash, "quotes", \\N, ünïcode'
+    tags = {"note": 'a\\b\t"c"\n', "n": 3, "ok": True}
+    services.post_transfers_bulk([(a.ledger_account_id, f.revenue().pk, "1.5", "USD", "charge", "k\\1\t", tags,
+                                   "x.y", "id\n1", memo)])
+    t = Transfer.objects.get()
+    assert (t.memo, t.tags, t.idempotency_key, t.reference_id, t.amount) == (memo, tags, "k\\1\t", "id\n1",
+                                                                            Decimal("1.5"))

@@ -352,3 +352,18 @@ def test_check_reports_offenders():
     names = {p["check"] for p in report["problems"]}
     assert names == {"account_totals", "debits_equal_credits"}
     assert any(p.get("account") == f"{account.ledger_account.code} USD" for p in report["problems"])
+
+
+def test_database_refuses_transfers_to_missing_accounts_and_deleting_accounts():
+    account = f.account()
+    with pytest.raises(IntegrityError, match="does not exist in its currency"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("""INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount,
+                              currency, kind, tags, reference_type, reference_id, idempotency_key, memo, actor,
+                              created_at)
+                              VALUES (ledger_uuid7(), 'HQ', gen_random_uuid(), %s, 1, 'USD', 'payment', '{}', '', '',
+                              'orphan', '', '', now())""", [account.ledger_account_id])
+    with pytest.raises(IntegrityError, match="never deleted"), transaction.atomic():
+        LedgerAccount.objects.filter(pk=f.cash().pk).delete()
+    with pytest.raises(IntegrityError, match="never change"), transaction.atomic():
+        LedgerAccount.objects.filter(pk=account.ledger_account_id).update(currency="EUR")
