@@ -157,7 +157,7 @@ class PaymentViewSet(RecordViewSet):
         data = dict(body.validated_data)
         payment = services.accept_payment(actor=request.user, idempotency_key=request_key(request),
                                           account=data.pop("account"), **data)
-        payment = selectors.payments_for(request.user).get(pk=payment.pk) if not payment.replayed else payment
+        # The service's record carries what the answer shows (account, channel account, desk…): no re-read.
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PaymentReasonSerializer, responses=PaymentSerializer)

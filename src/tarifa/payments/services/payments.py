@@ -11,6 +11,7 @@ from tarifa.kernel.errors import PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.numbering import next_number
 from tarifa.ledger import services as ledger
+from tarifa.ledger.errors import IdempotencyConflict as LedgerIdempotencyConflict
 from tarifa.ledger.models import LedgerAccount, Transfer
 
 from .. import errors
@@ -159,46 +160,58 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
                         cashier=cashier, idempotency_key=key,
                         external_reference=str(external_reference or "")[:200], payer=str(payer or "")[:200],
                         received_at=received_at or now(), memo=str(memo or ""), actor=common.actor_label(actor))
+    debit = _debit_account(channel=channel, desk=desk, gateway=gateway, debit_account=debit_account)
+    if debit is None:
+        debit = ledger.system_account(DEFAULT_ACCOUNT[channel], currency)
+    tags = {"channel": channel}
+    if desk is not None:
+        tags["desk"] = desk.code
+    if cashier is not None:
+        tags["cashier"] = cashier.get_username()
+    if gateway is not None:
+        tags["gateway"] = gateway.code
     with transaction.atomic():
-        debit = _debit_account(channel=channel, desk=desk, gateway=gateway, debit_account=debit_account)
-        if debit is None:
-            debit = ledger.system_account(DEFAULT_ACCOUNT[channel], currency)
-        ledger.lock_accounts(account, debit)
         existing = Payment.objects.filter(idempotency_key=key).first()
         if existing is not None:
             return _replay(existing, candidate)
-        # close_shift takes the desk's account lock too: holding it, the shift's state is settled.
-        if shift is not None and not CashierShift.objects.filter(pk=shift.pk, status=CashierShift.Status.OPEN).exists():
-            raise errors.ShiftClosed(f"Shift {shift} was closed.", fields={"shift": ["Closed."]})
         other = _by_provider_txn(gateway, provider_txn_id)
         if other is not None:
             raise errors.DuplicateProviderTransaction(
                 f"{gateway.code} transaction {provider_txn_id} was applied as payment {other.number}.",
                 fields={"provider_txn_id": ["Already applied."]})
-        tags = {"channel": channel}
-        if desk is not None:
-            tags["desk"] = desk.code
-        if cashier is not None:
-            tags["cashier"] = cashier.get_username()
-        if gateway is not None:
-            tags["gateway"] = gateway.code
-        transfer = ledger.post_transfer(actor=actor, debit=debit, credit=account, amount=amount, currency=currency,
-                                        kind=Transfer.Kind.PAYMENT, idempotency_key=f"payments:{key}", tags=tags,
-                                        reference=("payments.payment", str(candidate.id)),
-                                        memo=candidate.external_reference)
+        try:
+            # Takes the account lock (customer, then the channel's account) for the rest of the transaction.
+            transfer = ledger.post_transfer(actor=actor, debit=debit, credit=account, amount=amount,
+                                            currency=currency, kind=Transfer.Kind.PAYMENT,
+                                            idempotency_key=f"payments:{key}", tags=tags,
+                                            reference=("payments.payment", str(candidate.id)),
+                                            memo=candidate.external_reference)
+        except LedgerIdempotencyConflict:
+            # A concurrent request with this key committed while this one waited for the lock.
+            existing = Payment.objects.filter(idempotency_key=key).first()
+            if existing is not None:
+                return _replay(existing, candidate)
+            raise
+        # close_shift takes the desk's account lock too: holding it, the shift's state is settled.
+        if shift is not None and not CashierShift.objects.filter(pk=shift.pk, status=CashierShift.Status.OPEN).exists():
+            raise errors.ShiftClosed(f"Shift {shift} was closed.", fields={"shift": ["Closed."]})
         candidate.transfer = transfer
         candidate.debit_account = debit
         candidate.number = next_number("P")
-        try:
-            with transaction.atomic():
-                candidate.save(force_insert=True)
-        except IntegrityError:
-            # A concurrent request with the same provider transaction (another key) won the race.
-            other = _by_provider_txn(gateway, provider_txn_id)
-            if other is not None:
-                raise errors.DuplicateProviderTransaction(
-                    f"{gateway.code} transaction {provider_txn_id} was applied as payment {other.number}.") from None
-            raise
+        if provider_txn_id:
+            try:
+                with transaction.atomic():
+                    candidate.save(force_insert=True)
+            except IntegrityError:
+                # A concurrent request with the same provider transaction (another key) won the race.
+                other = _by_provider_txn(gateway, provider_txn_id)
+                if other is not None:
+                    raise errors.DuplicateProviderTransaction(
+                        f"{gateway.code} transaction {provider_txn_id} was applied as payment {other.number}."
+                    ) from None
+                raise
+        else:
+            candidate.save(force_insert=True)
         recorded.record(candidate, actor=actor, action="accept",
                         changes={"amount": [None, f"{amount.normalize():f}"], "channel": [None, channel],
                                  "billing_account": [None, account.number]})
