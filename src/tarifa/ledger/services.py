@@ -919,9 +919,10 @@ def _copy_text(value) -> str:
     """A value in COPY's text format: NULL is \\N; backslash, tab and line breaks escaped."""
     if value is None:
         return "\\N"
-    if type(value) is uuid.UUID or type(value) is Decimal:  # nothing to escape in these
-        return str(value)
-    return str(value).translate(_COPY_ESCAPES)
+    value = str(value)
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:  # rare: translate is slow
+        return value.translate(_COPY_ESCAPES)
+    return value
 
 
 def _bulk_line(row) -> str:

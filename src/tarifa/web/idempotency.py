@@ -146,12 +146,21 @@ def idempotent(func=None, *, required: bool = True, scope=None):
     return decorate(func) if func is not None else decorate
 
 
+MAX_SERVICE_KEY = 160
+
+
 def service_key(request, suffix: str = "") -> str | None:
-    """The key a service should use for the movement this request makes, or None."""
+    """The key a service should use for the movement this request makes, or None.
+
+    "http:<scope>:<key><suffix>", or its SHA-256 when that would be longer than 160
+    characters (services take keys of up to 200)."""
     key = getattr(request, "idempotency_key", None)
     if key is None:
         return None
-    return f"http:{request.idempotency_scope}:{key}{suffix}"
+    full = f"http:{request.idempotency_scope}:{key}{suffix}"
+    if len(full) > MAX_SERVICE_KEY:
+        return "http-sha256:" + hashlib.sha256(full.encode()).hexdigest()
+    return full
 
 
 def purge(*, older_than) -> int:

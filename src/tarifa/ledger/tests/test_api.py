@@ -254,3 +254,26 @@ def test_concurrent_requests_with_one_key_apply_once(transactional_db, api, make
     assert sorted(results) == [201, 201, 201, 201]
     assert f.balance(account) == Decimal("2")
     assert Transfer.objects.filter(kind="adjustment").count() == 1
+
+
+def test_a_200_character_key_is_accepted(client):
+    account = f.account()
+    key = "k" * 200
+    r = client.post(f"/api/v1/accounts/{account.pk}/adjust/", {"amount": "1", "reason": "x"}, format="json",
+                    HTTP_IDEMPOTENCY_KEY=key)
+    assert r.status_code == 201, r.json()
+    assert r.json()["idempotency_key"].startswith("http-sha256:")
+
+
+def test_old_answers_are_purged(client):
+    import datetime as dt
+
+    from tarifa.kernel.clock import now
+    from tarifa.web import tasks
+
+    account = f.account()
+    client.post(f"/api/v1/accounts/{account.pk}/adjust/", {"amount": "1", "reason": "x"}, format="json",
+                HTTP_IDEMPOTENCY_KEY="old")
+    IdempotentRequest.objects.update(created_at=now() - dt.timedelta(days=31))
+    assert tasks.purge_idempotent_requests(timestamp=0) == 1
+    assert not IdempotentRequest.objects.exists()
