@@ -461,7 +461,7 @@ def create_hold(*, actor, debit, credit, amount, currency, idempotency_key, expi
                                    fields={"currency": [f"The account's currency is {account.currency}."]})
         if account.closed:
             raise AccountClosed(f"Account {account.label} is closed.")
-    _check_limit(locked[debit_id], amount, enforce_limit)
+    _check_limit(locked[debit_id], amount, enforce_limit)  # the key was read after the lock: no race here
     with connection.cursor() as cursor:
         cursor.execute(INSERT_HOLD_SQL, [hold.id, hold.branch, debit_id, credit_id, amount, currency, kind,
                                          json.dumps(hold.tags), ref_type, ref_id, key, hold.memo, hold.actor, at,
