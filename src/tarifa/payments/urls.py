@@ -194,7 +194,7 @@ class RedeemVoucherView(PermissionRequiredView):
                     "balance": f"{payment.billing_account.ledger_account.balance:.2f}"})
                 return redirect("payments:voucher_redeem")
             except DomainError as exc:
-                apply_domain_error(form, exc)
+                form.add_error(None, exc.message)
         return render(request, "payments/voucher_redeem.html", {"form": form}, status=400)
 
 
