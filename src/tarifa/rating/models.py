@@ -364,6 +364,12 @@ class Bundle(BusinessRecord, Archivable):
     def __str__(self):
         return f"{self.tariff_id and self.tariff.code}/{self.code}"
 
+    @property
+    def allowance_text(self) -> str:
+        from .units import format_usage
+
+        return format_usage(self.allowance, self.usage_type)
+
 
 class BundleCounter(models.Model):
     """Units of a bundle a subscription has used in one period."""

@@ -39,6 +39,20 @@ def tenant_of(obj) -> RatingTenant | None:
     return None
 
 
+def _same_tenant(obj) -> None:
+    """Plan rows only refer to rows of their own tenant."""
+    tenant_id = getattr(obj, "tenant_id", None)
+    if isinstance(obj, RatingPlanBinding):
+        tenant_id = obj.rating_plan.tenant_id
+    for name in ("destination", "rate", "rating_plan", "timing"):
+        if name == "rating_plan" and isinstance(obj, RatingPlanBinding):
+            continue
+        target = getattr(obj, name, None) if hasattr(obj, f"{name}_id") else None
+        if target is not None and tenant_id is not None and getattr(target, "tenant_id", tenant_id) != tenant_id:
+            raise ValidationFailed(f"The {name.replace('_', ' ')} belongs to another tenant.", code="other_tenant",
+                                   fields={name: ["Another tenant's."]})
+
+
 def _plan_changed(tenant) -> None:
     if tenant is not None:
         plans.validate(tenant)
@@ -99,6 +113,7 @@ def _create(model, *, actor, **fields):
     if "tenant" in fields:
         _live_tenant(fields["tenant"])
     obj = recorded.create(model, actor=actor, **fields)
+    _same_tenant(obj)
     _plan_changed(tenant_of(obj))
     return obj
 
@@ -107,6 +122,7 @@ def _update(obj, *, actor, **changes):
     if hasattr(obj, "tenant_id"):
         _no_tenant_move(obj, changes)
     obj = recorded.update(obj, actor=actor, **changes)
+    _same_tenant(obj)
     _plan_changed(tenant_of(obj))
     return obj
 
@@ -123,11 +139,12 @@ def archive(obj, *, actor, reason=""):
 def delete_part(obj, *, actor, reason=""):
     """Remove a part of a plan row (a prefix, a rate slot, a binding); the audit keeps what it was."""
     tenant = tenant_of(obj)
+    parent = next((getattr(obj, n) for n in ("destination", "rate", "rating_plan") if hasattr(obj, f"{n}_id")), None)
     recorded.record(obj, actor=actor, action="delete", changes=recorded.diff(recorded.snapshot(obj), {}),
                     message=str(reason or ""))
     obj.delete()
     _plan_changed(tenant)
-    return None
+    return parent
 
 
 # Destinations and prefixes ----------------------------------------------------------------------
@@ -305,7 +322,7 @@ def update_rate(rate, *, actor, slots=None, **changes) -> Rate:
         rate.slots.all().delete()
         for slot in slots:
             RateSlot.objects.create(rate=rate, **_slot_fields(slot))
-        recorded.record(rate, actor=actor, action="slots", changes={"slots": [old, slots]})
+        recorded.record(rate, actor=actor, action="slots", changes={"slots": [old, recorded._plain(slots)]})
     _plan_changed(rate.tenant)
     return rate
 
@@ -339,7 +356,7 @@ def create_rating_plan(*, actor, tenant, code, name="", bindings=()) -> RatingPl
     _live_tenant(tenant)
     plan = recorded.create(RatingPlan, actor=actor, tenant=tenant, code=code, name=name)
     for b in bindings or ():
-        RatingPlanBinding.objects.create(rating_plan=plan, **_binding_fields(tenant, b))
+        _same_tenant(RatingPlanBinding.objects.create(rating_plan=plan, **_binding_fields(tenant, b)))
     _plan_changed(tenant)
     return plan
 
@@ -359,10 +376,19 @@ def _binding_fields(tenant, b: dict) -> dict:
     return {"destination_rate_code": str(b["destination_rate_code"]), "timing": timing, "weight": weight}
 
 
-def update_rating_plan(obj, *, actor, **changes) -> RatingPlan:
-    changes.pop("bindings", None)
-    with transaction.atomic():
-        return _update(obj, actor=actor, **changes)
+@transaction.atomic
+def update_rating_plan(obj, *, actor, bindings=None, **changes) -> RatingPlan:
+    """Change code/name; `bindings` (when given) replaces every binding, in the order given."""
+    _no_tenant_move(obj, changes)
+    obj = recorded.update(obj, actor=actor, **changes)
+    if bindings is not None:
+        old = [recorded.snapshot(b) for b in obj.bindings.order_by("id")]
+        obj.bindings.all().delete()
+        for b in bindings:
+            RatingPlanBinding.objects.create(rating_plan=obj, **_binding_fields(obj.tenant, b))
+        recorded.record(obj, actor=actor, action="bindings", changes={"bindings": [old, recorded._plain(bindings)]})
+    _plan_changed(obj.tenant)
+    return obj
 
 
 @transaction.atomic
