@@ -224,14 +224,19 @@ FROM (
 
 NUMBER_SQL = """
 WITH ordered AS (
-  SELECT i.id, row_number() OVER (ORDER BY ba.number COLLATE "C") AS rn
-  FROM billing_invoice i JOIN billing_batch b ON b.invoice_id = i.id JOIN ledger_billingaccount ba ON ba.id = i.billing_account_id
+  SELECT b.invoice_id AS id, row_number() OVER (ORDER BY b.number COLLATE "C") AS rn FROM billing_batch b
+), paid AS (
+  SELECT invoice_id, sum(amount) AS amount FROM billing_allocation
+  WHERE invoice_id IN (SELECT invoice_id FROM billing_batch) GROUP BY invoice_id
 )
 UPDATE billing_invoice i
 SET number = %(branch)s || '-' || %(series)s || lpad((%(base)s + o.rn)::text, greatest(7, length((%(base)s + o.rn)::text)), '0'),
-    issued_at = %(now)s, updated_at = %(now)s,
-    state = CASE WHEN i.total <= 0 THEN 'paid' WHEN i.due_date < %(today)s THEN 'overdue' ELSE 'issued' END
-FROM ordered o WHERE o.id = i.id
+    issued_at = %(now)s, updated_at = %(now)s, paid_amount = coalesce(p.amount, 0),
+    state = CASE WHEN i.total - coalesce(p.amount, 0) - i.credited_amount <= 0 THEN 'paid'
+                 WHEN i.due_date < %(today)s THEN 'overdue' WHEN coalesce(p.amount, 0) > 0 THEN 'partially_paid'
+                 ELSE 'issued' END
+FROM ordered o LEFT JOIN paid p ON p.invoice_id = o.id
+WHERE o.id = i.id
 """
 
 EVENTS_SQL = """
@@ -247,7 +252,7 @@ RETURNING id
 
 BATCH_SQL = """
 CREATE TEMP TABLE billing_batch ON COMMIT DROP AS
-SELECT ba.id AS account_id, ba.ledger_account_id AS ledger_id, %(end)s::date AS period_end, ba.customer_id,
+SELECT ba.id AS account_id, ba.ledger_account_id AS ledger_id, %(end)s::date AS period_end, ba.customer_id, ba.number,
        ba.currency, c.tax_scheme_id, coalesce(nullif(c.language, ''), 'en') AS language,
        ledger_uuid7() AS invoice_id
 FROM ledger_billingaccount ba JOIN crm_customer c ON c.id = ba.customer_id
@@ -357,14 +362,17 @@ def _invoice_batch(*, cycle, period, account_ids, actor, run, start, end, invoic
         cursor.execute("SELECT min(invoice_id::text) FROM billing_batch")
         batch_ref = cursor.fetchone()[0]
         postings = POSTINGS_SQL.replace("%(per_line)s", "TRUE" if per_line else "FALSE").replace("%(d)s", str(d))
+        summary = _summary(cursor)
+        # Locks every batch shares — the system accounts the postings credit and the number
+        # series' counter — are taken last, so parallel batches overlap everything else.
+        if cycle.auto_issue:
+            services.allocate(scope="ba.id IN (SELECT account_id FROM billing_batch)", params={}, actor=actor,
+                              drafts_of_batch=True)
         posted = ledger.post_transfers_bulk(
             query=postings.replace("%(note)s", "%s").replace("%(batch)s", "%s").replace("%(run_ref)s", "%s"),
             params=[note, batch_ref, batch_ref, str(run.pk) if run else ""], actor=actor, created_at=at)
         if cycle.auto_issue:
             _number_and_issue(cursor, cycle=cycle, count=invoiced, at=at, day=day)
-        summary = _summary(cursor)
-    if cycle.auto_issue:
-        services.allocate(scope="ba.id IN (SELECT account_id FROM billing_batch)", params={}, actor=actor)
     return {"invoiced": invoiced, "ledger_transfers": posted.inserted, **summary}
 
 

@@ -537,11 +537,11 @@ def credit_invoice(invoice: Invoice, *, actor, amount=None, reason: str) -> Invo
 # --- payment allocation -----------------------------------------------------------------------------
 
 ALLOCATE_SQL = """
-WITH pay AS (
-  SELECT t.id, ba.id AS account_id, t.created_at,
-         t.amount - coalesce((SELECT sum(a.amount) FROM billing_allocation a WHERE a.transfer_id = t.id), 0) AS free
+WITH pay AS MATERIALIZED (
+  SELECT t.id, ba.id AS account_id, t.created_at, t.amount - coalesce(al.used, 0) AS free
   FROM ledger_billingaccount ba
   JOIN ledger_transfer t ON t.credit_account_id = ba.ledger_account_id AND t.kind = 'payment'
+  LEFT JOIN LATERAL (SELECT sum(a.amount) AS used FROM billing_allocation a WHERE a.transfer_id = t.id) al ON TRUE
   WHERE {scope}
     AND NOT EXISTS (SELECT 1 FROM ledger_transfer r WHERE r.reverses_id = t.id)
 ), p AS (
@@ -550,7 +550,7 @@ WITH pay AS (
   SELECT i.id, i.billing_account_id AS account_id, i.invoice_date, i.number,
          i.total - i.paid_amount - i.credited_amount AS open
   FROM billing_invoice i JOIN ledger_billingaccount ba ON ba.id = i.billing_account_id
-  WHERE {scope} AND i.kind = 'invoice' AND i.state IN ('issued', 'partially_paid', 'overdue')
+  WHERE {scope} AND i.kind = 'invoice' AND (i.state IN ('issued', 'partially_paid', 'overdue') {drafts})
     AND i.total - i.paid_amount - i.credited_amount > 0
 ), v AS (
   SELECT *, sum(open) OVER (PARTITION BY account_id ORDER BY invoice_date, number) - open AS lo FROM inv
@@ -574,19 +574,22 @@ WITH a AS (SELECT invoice_id, sum(amount) AS paid FROM billing_allocation WHERE 
 UPDATE billing_invoice i SET paid_amount = a.paid, updated_at = %(now)s,
   state = CASE WHEN i.total - a.paid - i.credited_amount <= 0 THEN 'paid'
                WHEN i.due_date < %(today)s THEN 'overdue' ELSE 'partially_paid' END
-FROM a WHERE i.id = a.invoice_id
+FROM a WHERE i.id = a.invoice_id AND i.state <> 'draft'
 RETURNING i.id, i.state
 """
 
 
-def allocate(*, scope: str, params: dict, actor="system") -> list:
+def allocate(*, scope: str, params: dict, actor="system", drafts_of_batch=False) -> list:
     """Allocate unallocated payments to open invoices oldest first, within `scope` (SQL on `ba`).
 
     Set-based; the caller holds the accounts' lock. Returns the invoice ids changed.
+    `drafts_of_batch`: the bill run's drafts (temporary table `billing_batch`) count as open —
+    they are issued in the same transaction, their state set from what was allocated.
     """
     args = {"now": now(), "today": today(), "actor": _label(actor), **params}
+    drafts = "OR i.id IN (SELECT invoice_id FROM billing_batch)" if drafts_of_batch else ""
     with connection.cursor() as cursor:
-        cursor.execute(ALLOCATE_SQL.format(scope=scope), args)
+        cursor.execute(ALLOCATE_SQL.format(scope=scope, drafts=drafts), args)
         ids = [r[0] for r in cursor.fetchall()]
         if ids:
             cursor.execute(REFRESH_SQL, {**args, "ids": ids})

@@ -20,6 +20,8 @@ class ProgressBar:
 
     def __init__(self, stream, enabled=True):
         self.stream, self.enabled, self.started = stream, enabled, time.monotonic()
+        # A management command's OutputWrapper ends every write with a newline unless told not to.
+        self.write = (lambda text: stream.write(text, ending="")) if hasattr(stream, "ending") else stream.write
         self.last = 0.0
 
     def __call__(self, cycle, done, total):
@@ -32,10 +34,10 @@ class ProgressBar:
         width = 30
         fill = int(width * done / total) if total else width
         rate = done / (now - self.started) if now > self.started else 0
-        self.stream.write(f"\r{cycle.code} [{'#' * fill}{'.' * (width - fill)}] {100 * done // max(total, 1):3d}%"
+        self.write(f"\r{cycle.code} [{'#' * fill}{'.' * (width - fill)}] {100 * done // max(total, 1):3d}%"
                           f" {done}/{total} accounts {rate:,.0f}/s")
         if done >= total:
-            self.stream.write("\n")
+            self.write("\n")
         self.stream.flush()
 
 
@@ -110,7 +112,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"queued": [{"run": str(r.pk), "cycle": r.cycle.code, "period": r.period}
                                                      for r in runs]}, indent=2))
             return
-        bar = ProgressBar(sys.stderr, enabled=not opts["no_progress"] and opts["verbosity"] > 0)
+        bar = ProgressBar(self.stderr, enabled=not opts["no_progress"] and opts["verbosity"] > 0)
         summary = billrun.run_period(actor=opts["actor"], period=opts["period"], cycle=opts["cycle"],
                                      dry_run=opts["dry_run"], jobs=opts["jobs"], progress=bar,
                                      batch_size=opts["batch_size"])

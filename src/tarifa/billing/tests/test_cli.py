@@ -1,0 +1,58 @@
+"""`tarifa billing run / check / invoice / assign` as operators script them."""
+
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tarifa.billing import services
+from tarifa.billing.models import Invoice
+from tarifa.kernel import clock
+from tarifa.ledger.models import Transfer
+
+from .helpers import ACTOR, at, customer_account, make_catalog, make_cycle
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("billing", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_dry_run_writes_nothing_then_the_run_and_the_check():
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        make_cycle(code="M1")
+        accounts = [customer_account(payment_mode="postpaid") for _ in range(3)]
+        out, _ = run("assign", "--cycle", "M1", "--payment-mode", "postpaid")
+        assert json.loads(out)["assigned"] == 3
+        for i, account in enumerate(accounts):
+            services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee",
+                                      description="Setup", amount=f"{10 + i}.00", day=dt.date(2025, 3, 3))
+        c.add_days(31)
+        transfers = Transfer.objects.count()
+        out, err = run("run", "--period", "2025-03", "--dry-run")
+        dry = json.loads(out)
+        assert dry["dry_run"] and dry["invoiced"] == 3 and Decimal(dry["totals"]["EUR"]["total"]) == Decimal("33")
+        assert Invoice.objects.count() == 0 and Transfer.objects.count() == transfers
+        assert "M1 [" in err and "100%" in err  # the progress bar
+        with pytest.raises(SystemExit) as exit_:
+            run("check", "--period", "2025-03")
+        assert exit_.value.code == 1
+        out, _ = run("run", "--period", "2025-03", "--cycle", "M1", "--jobs", "1")
+        summary = json.loads(out)
+        assert summary["invoiced"] == 3 and summary["skipped"] == 0 and summary["by_service"]["one_time_fee"] == "33.000000"
+        out, _ = run("check", "--period", "2025-03")
+        assert json.loads(out)["ok"]
+        out, _ = run("run", "--period", "2025-03")
+        assert json.loads(out)["invoiced"] == 0 and json.loads(out)["already_invoiced"] == 3
+        out, _ = run("invoice", accounts[0].number, "--period", "2025-03")
+        assert json.loads(out)["existing"] is True
+        with pytest.raises(CommandError, match="not closed"):
+            run("run", "--period", "2025-04")
