@@ -267,6 +267,10 @@ def execute_run(run: BillRun, *, progress=None, batch_size: int | None = None) -
             BillRun.objects.filter(pk=run.pk).update(done=done, invoiced=result["invoiced"], skipped=result["skipped"])
             if progress:
                 progress(done, pending)
+        if not run.dry_run and result["invoiced"]:
+            with connection.cursor() as cursor:  # what was written is most of these tables now
+                cursor.execute("ANALYZE billing_invoice, billing_invoiceline, billing_invoicedsource,"
+                               " billing_allocation")
         seconds = time.monotonic() - started
         summary = _summary(run, result, billable=billable, pending=pending, seconds=seconds)
         BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FINISHED, finished_at=now(), summary=summary,

@@ -118,6 +118,8 @@ def check(*, period: str, cycle: str | None = None) -> dict:
     invoices = 0
     with connection.cursor() as cursor:
         in_tx = connection.in_atomic_block
+        # Fresh statistics: right after a bill run the planner would think these tables empty.
+        cursor.execute("ANALYZE billing_invoice, billing_invoiceline, billing_invoicedsource, billing_allocation")
         if not in_tx:
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # temp tables: not READ ONLY
         try:

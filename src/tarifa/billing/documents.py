@@ -70,6 +70,9 @@ def render_html(kind: str, context: dict, language: str = "en") -> tuple[str, st
 
 
 def html_to_pdf(html: str) -> bytes:
+    import logging
+
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one INFO line per rendering step
     try:
         from weasyprint import HTML
     except (ImportError, OSError) as exc:  # OSError: Pango/Cairo libraries missing
