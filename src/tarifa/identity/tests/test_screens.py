@@ -271,3 +271,14 @@ def test_a_deactivated_users_open_session_ends(client, make_user):
     services.deactivate_user(ivan, actor="test")
 
     assert client.get("/identity/user/").status_code == 302
+
+
+def test_dashboard_figures_need_identity_view_dashboard(client, make_user, monkeypatch):
+    from tarifa.web import dashboard
+
+    monkeypatch.setattr(dashboard, "_widgets", [(None, lambda request: {"label": "Customers", "value": 42})])
+    client.force_login(make_user(username="ivan", password=None))
+    assert client.get("/").context["widgets"] == []
+
+    client.force_login(make_user("identity.view_dashboard", username="boss", password=None))
+    assert client.get("/").context["widgets"] == [{"label": "Customers", "value": 42}]
