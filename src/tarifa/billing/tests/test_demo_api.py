@@ -52,3 +52,29 @@ def test_api_invoices_credit_and_errors(demo, admin_user, api):
     assert not_closed.status_code == 409 and not_closed.json()["error"]["code"] == "period_not_closed"
     check = client.get("/api/v1/billing/check/", {"period": invoice.period})
     assert check.status_code == 200 and check.json()["ok"], check.json()["problems"][:3]
+
+
+def test_statement_receipt_and_operator_template(demo, admin_user, staff_client):
+    import io
+
+    from pypdf import PdfReader
+
+    from tarifa.billing import documents, services
+    from tarifa.ledger.models import Transfer
+
+    client = staff_client(admin_user)
+    invoice = Invoice.objects.filter(kind="invoice").exclude(state="draft").order_by("number").first()
+    statement = client.get(f"/billing/account/{invoice.billing_account_id}/statement/")
+    assert statement.status_code == 200 and statement.content[:4] == b"%PDF"
+    text = PdfReader(io.BytesIO(statement.content)).pages[0].extract_text()
+    assert "statement of account" in text and invoice.billing_account.number in text  # the demo's own template
+    payment = Transfer.objects.filter(kind="payment", credit_account_id=invoice.billing_account.ledger_account_id).first()
+    receipt = client.get(f"/billing/payment/{payment.pk}/receipt/")
+    assert receipt.status_code == 200 and b"%PDF" == receipt.content[:4]
+    # The operator's invoice template replaces the shipped one for invoices rendered from now on.
+    services.create_template(actor=admin_user, kind="invoice", language="en",
+                             body="<html><body><h1>ACME INVOICE {{ invoice.number }}</h1>"
+                                  "<p>{{ invoice.total|floatformat:2 }}</p></body></html>")
+    fresh = Invoice.objects.filter(kind="invoice").exclude(state="draft").exclude(document__isnull=False).first()
+    text = PdfReader(io.BytesIO(documents.invoice_pdf(fresh))).pages[0].extract_text()
+    assert f"ACME INVOICE {fresh.number}" in text
