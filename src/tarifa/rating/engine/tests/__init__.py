@@ -30,8 +30,9 @@ def _find_interop() -> Path | None:
 
 INTEROP = _find_interop()
 
+# Outside CI a checkout without ../shared skips these; in CI (CI set) they must run, and fail if missing.
 needs_interop = pytest.mark.skipif(
-    INTEROP is None, reason="shared/interop/cgrates sample tariff plans not found"
+    INTEROP is None and not os.environ.get("CI"), reason="shared/interop/cgrates sample tariff plans not found"
 )
 
 
