@@ -86,3 +86,15 @@ def test_terminal_sums_are_either_exact_decimals_or_refused(value):
 def test_terminal_account_digits_map_to_account_numbers(digits):
     number = terminal_protocol.account_number({"account": str(digits)}, "HQ")
     assert number == f"HQ-A{digits:07d}"
+
+
+def test_the_protocol_and_statement_readers_are_pure():
+    """No ORM, no Django: they are tested and reasoned about alone (ARCHITECTURE.md, pure computations)."""
+    import ast
+    from pathlib import Path
+
+    for module in (terminal_protocol, statement_csv):
+        tree = ast.parse(Path(module.__file__).read_text())
+        names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [n for n in names if n.startswith("django") or n.startswith("tarifa")], (module, names)
