@@ -88,12 +88,12 @@ class AccountUpdateSerializer(StrictSerializer):
     credit_limit = AmountField(non_negative=True)
 
 
-class SwitchModeSerializer(StrictSerializer):
+class SwitchPaymentModeSerializer(StrictSerializer):
     payment_mode = serializers.ChoiceField(choices=BillingAccount.PaymentMode.choices)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
-class AdjustSerializer(StrictSerializer):
+class AdjustBalanceSerializer(StrictSerializer):
     amount = AmountField(help_text="Signed: positive credits the customer, negative debits them.")
     reason = serializers.CharField(max_length=500)
 
@@ -104,11 +104,15 @@ class TransferFundsSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500)
 
 
-class ReasonSerializer(StrictSerializer):
+class ReverseTransferSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500)
 
 
-class OptionalReasonSerializer(StrictSerializer):
+class CloseAccountSerializer(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class VoidHoldSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
@@ -176,22 +180,22 @@ class AccountViewSet(RecordViewSet):
         account = self.get_queryset().get(pk=account.pk)
         return Response(BillingAccountSerializer(account, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=SwitchModeSerializer, responses=BillingAccountSerializer)
+    @extend_schema(request=SwitchPaymentModeSerializer, responses=BillingAccountSerializer)
     @action(detail=True, methods=["post"], url_path="switch-mode", required_permission="ledger.switch_payment_mode")
     @idempotent(required=False)
     def switch_mode(self, request, pk=None):
         """Switch prepaid ↔ postpaid from today; the history keeps the earlier mode."""
-        body = SwitchModeSerializer(data=request.data)
+        body = SwitchPaymentModeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         account = services.switch_payment_mode(self.get_object(), actor=request.user, **body.validated_data)
         return self._read(account)
 
-    @extend_schema(request=AdjustSerializer, responses={201: TransferSerializer})
+    @extend_schema(request=AdjustBalanceSerializer, responses={201: TransferSerializer})
     @action(detail=True, methods=["post"], required_permission="ledger.adjust")
     @idempotent
     def adjust(self, request, pk=None):
         """A manual correction with a reason: positive credits the account, negative debits it."""
-        body = AdjustSerializer(data=request.data)
+        body = AdjustBalanceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         transfer = services.adjust(actor=request.user, account=self.get_object(),
                                    idempotency_key=_key_or_refuse(request), **body.validated_data)
@@ -210,12 +214,12 @@ class AccountViewSet(RecordViewSet):
                                                       reason=data["reason"], idempotency_key=_key_or_refuse(request))
         return _transfer_response(transfer, request)
 
-    @extend_schema(request=OptionalReasonSerializer, responses=BillingAccountSerializer)
+    @extend_schema(request=CloseAccountSerializer, responses=BillingAccountSerializer)
     @action(detail=True, methods=["post"], required_permission="ledger.close_account")
     @idempotent(required=False)
     def close(self, request, pk=None):
         """Close an account with a zero balance and no pending holds."""
-        body = OptionalReasonSerializer(data=request.data)
+        body = CloseAccountSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         account = services.close_account(self.get_object(), actor=request.user,
                                          reason=body.validated_data.get("reason", ""))
@@ -233,12 +237,12 @@ class TransferViewSet(RecordViewSet):
     filterset_class = TransferFilter
     ordering_fields = ["created_at", "amount"]
 
-    @extend_schema(request=ReasonSerializer, responses={201: TransferSerializer})
+    @extend_schema(request=ReverseTransferSerializer, responses={201: TransferSerializer})
     @action(detail=True, methods=["post"], required_permission="ledger.reverse_transfer")
     @idempotent
     def reverse(self, request, pk=None):
         """Book the reversing transfer (at most once per transfer)."""
-        body = ReasonSerializer(data=request.data)
+        body = ReverseTransferSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         reversal = services.reverse_transfer(self.get_object(), actor=request.user,
                                              reason=body.validated_data["reason"],
@@ -324,12 +328,12 @@ class HoldViewSet(RecordViewSet):
                                       **body.validated_data)
         return _transfer_response(transfer, request)
 
-    @extend_schema(request=OptionalReasonSerializer, responses=HoldSerializer)
+    @extend_schema(request=VoidHoldSerializer, responses=HoldSerializer)
     @action(detail=True, methods=["post"], required_permission="ledger.void_hold")
     @idempotent
     def void(self, request, pk=None):
         """Release the hold."""
-        body = OptionalReasonSerializer(data=request.data)
+        body = VoidHoldSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         hold = services.void_hold(self.get_object(), actor=request.user, reason=body.validated_data.get("reason", ""))
         return Response(HoldSerializer(self.get_queryset().get(pk=hold.pk)).data)
