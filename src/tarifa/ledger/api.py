@@ -18,7 +18,7 @@ from tarifa.crm.api import CustomerCreateSerializer, CustomerSerializer, Custome
 from tarifa.crm.models import Customer
 from tarifa.kernel.errors import ValidationFailed
 from tarifa.kernel.money import CURRENCY_CHOICES, parse_amount
-from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, router
+from tarifa.web.api import RecordViewSet, StrictSerializer, router
 from tarifa.web.idempotency import idempotent, service_key
 
 from . import services

@@ -10,8 +10,17 @@ from tarifa.web.registry import Action, ModelScreens, register, screens_for
 
 from . import selectors, services
 from .filters import TransferScreenFilter
-from .forms import (AdjustForm, BillingAccountForm, OptionalReasonForm, PostHoldForm, ReverseForm, SwitchModeForm,
-                    SystemAccountForm, TransferFundsForm, registration_form)
+from .forms import (
+    AdjustForm,
+    BillingAccountForm,
+    OptionalReasonForm,
+    PostHoldForm,
+    ReverseForm,
+    SwitchModeForm,
+    SystemAccountForm,
+    TransferFundsForm,
+    registration_form,
+)
 from .models import BillingAccount, Hold, LedgerAccount, Transfer
 
 RECENT = 50

@@ -35,8 +35,13 @@ from django.db import connection, transaction
 
 from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now, today
+from tarifa.kernel.errors import (
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from tarifa.kernel.events import emit
-from tarifa.kernel.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.money import LEDGER_QUANTUM, check_currency, parse_amount
 from tarifa.kernel.numbering import next_number
@@ -526,7 +531,7 @@ def void_hold(hold: Hold, *, actor, reason: str = "") -> Hold:
 
     Locks the accounts then the hold. Errors: hold_not_pending (posted or expired).
     """
-    locked, hold = _lock_hold(hold)
+    _locked, hold = _lock_hold(hold)
     if hold.state == Hold.State.VOIDED:
         hold.replayed = True
         return hold

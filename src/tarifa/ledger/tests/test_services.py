@@ -10,7 +10,13 @@ from tarifa.audit.selectors import history
 from tarifa.kernel.clock import travel_to
 from tarifa.kernel.errors import DomainError
 from tarifa.ledger import services
-from tarifa.ledger.models import BillingAccount, Hold, LedgerAccount, PaymentModeChange, Transfer
+from tarifa.ledger.models import (
+    BillingAccount,
+    Hold,
+    LedgerAccount,
+    PaymentModeChange,
+    Transfer,
+)
 from tarifa.ledger.selectors import check_ledger, payment_mode_on, transfers_of
 
 from . import factories as f
