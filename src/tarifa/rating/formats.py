@@ -174,14 +174,20 @@ def validate_spec(spec) -> dict:
     return spec
 
 
-def iter_lines(stream) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes without the line end) for a binary stream, read in chunks."""
-    line_no = 0
+def iter_lines(stream, *, first_line: int = 1, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without the line end) for a binary stream, read in chunks;
+    `limit` stops after that many bytes (a range of a file, cut at a line end)."""
+    line_no = first_line - 1
     rest = b""
+    left = limit
     while True:
-        chunk = stream.read(CHUNK)
+        if left is not None and left <= 0:
+            break
+        chunk = stream.read(CHUNK if left is None else min(CHUNK, left))
         if not chunk:
             break
+        if left is not None:
+            left -= len(chunk)
         if rest:
             chunk = rest + chunk
         lines = chunk.split(b"\n")
@@ -220,6 +226,8 @@ class LineParser:
         self.expected = None
         self.getters: dict = {}
         self.filters: list = []
+        self.missing: list = []
+        self._fast = None
         if not self.needs_header:
             self._bind(spec.get("column_names") or None)
 
@@ -269,6 +277,66 @@ class LineParser:
             self.filters.append((pos, f["op"], value))
         self.max_position = max([p for ps in self.getters.values() for p in ps] + [p for p, _, _ in self.filters]
                                 + [-1])
+        self._fast = self._compile_fast()
+
+    def _compile_fast(self):
+        """A specialised parse for the common case (one column per field, no filters, ISO
+        times, known column count): the same answers as `parse`, a few times faster."""
+        if (self.filters or self.missing or self.expected is None or self.time_format != "iso8601"
+                or self.encoding.lower().replace("-", "") not in ("utf8", "utf_8")
+                or any(len(p) != 1 for p in self.getters.values()) or "end_time" in self.getters
+                or "usage" not in self.getters):
+            return None
+        pos = {f: p[0] for f, p in self.getters.items()}
+        defaults = self.defaults
+        expected, delimiter, quote = self.expected, self.delimiter, self.quote
+        type_map, measures, zone = self.type_map, self.measures, self.zone
+        time_unit, data_unit = self.time_unit, self.data_unit
+        fromisoformat = dt.datetime.fromisoformat
+        slow = self._parse_slow
+
+        def getter(field):
+            p = pos.get(field)
+            default = defaults.get(field, "")
+            if p is None:
+                return lambda values: default
+            return lambda values: values[p].strip() or default
+
+        g_id, g_source, g_subject = getter("record_id"), getter("source"), getter("subject")
+        g_dest, g_type, g_start, g_usage = getter("destination"), getter("type"), getter("start_time"), getter("usage")
+
+        def parse(line_no, raw, default_source=""):
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                return slow(line_no, raw, default_source)
+            if (quote and quote in text) or len(raw) > MAX_LINE:
+                return slow(line_no, raw, default_source)
+            values = text.split(delimiter)
+            if len(values) != expected:
+                return slow(line_no, raw, default_source)
+            record_id = g_id(values)
+            subject = g_subject(values)
+            usage_text = g_usage(values)
+            raw_type = g_type(values)
+            usage_type = type_map.get(raw_type, raw_type)
+            measure = measures.get(usage_type)
+            if not record_id or not subject or measure is None or not usage_text.isdigit():
+                return slow(line_no, raw, default_source)
+            start_text = g_start(values)
+            try:
+                start = fromisoformat(start_text)
+            except ValueError:
+                return slow(line_no, raw, default_source)
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=zone)
+            number = int(usage_text)
+            usage = number * time_unit if measure == "time" else number * data_unit if measure == "bytes" else number
+            source = g_source(values) or default_source
+            return (line_no, source[:64], record_id[:128], subject[:100], g_dest(values)[:64], usage_type[:32],
+                    start.isoformat(), usage, "", "", "")
+
+        return parse
 
     @property
     def header_problem(self) -> str:
@@ -297,6 +365,11 @@ class LineParser:
     def parse(self, line_no: int, raw: bytes, default_source: str = "") -> tuple:
         """One staged row: (line_no, source, record_id, subject, destination, type, start ISO, usage,
         reason, message, raw text)."""
+        if self._fast is not None:
+            return self._fast(line_no, raw, default_source)
+        return self._parse_slow(line_no, raw, default_source)
+
+    def _parse_slow(self, line_no: int, raw: bytes, default_source: str = "") -> tuple:
         try:
             text = raw.decode(self.encoding)
         except UnicodeDecodeError as exc:

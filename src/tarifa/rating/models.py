@@ -25,6 +25,7 @@ the two views of it. A `UsageBatch` is one import with counts that add up.
 """
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -472,6 +473,12 @@ class UsageRecord(models.Model):
     Unique by (source, record_id) in the database: a record is never taken twice. A
     rejected record stays here with its reason and raw line until it is corrected and
     reprocessed; it is never dropped.
+
+    Millions of rows arrive per import, set-based, so the table carries no foreign-key
+    triggers (its references are resolved by joins with the tables they point to, in the
+    same statement) and its batch and time indexes are BRIN (rows arrive in batch order
+    and roughly in time order): only the primary key, the (source, record_id) key and
+    the per-account index are B-trees.
     """
 
     class Status(models.TextChoices):
@@ -479,7 +486,8 @@ class UsageRecord(models.Model):
         REJECTED = "rejected", _("Rejected")
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="records", verbose_name=_("batch"))
+    batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="records", verbose_name=_("batch"),
+                              db_constraint=False, db_index=False)
     line_no = models.BigIntegerField(_("line"), default=0)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices)
     source = models.CharField(_("source"), max_length=64, blank=True)
@@ -490,16 +498,18 @@ class UsageRecord(models.Model):
     start_time = models.DateTimeField(_("start"), null=True, blank=True)
     usage = models.BigIntegerField(_("usage (base units)"), null=True, blank=True)
     subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, null=True, blank=True,
-                                     related_name="+", db_index=False, verbose_name=_("subscription"))
+                                     related_name="+", db_index=False, db_constraint=False,
+                                     verbose_name=_("subscription"))
     billing_account = models.ForeignKey("ledger.BillingAccount", on_delete=models.PROTECT, null=True, blank=True,
-                                        related_name="+", db_index=False, verbose_name=_("billing account"))
+                                        related_name="+", db_index=False, db_constraint=False,
+                                        verbose_name=_("billing account"))
     tariff = models.ForeignKey("catalog.Tariff", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                               db_index=False, verbose_name=_("tariff"))
+                               db_index=False, db_constraint=False, verbose_name=_("tariff"))
     rating_plan = models.CharField(_("rating plan"), max_length=64, blank=True)
     matched_destination = models.CharField(_("matched destination"), max_length=64, blank=True)
     free_units = models.BigIntegerField(_("free units used"), default=0)
     bundle = models.ForeignKey(Bundle, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                               db_index=False, verbose_name=_("bundle"))
+                               db_index=False, db_constraint=False, verbose_name=_("bundle"))
     cost = models.DecimalField(_("cost"), max_digits=28, decimal_places=10, null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, blank=True)
     payment_mode = models.CharField(_("payment mode"), max_length=8, blank=True)
@@ -519,8 +529,8 @@ class UsageRecord(models.Model):
         constraints = [models.UniqueConstraint(fields=["source", "record_id"], name="rating_usage_source_record")]
         indexes = [
             models.Index(fields=["billing_account", "start_time"], name="rating_usage_account_time"),
-            models.Index(fields=["batch", "line_no"], name="rating_usage_batch"),
-            models.Index(fields=["start_time"], name="rating_usage_time"),
+            BrinIndex(fields=["batch"], name="rating_usage_batch_brin"),
+            BrinIndex(fields=["start_time"], name="rating_usage_time_brin"),
             models.Index(fields=["reason"], condition=Q(status="rejected"), name="rating_usage_rejected"),
         ]
 

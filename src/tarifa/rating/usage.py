@@ -55,6 +55,8 @@ from .units import QuantityError, parse_quantity
 
 LOCK_KEY = 7_236_152_711  # pg advisory lock: one usage writer at a time
 PARALLEL_MIN_RECORDS = 50_000
+PARALLEL_MIN_BYTES = 4 << 20
+MAX_HEADER = 1 << 20
 WORKERS = 2
 FETCH = 10_000
 REASONS = {
@@ -402,6 +404,9 @@ def _pipeline(batch, stage, tables: Tables, *, mode, actor, timings, parallel):
         staged = cursor.fetchone()[0]
         if read is not None and read != staged:  # pragma: no cover - a staging bug must not lose records
             raise RuntimeError(f"{read} records read but {staged} staged")
+        # Statistics for the planner: without them it guesses a handful of rows and joins
+        # the working tables with nested loops.
+        cursor.execute(f"ANALYZE {tables.stage}")
         timings["stage"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         if parallel:
@@ -416,6 +421,8 @@ def _pipeline(batch, stage, tables: Tables, *, mode, actor, timings, parallel):
         tables.create(cursor, tables.results, RESULT_COLUMNS)
         tables.create(cursor, tables.deltas, DELTA_COLUMNS)
     rated_stats = _rate_all(tables, context, parallel=parallel)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables.results}")
     timings["rate"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     with transaction.atomic():
@@ -431,35 +438,119 @@ def _pipeline(batch, stage, tables: Tables, *, mode, actor, timings, parallel):
         UsageBatch.objects.filter(pk=batch.pk).update(timings=timings)
 
 
-def _stage_stream(cursor, tables: Tables, stream, parser: LineParser, default_source: str) -> int:
-    """Parse the stream line by line into the staging table (COPY, in chunks)."""
-    count = 0
-    header_seen = not parser.needs_header
+def _read_header(stream, parser: LineParser) -> tuple[int, int]:
+    """Consume the lines before the data (skipped lines, comments, the header); return the
+    byte offset and the line number of the first data line."""
     skip = parser.skip_lines
     comment = parser.comment.encode() if parser.comment else None
+    header_seen = not parser.needs_header
+    line_no = 0
+    try:
+        offset = stream.tell()
+    except (AttributeError, OSError):
+        offset = 0
+    while not header_seen or skip:
+        raw = stream.readline(MAX_HEADER)
+        if not raw:
+            break
+        line_no += 1
+        offset += len(raw)
+        raw = raw.rstrip(b"\r\n")
+        if skip:
+            skip -= 1
+            continue
+        if not raw.strip() or (comment and raw.startswith(comment)):
+            continue
+        header_seen = True
+        parser.feed_header(raw)
+        if parser.header_problem:
+            raise ValidationFailed(f"Line {line_no}: {parser.header_problem}; nothing was imported.",
+                                   code="invalid_header", fields={"file": [parser.header_problem]})
+    return offset, line_no + 1
+
+
+def _copy_lines(copy, lines, parser: LineParser, default_source: str) -> int:
+    """Parse (line number, bytes) pairs into an open COPY; blank and comment lines are not records."""
+    comment = parser.comment.encode() if parser.comment else None
+    parse = parser.parse
+    count = 0
     buffer: list[str] = []
-    with cursor.copy(f"COPY {tables.stage} ({STAGE_COPY}) FROM STDIN") as copy:
-        for line_no, raw in iter_lines(stream):
-            if skip:
-                skip -= 1
-                continue
-            if not raw.strip() or (comment and raw.startswith(comment)):
-                continue
-            if not header_seen:
-                header_seen = True
-                parser.feed_header(raw)
-                if parser.header_problem:
-                    raise ValidationFailed(f"Line {line_no}: {parser.header_problem}; nothing was imported.",
-                                           code="invalid_header", fields={"file": [parser.header_problem]})
-                continue
-            count += 1
-            buffer.append(_stage_line(line_no, parser.parse(line_no, raw, default_source)))
-            if len(buffer) >= 5000:
-                copy.write("".join(buffer))
-                buffer.clear()
-        if buffer:
+    for line_no, raw in lines:
+        if not raw.strip() or (comment and raw.startswith(comment)):
+            continue
+        count += 1
+        buffer.append(_stage_line(line_no, parse(line_no, raw, default_source)))
+        if len(buffer) >= 5000:
             copy.write("".join(buffer))
+            buffer.clear()
+    if buffer:
+        copy.write("".join(buffer))
     return count
+
+
+def _stage_stream(cursor, tables: Tables, stream, parser: LineParser, default_source: str) -> int:
+    """Parse the stream line by line into the staging table (COPY, in chunks). A large file
+    on disk is cut in two at a line end and parsed by two processes when the tables allow."""
+    offset, first_line = _read_header(stream, parser)
+    path = getattr(stream, "name", None)
+    if (not tables.temp and WORKERS > 1 and isinstance(path, str) and os.path.isfile(path)
+            and os.path.getsize(path) - offset >= PARALLEL_MIN_BYTES):
+        return _stage_parallel(tables, path, offset, first_line, parser, default_source)
+    with cursor.copy(f"COPY {tables.stage} ({STAGE_COPY}) FROM STDIN") as copy:
+        return _copy_lines(copy, iter_lines(stream, first_line=first_line), parser, default_source)
+
+
+def _stage_parallel(tables: Tables, path: str, offset: int, first_line: int, parser, default_source) -> int:
+    size = os.path.getsize(path)
+    cuts = [offset]
+    lines_before = [first_line]
+    with open(path, "rb") as fh:
+        for k in range(1, WORKERS):
+            fh.seek(max(offset + (size - offset) * k // WORKERS - 1, cuts[-1]))
+            fh.readline()  # to the end of the line the cut falls in
+            cuts.append(fh.tell())
+        cuts.append(size)
+        # Line numbers of each part: count the line ends before its start.
+        fh.seek(offset)
+        position, counted = offset, first_line
+        for k in range(1, WORKERS):
+            while position < cuts[k]:
+                chunk = fh.read(min(1 << 22, cuts[k] - position))
+                counted += chunk.count(b"\n")
+                position += len(chunk)
+            lines_before.append(counted)
+    parts = [(path, cuts[k], cuts[k + 1], lines_before[k]) for k in range(WORKERS)]
+    params = _worker_params()
+    _FORK_CONTEXT.update(params=params, tables=tables, parser=parser, default_source=default_source)
+    try:
+        with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+            counts = pool.map(_stage_worker, parts)
+    finally:
+        _FORK_CONTEXT.clear()
+    return sum(counts)
+
+
+def _stage_worker(part) -> int:
+    import psycopg
+
+    path, start, end, first_line = part
+    ctx = _FORK_CONTEXT
+    with psycopg.connect(**ctx["params"]) as pg, open(path, "rb") as fh:
+        fh.seek(start)
+        with pg.cursor() as cursor, cursor.copy(f"COPY {ctx['tables'].stage} ({STAGE_COPY}) FROM STDIN") as copy:
+            count = _copy_lines(copy, iter_lines(fh, first_line=first_line, limit=end - start), ctx["parser"],
+                                ctx["default_source"])
+        pg.commit()
+    return count
+
+
+def _worker_params() -> dict:
+    connection.ensure_connection()
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params["autocommit"] = False
+    return params
 
 
 RESOLVE_SQL = """
@@ -501,9 +592,17 @@ LEFT JOIN ledger_billingaccount ba ON ba.id = sub.billing_account_id
 LEFT JOIN rating_usagetype ut ON ut.code = s.usage_type
 """
 
-DEDUPE_SQL = """
-WHERE NOT EXISTS (SELECT 1 FROM {dups} d WHERE d.source = s.source AND d.record_id = s.record_id AND d.keep <> s.n)
-  AND NOT EXISTS (SELECT 1 FROM rating_usagerecord u WHERE u.source = s.source AND u.record_id = s.record_id)
+DEDUPE_SQL = "WHERE s.n NOT IN (SELECT n FROM {dups})"
+
+# Staged records that are duplicates: of a record already stored (probed through the
+# unique index), or of an earlier line of the same batch.
+DUPLICATES_SQL = """
+SELECT s.n FROM {stage} s
+WHERE EXISTS (SELECT 1 FROM rating_usagerecord u WHERE u.source = s.source AND u.record_id = s.record_id)
+UNION
+SELECT s.n FROM {stage} s JOIN (
+  SELECT source, record_id, min(n) AS keep FROM {stage} GROUP BY source, record_id HAVING count(*) > 1) d
+  ON d.source = s.source AND d.record_id = s.record_id AND s.n <> d.keep
 """
 
 
@@ -513,10 +612,16 @@ def _resolve(cursor, tables: Tables, *, mode: str) -> int:
     dedupe = ""
     if mode == "import":
         dups = tables.stage + "_dups"
-        tables.create_as(cursor, dups, f"SELECT source, record_id, min(n) AS keep FROM {tables.stage} "
-                                       f"GROUP BY source, record_id HAVING count(*) > 1")
+        tables.create_as(cursor, dups, DUPLICATES_SQL.format(stage=tables.stage))
+        cursor.execute(f"ANALYZE {dups}")
         dedupe = DEDUPE_SQL.format(dups=dups)
-    tables.create_as(cursor, tables.resolved, RESOLVE_SQL.format(stage=tables.stage, dedupe=dedupe), {"tz": tz})
+    # Every staged record joins the few subscription, tariff and account rows it needs:
+    # hash joins, whatever the planner guesses about how many records survive deduplication.
+    cursor.execute("SET enable_nestloop = off")
+    try:
+        tables.create_as(cursor, tables.resolved, RESOLVE_SQL.format(stage=tables.stage, dedupe=dedupe), {"tz": tz})
+    finally:
+        cursor.execute("RESET enable_nestloop")
     if mode == "import":
         cursor.execute(f"DROP TABLE IF EXISTS {dups}")
     cursor.execute(f"SELECT count(*), count(DISTINCT n) FROM {tables.resolved}")
@@ -539,8 +644,7 @@ def _resolve(cursor, tables: Tables, *, mode: str) -> int:
     staged = cursor.fetchone()[0]
     cursor.execute(f"SELECT count(*) FROM {tables.resolved}")
     resolved = cursor.fetchone()[0]
-    if not tables.temp:
-        cursor.execute(f"ANALYZE {tables.resolved}")
+    cursor.execute(f"ANALYZE {tables.resolved}")
     return staged - resolved
 
 
@@ -739,13 +843,10 @@ def _rate_all(tables: Tables, context: _RatingContext, *, parallel: bool) -> dic
         cursor.execute(f"SELECT count(*) FROM {tables.resolved} WHERE reason = ''")
         todo = cursor.fetchone()[0]
     if not parallel or todo < PARALLEL_MIN_RECORDS or WORKERS < 2:
-        connection.ensure_connection()
-        return _rate_rows(connection.connection, tables, context)
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    params["autocommit"] = False
-    _FORK_CONTEXT.update(params=params, tables=tables, context=context, parts=WORKERS)
+        with transaction.atomic():  # a server-side cursor lives in a transaction
+            connection.ensure_connection()
+            return _rate_rows(connection.connection, tables, context)
+    _FORK_CONTEXT.update(params=_worker_params(), tables=tables, context=context, parts=WORKERS)
     import gc
 
     gc.collect()
@@ -783,6 +884,7 @@ def _post_charges(cursor, tables: Tables, *, key_prefix: str, memo: str, actor, 
 
     cursor.execute(f"ALTER TABLE {tables.charges} ADD COLUMN key text, ADD COLUMN revenue_id uuid, "
                    f"ADD COLUMN transfer_id uuid")
+    cursor.execute(f"ANALYZE {tables.charges}")
     cursor.execute(f"SELECT DISTINCT service_type, currency FROM {tables.charges} WHERE amount <> 0")
     revenue = {}
     for service_type, currency in cursor.fetchall():
@@ -833,16 +935,38 @@ def _write_deltas(cursor, tables: Tables):
                    {"at": now()})
 
 
+# Time-ordered ids for a batch's records without a function call per row: the batch's own
+# UUIDv7 (its millisecond and counter) with its 62 random bits plus the record's number —
+# unique within the batch, and across batches unless two share a millisecond, a counter
+# and overlapping random ranges.
+RECORD_ID_SQL = """(%(id_prefix)s || to_hex(8 + ((%(id_rand)s::bigint + r.n) %% 4611686018427387904) / 1152921504606846976)
+    || lpad(to_hex(((%(id_rand)s::bigint + r.n) %% 4611686018427387904) %% 1152921504606846976), 15, '0'))::uuid"""
+
+
+def _record_ids(batch_id) -> dict:
+    raw = batch_id.bytes
+    return {"id_prefix": raw[:8].hex(), "id_rand": int.from_bytes(raw[8:], "big") & ((1 << 62) - 1)}
+
+
 def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, duplicates, actor, timings):
     at = now()
+    clock = time.perf_counter()
+
+    def lap(name):
+        nonlocal clock
+        timings[f"persist_{name}"] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+
     tables.create_as(cursor, tables.charges, CHARGES_SQL.format(resolved=tables.resolved, results=tables.results))
+    lap("charges")
     transfers, charged = _post_charges(cursor, tables, key_prefix=f"usage:{batch.pk}:",
                                        memo=f"usage {batch}", actor=actor, reference=batch)
+    lap("ledger")
     charge_join = f"""LEFT JOIN {tables.charges} c ON r.payment_mode = 'prepaid' AND coalesce(x.reason, r.reason) = ''
                       AND c.billing_account_id = r.billing_account_id
                       AND c.service_type = coalesce(r.service_type, 'usage')"""
     status = "CASE WHEN coalesce(x.reason, r.reason) = '' THEN 'rated' ELSE 'rejected' END"
-    params = {"batch": batch.pk, "at": at}
+    params = {"batch": batch.pk, "at": at, **_record_ids(batch.pk)}
     if mode == "reprocess":
         cursor.execute(f"""
             WITH upd AS (
@@ -867,7 +991,7 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
                   usage_type, start_time, usage, subscription_id, billing_account_id, tariff_id, rating_plan,
                   matched_destination, free_units, bundle_id, cost, currency, payment_mode, transfer_id, rated_at,
                   reason, message, raw, attempts)
-              SELECT ledger_uuid7(), %(batch)s, r.line_no, {status}, r.source, r.record_id, r.subject, r.destination,
+              SELECT {RECORD_ID_SQL}, %(batch)s, r.line_no, {status}, r.source, r.record_id, r.subject, r.destination,
                      r.usage_type, r.start_time, r.usage, r.subscription_id, r.billing_account_id, r.tariff_id,
                      coalesce(x.rating_plan, ''), coalesce(x.matched_destination, ''), coalesce(x.free_units, 0),
                      x.bundle_id, x.cost, coalesce(r.currency, ''), coalesce(r.payment_mode, ''), c.transfer_id,
@@ -879,6 +1003,7 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
               RETURNING status, reason)
             SELECT status, reason, count(*) FROM ins GROUP BY 1, 2""", params)
     counts = cursor.fetchall()
+    lap("records")
     rated = sum(c for s, _, c in counts if s == "rated")
     rejected = sum(c for s, _, c in counts if s == "rejected")
     reasons = {reason: c for s, reason, c in counts if s == "rejected"}
@@ -892,7 +1017,9 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
     UsageBatch.objects.filter(pk=batch.pk).update(
         status=UsageBatch.Status.DONE, read=staged, rated=rated, rejected=rejected, duplicates=duplicates,
         charged=charged, transfers=transfers, reasons=reasons, finished_at=now())
+    lap("counters")
     _evaluate_thresholds(cursor, tables, actor)
+    lap("thresholds")
 
 
 def _finish_rerate(cursor, tables: Tables, run: RerateRun, *, actor):
