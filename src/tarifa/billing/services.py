@@ -154,24 +154,40 @@ def assign_cycle(*, actor, billing_account: BillingAccount, cycle: BillCycle) ->
 
 
 @transaction.atomic
-def assign_accounts_bulk(*, actor, cycle: BillCycle, payment_mode: str | None = None) -> int:
-    """Put every active account without a cycle (of `payment_mode`, if given) in `cycle`; returns how many.
+def assign_accounts_bulk(*, actor, cycle: BillCycle | None = None, payment_mode: str | None = None,
+                         spread_over: list[BillCycle] | None = None) -> int:
+    """Put every active account without a cycle (of `payment_mode`, if given) in `cycle`, or
+    spread them evenly over the cycles of `spread_over` (by a hash of the account); returns how many.
 
-    Set-based (one INSERT … SELECT); the summary is audited on the cycle.
+    Set-based (one INSERT … SELECT); the summary is audited on each cycle.
     """
     _require(actor, "billing.assign_cycle")
+    cycles = list(spread_over or ([cycle] if cycle is not None else []))
+    if not cycles:
+        raise ValidationFailed("Name a cycle to assign the accounts to.", code="validation_failed",
+                               fields={"cycle": ["Required."]})
+    archived = [c.code for c in cycles if c.archived_at is not None]
+    if archived:
+        raise DomainError(f"Cycle {archived[0]} is archived.", code="cycle_archived", status=409)
     with connection.cursor() as cursor:
         cursor.execute("""
+            WITH made AS (
             INSERT INTO billing_billcycleassignment (id, billing_account_id, cycle_id, assigned_at, actor)
-            SELECT ledger_uuid7(), ba.id, %(cycle)s, %(now)s, %(actor)s FROM ledger_billingaccount ba
+            SELECT ledger_uuid7(), ba.id, (%(cycles)s::uuid[])[1 + abs(hashtext(ba.id::text)) %% %(n)s],
+                   %(now)s, %(actor)s
+            FROM ledger_billingaccount ba
             WHERE ba.status = 'active' AND (%(mode)s::text IS NULL OR ba.payment_mode = %(mode)s)
               AND NOT EXISTS (SELECT 1 FROM billing_billcycleassignment x WHERE x.billing_account_id = ba.id)
-            ON CONFLICT (billing_account_id) DO NOTHING""",
-                       {"cycle": cycle.pk, "now": now(), "actor": _label(actor), "mode": payment_mode})
-        n = cursor.rowcount
-    recorded.record(cycle, actor=actor, action="assign_accounts", message=f"{n} accounts",
-                    changes={"accounts": [None, n], "payment_mode": [None, payment_mode]})
-    return n
+            ON CONFLICT (billing_account_id) DO NOTHING
+            RETURNING cycle_id)
+            SELECT cycle_id, count(*) FROM made GROUP BY cycle_id""",
+                       {"cycles": [c.pk for c in cycles], "n": len(cycles), "now": now(), "actor": _label(actor),
+                        "mode": payment_mode})
+        per_cycle = dict(cursor.fetchall())
+    for c in cycles:
+        recorded.record(c, actor=actor, action="assign_accounts", message=f"{per_cycle.get(c.pk, 0)} accounts",
+                        changes={"accounts": [None, per_cycle.get(c.pk, 0)], "payment_mode": [None, payment_mode]})
+    return sum(per_cycle.values())
 
 
 def cycle_of(account: BillingAccount) -> BillCycle:
