@@ -6,22 +6,30 @@ hash of the account, so each cycle gets about the same share. An empty list leav
 accounts without a cycle (the bill-run benchmark assigns its own).
 """
 
+import argparse
+
 from django.db import transaction
 
 from .models import BillCycle
 
 
 def add_arguments(parser):
-    parser.add_argument("--bill-cycle-days", default="1,15",
+    parser.add_argument("--bill-cycle-days", default="1,15", type=cycle_days,
                         help="synth: first days of the monthly bill cycles the accounts are spread over "
                              "(comma-separated, 1–28; empty: none).")
 
 
-def _days(text) -> list[int]:
-    days = sorted({int(part) for part in str(text or "").split(",") if part.strip()})
+def cycle_days(text) -> list[int]:
+    """`1,15` → [1, 15]; refused (before anything is made) unless every day is 1–28."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(d) for d in text)
+    try:
+        days = sorted({int(part) for part in str(text or "").split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of days such as 1,15") from None
     bad = [d for d in days if not 1 <= d <= 28]
     if bad:
-        raise ValueError(f"--bill-cycle-days: {bad[0]} is not a day between 1 and 28")
+        raise argparse.ArgumentTypeError(f"{bad[0]} is not a day between 1 and 28")
     return days
 
 
@@ -29,7 +37,7 @@ def _days(text) -> list[int]:
 def run(*, summary=None, bill_cycle_days="1,15", actor="synth", **_options) -> dict:
     from . import services
 
-    days = _days(bill_cycle_days)
+    days = cycle_days(bill_cycle_days)
     if not days:
         return {"cycles": 0, "assigned": 0}
     cycles = []

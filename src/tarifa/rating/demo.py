@@ -21,7 +21,7 @@ ACTIVATION = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 def _plan(actor):
     tenant = services.create_tenant(actor=actor, code=TENANT, name="Demo retail plans",
                                     description="Voice by destination and time of day, SMS, data per MB.")
-    peak = services.create_timing(actor=actor, tenant=tenant, code="PEAK", name="Weekdays 08:00–20:00",
+    services.create_timing(actor=actor, tenant=tenant, code="PEAK", name="Weekdays 08:00–20:00",
                                   week_days=[1, 2, 3, 4, 5], start_time=dt.time(8))
     evening = services.create_timing(actor=actor, tenant=tenant, code="EVENING", name="Weekdays from 20:00",
                                      week_days=[1, 2, 3, 4, 5], start_time=dt.time(20))
