@@ -12,8 +12,8 @@ from tarifa.ledger.models import BillingAccount, Transfer
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
 
 from . import billrun, dunning, services
-from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningPolicy,
-                     DunningStep, Invoice, InvoiceLine, PendingItem)
+from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningAssignment,
+                     DunningPolicy, DunningStep, Invoice, InvoiceLine, PendingItem)
 
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -281,6 +281,33 @@ class DunningStepViewSet(RecordViewSet):
         return dunning.update_step(obj, actor=actor, **data)
 
 
+class DunningAssignmentSerializer(StrictModelSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
+    policy = serializers.SlugRelatedField(slug_field="code", queryset=DunningPolicy.objects.all())
+
+    class Meta:
+        model = DunningAssignment
+        fields = ["id", "billing_account", "policy", "assigned_at"]
+        read_only_fields = ["assigned_at"]
+        validators = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["billing_account"].validators = []  # moving an account to another policy is the service's job
+        return fields
+
+
+class DunningAssignmentViewSet(RecordViewSet):
+    """An account's own dunning policy (else its customer kind's default); POST sets or moves it."""
+
+    queryset = DunningAssignment.objects.select_related("billing_account", "policy").order_by("assigned_at")
+    serializer_class = DunningAssignmentSerializer
+    filterset_fields = ["billing_account__number", "policy__code"]
+
+    def create_service(*, actor, billing_account, policy):
+        return dunning.assign_policy(actor=actor, billing_account=billing_account, policy=policy)
+
+
 class DunningActionSerializer(serializers.ModelSerializer):
     billing_account = serializers.SlugRelatedField(slug_field="number", read_only=True)
     step = serializers.SlugRelatedField(slug_field="name", read_only=True)
@@ -324,5 +351,6 @@ router.register("bill-runs", BillRunViewSet, basename="billrun")
 router.register("document-templates", DocumentTemplateViewSet, basename="documenttemplate")
 router.register("dunning-policies", DunningPolicyViewSet, basename="dunningpolicy")
 router.register("dunning-steps", DunningStepViewSet, basename="dunningstep")
+router.register("dunning-assignments", DunningAssignmentViewSet, basename="dunningassignment")
 router.register("dunning-actions", DunningActionViewSet, basename="dunningaction")
 register_endpoint("billing/check/", CheckView.as_view(), "billing-check", "billing.view_invoice")

@@ -75,6 +75,7 @@ def load(*, actor) -> dict:
                             min_days_overdue=60, action="terminate"),
     ]
     dunning.apply_step(actor=actor, billing_account=accounts[-1], step=steps[0])
+    dunning.assign_policy(actor=actor, billing_account=accounts[0], policy=policy)
     return {"cycles": 2, "invoices": Invoice.objects.count(), "period": period, "bill_run": summary["run" if "run" in summary else "runs"],
             "templates": DocumentTemplate.objects.count(), "dunning_steps": len(steps)}
 

@@ -230,6 +230,15 @@ def update_step(step, *, actor, **changes) -> DunningStep:
 
 @transaction.atomic
 def assign_policy(*, actor, billing_account, policy) -> DunningAssignment:
+    """The account's own policy, instead of its customer kind's default. Errors: policy_archived."""
+    from .services import _require
+
+    _require(actor, "billing.add_dunningassignment")
+    if policy.archived_at is not None:
+        from tarifa.kernel.errors import DomainError
+
+        raise DomainError(f"Dunning policy {policy.code} is archived.", code="policy_archived", status=409,
+                          fields={"policy": ["Archived."]})
     row, _ = DunningAssignment.objects.update_or_create(billing_account=billing_account, defaults={"policy": policy})
     recorded.record(billing_account, actor=actor, action="dunning_policy", changes={"policy": [None, policy.code]})
     return row

@@ -3,7 +3,8 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.ledger.models import BillingAccount
 
-from .models import BillCycle, BillCycleAssignment, DocumentTemplate, DunningPolicy, DunningStep, PendingItem
+from .models import (BillCycle, BillCycleAssignment, DocumentTemplate, DunningAssignment, DunningPolicy, DunningStep,
+                     PendingItem)
 
 
 def active_accounts():
@@ -134,6 +135,20 @@ class DunningStepForm(forms.ModelForm):
 
     def validate_unique(self):
         pass
+
+
+class DunningAssignmentForm(forms.ModelForm):
+    class Meta:
+        model = DunningAssignment
+        fields = ["billing_account", "policy"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["billing_account"].queryset = active_accounts()
+        self.fields["policy"].queryset = DunningPolicy.objects.filter(archived_at__isnull=True).order_by("code")
+
+    def validate_unique(self):
+        pass  # moving an account to another policy is the service's job
 
 
 class StatementForm(forms.Form):

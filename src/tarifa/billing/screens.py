@@ -5,10 +5,10 @@ from tarifa.web.registry import Action, ModelScreens, Page, register, register_p
 
 from . import billrun, dunning, services
 from .forms import (AllocateForm, AssignAccountsForm, AssignmentForm, BillCycleForm, BillRunForm, CreditForm,
-                    DocumentTemplateForm, DunningPolicyForm, DunningStepForm, InvoiceNowForm, PendingItemForm,
-                    ReasonForm)
-from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningPolicy,
-                     DunningStep, Invoice, PendingItem)
+                    DocumentTemplateForm, DunningAssignmentForm, DunningPolicyForm, DunningStepForm, InvoiceNowForm,
+                    PendingItemForm, ReasonForm)
+from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningAssignment,
+                     DunningPolicy, DunningStep, Invoice, PendingItem)
 
 AREA = "Billing"
 
@@ -127,6 +127,13 @@ register(ModelScreens(
                                            "min_amount_overdue", "min_unpaid_invoices", "action", "late_fee"],
     form_class=DunningStepForm, create=dunning.create_step, update=dunning.update_step,
     filterset_fields=["policy", "action"], ordering=["policy__code", "position"], menu=False,
+))
+
+register(ModelScreens(
+    model=DunningAssignment, area=AREA, columns=["billing_account__number", "policy__code", "assigned_at"],
+    form_class=DunningAssignmentForm, create=dunning.assign_policy, filterset_fields=["policy"],
+    search_fields=["billing_account__number"], ordering=["billing_account__number"],
+    menu_label=_("Dunning policy per account"),
 ))
 
 register(ModelScreens(

@@ -155,3 +155,49 @@ def test_two_runs_of_one_cycle_and_period_are_refused():
         assert err.value.code == "run_in_progress" and "already queued" in err.value.message
         assert billrun.execute_run(first)["accounts"] == 0
         billrun.start_run(actor=ACTOR, cycle=cycle, period="2025-03")  # finished: a new run may start
+
+
+def test_an_account_has_its_own_policy_set_through_the_api_and_the_screen(make_user, api, staff_client):
+    """The default ladder suspends at 10 days; an account given a lenient policy (through the API,
+    then moved back and forth on the screen) only gets that policy's reminder."""
+    from tarifa.billing.models import DunningAssignment
+
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        tariffs = make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle(payment_terms_days=0)
+        standard = ladder()
+        lenient = dunning.create_policy(actor=ACTOR, code="VIP", name="Lenient")
+        dunning.create_step(actor=ACTOR, policy=lenient, position=1, name="Gentle reminder", min_days_overdue=30,
+                            action="notify", template="reminder")
+        old = dunning.create_policy(actor=ACTOR, code="OLD", name="Old")
+        dunning.archive_policy(old, actor=ACTOR)
+        account = postpaid_org(cycle)
+        sub = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="vip",
+                                       activate=True)
+        client = api(make_user("billing.add_dunningassignment", "billing.view_dunningassignment"))
+        response = client.post("/api/v1/dunning-assignments/", {"billing_account": account.number, "policy": "VIP"},
+                               format="json")
+        assert response.status_code == 201, response.json()
+        assert response.json()["policy"] == "VIP" and dunning.policy_for(account) == lenient
+        refused = client.post("/api/v1/dunning-assignments/", {"billing_account": account.number, "policy": "OLD"},
+                              format="json")
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "policy_archived"
+        assert api(make_user("billing.view_dunningassignment")).post(
+            "/api/v1/dunning-assignments/", {"billing_account": account.number, "policy": "STD"},
+            format="json").status_code == 403
+        screen = staff_client(make_user("billing.add_dunningassignment", "billing.view_dunningassignment"))
+        page = screen.post("/billing/dunningassignment/add/", {"billing_account": account.pk, "policy": standard.pk})
+        assert page.status_code == 302 and dunning.policy_for(account) == standard
+        page = screen.post("/billing/dunningassignment/add/", {"billing_account": account.pk, "policy": lenient.pk})
+        assert page.status_code == 302 and DunningAssignment.objects.get(billing_account=account).policy == lenient
+        assert any(e.action == "dunning_policy" for e in history(account))
+        for _ in range(31):
+            c.add_days(1)
+            daily.run(as_of=c.today(), actor="test")
+        services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03")
+        for _ in range(20):
+            c.add_days(1)
+            services.mark_overdue(as_of=c.today())
+            dunning.run(as_of=c.today())
+        sub.refresh_from_db()
+        assert sub.status == "active" and not DunningAction.objects.filter(billing_account=account).exists()
