@@ -13,12 +13,13 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from tarifa.crm.api import CustomerCreateSerializer, CustomerSerializer, CustomerViewSet
 from tarifa.crm.models import Customer
 from tarifa.kernel.errors import ValidationFailed
 from tarifa.kernel.money import CURRENCY_CHOICES, parse_amount
-from tarifa.web.api import RecordViewSet, StrictSerializer, router
+from tarifa.web.api import RecordViewSet, StrictSerializer, register_endpoint, router
 from tarifa.web.idempotency import idempotent, service_key
 
 from . import services
@@ -431,7 +432,21 @@ class RegisteringCustomerViewSet(CustomerViewSet):
         return services.register_customer(actor=actor, **(account or {}), **data)
 
 
+class LedgerCheckView(APIView):
+    """Every ledger invariant, as `tarifa ledger check` prints it: {"ok", "transfers", "holds",
+    "moved": {currency: total}, "checks", "problems": [{"check", <offender>, "detail"}]}."""
+
+    required_permission = "ledger.view_ledgeraccount"
+
+    @extend_schema(responses={200: {"type": "object"}})
+    def get(self, request):
+        from .selectors import check_ledger
+
+        return Response(check_ledger())
+
+
 def _register():
+    register_endpoint("ledger/check/", LedgerCheckView.as_view(), "ledger-check", "ledger.view_ledgeraccount")
     router.registry[:] = [entry for entry in router.registry if entry[0] != "customers"]
     router.register("customers", RegisteringCustomerViewSet, basename="customer")
     router.register("accounts", AccountViewSet, basename="billingaccount")

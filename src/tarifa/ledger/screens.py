@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.crm.models import Contact, Customer
 from tarifa.crm.panels import register_panel
-from tarifa.web.registry import Action, ModelScreens, register, screens_for
+from tarifa.web.registry import Action, ModelScreens, Page, register, register_page, screens_for
 
 from . import selectors, services
 from .filters import TransferScreenFilter
@@ -169,6 +169,9 @@ register(ModelScreens(
                form_class=OptionalReasonForm, danger=True, available=_pending),
     ],
 ))
+
+
+register_page(Page("ledger:check", _("Ledger check"), "Billing", "ledger.view_ledgeraccount"))
 
 
 # --- the customer page ---------------------------------------------------------------------------

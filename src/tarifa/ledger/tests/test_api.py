@@ -277,3 +277,15 @@ def test_old_answers_are_purged(client):
     IdempotentRequest.objects.update(created_at=now() - dt.timedelta(days=31))
     assert tasks.purge_idempotent_requests(timestamp=0) == 1
     assert not IdempotentRequest.objects.exists()
+
+
+def test_ledger_check_endpoint_summarises_and_needs_its_permission(client, api, make_user):
+    account = f.account()
+    f.pay(account, "7.5")
+    response = client.get("/api/v1/ledger/check/")
+    assert response.status_code == 200, response.json()
+    report = response.json()
+    assert report["ok"] is True and report["problems"] == []
+    assert report["transfers"] == 1 and report["holds"] == 0 and report["moved"] == {"USD": "7.500000"}
+    assert set(report["checks"].values()) == {"ok"}
+    assert api(make_user("ledger.view_billingaccount")).get("/api/v1/ledger/check/").status_code == 403

@@ -152,3 +152,14 @@ def test_customer_page_shows_the_billing_accounts_panel(ui):
     page = ui.get(f"/crm/customer/{account.customer_id}/").content.decode()
     assert 'data-panel="ledger.accounts"' in page and account.number in page
     assert "40.00" in page and "Recent charges and payments" in page
+
+
+def test_ledger_check_page_runs_on_request(ui, make_user, client):
+    account = f.account()
+    f.pay(account, "3")
+    page = ui.get("/ledger/check/")
+    assert page.status_code == 200 and b'data-testid="ledger-check-result"' not in page.content
+    ran = ui.get("/ledger/check/?run=1").content.decode()
+    assert 'data-testid="ledger-check-result"' in ran and "OK" in ran and "1 transfers" in ran
+    client.force_login(make_user("ledger.view_billingaccount"))
+    assert client.get("/ledger/check/").status_code == 403
