@@ -56,3 +56,28 @@ def test_dry_run_writes_nothing_then_the_run_and_the_check():
         assert json.loads(out)["existing"] is True
         with pytest.raises(CommandError, match="not closed"):
             run("run", "--period", "2025-04")
+
+
+def test_credit_note_from_the_command_line():
+    """`tarifa billing credit NUMBER [--amount X] --reason R`: partial, then the rest; never more."""
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        make_cycle(code="M1")
+        account = customer_account(payment_mode="postpaid")
+        run("assign", "--cycle", "M1")
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Setup",
+                                  amount="30.00", day=dt.date(2025, 3, 3))
+        c.add_days(31)
+        invoice = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03")
+        out, _ = run("credit", invoice.number, "--amount", "10.00", "--reason", "outage")
+        first = json.loads(out)
+        assert Decimal(first["total"]) == Decimal("-10") and first["credits"] == invoice.number
+        assert first["credit_note"].endswith("CN0000001") and Decimal(first["creditable"]) == Decimal("20")
+        with pytest.raises(CommandError, match="credit_too_large"):
+            run("credit", invoice.number, "--amount", "20.01", "--reason", "too much")
+        out, _ = run("credit", invoice.number, "--reason", "cancelled")
+        rest = json.loads(out)
+        assert Decimal(rest["total"]) == Decimal("-20") and Decimal(rest["creditable"]) == 0
+        assert rest["invoice_state"] == "paid"
+        with pytest.raises(CommandError, match="No invoice"):
+            run("credit", "HQ-I9999999", "--reason", "x")

@@ -1,4 +1,4 @@
-"""`tarifa billing charge | run | check | assign | invoice | dunning`.
+"""`tarifa billing charge | run | check | assign | invoice | credit | dunning`.
 
 `charge` is subscriptions' daily fee charging (`tarifa.subscriptions.daily.run`); the rest
 is the billing app's.
@@ -77,6 +77,12 @@ class Command(BaseCommand):
         invoice.add_argument("--dry-run", action="store_true")
         invoice.add_argument("--actor", default="system:cli")
 
+        credit = sub.add_parser("credit", help="Issue a credit note for an invoice (full unless --amount).")
+        credit.add_argument("invoice", help="Invoice number, e.g. HQ-I0000001")
+        credit.add_argument("--amount", help="Gross amount to credit (default: all that is still creditable).")
+        credit.add_argument("--reason", required=True)
+        credit.add_argument("--actor", default="system:cli")
+
         dunning = sub.add_parser("dunning", help="Mark overdue invoices and apply the next dunning steps.")
         dunning.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD")
         dunning.add_argument("--actor", default="system:cli")
@@ -154,6 +160,24 @@ class Command(BaseCommand):
         invoice = services.generate_invoice(actor=opts["actor"], billing_account=account, period=opts["period"])
         self.stdout.write(json.dumps({"invoice": str(invoice.pk), "number": invoice.number, "state": invoice.state,
                                       "total": invoice.total, "existing": invoice.existing}, default=str))
+
+    def _invoice(self, number):
+        from tarifa.billing.models import Invoice
+
+        invoice = Invoice.objects.select_related("billing_account").filter(number=number).first()
+        if invoice is None:
+            raise CommandError(f"No invoice {number!r}.")
+        return invoice
+
+    def do_credit(self, **opts):
+        from tarifa.billing import services
+
+        invoice = self._invoice(opts["invoice"])
+        note = services.credit_invoice(invoice, actor=opts["actor"], amount=opts["amount"], reason=opts["reason"])
+        invoice.refresh_from_db()
+        self.stdout.write(json.dumps({"credit_note": note.number, "credits": invoice.number, "total": note.total,
+                                      "tax": note.tax_total, "invoice_state": invoice.state,
+                                      "creditable": invoice.creditable}, indent=2, default=str))
 
     def do_dunning(self, **opts):
         from tarifa.billing import dunning, services
