@@ -52,7 +52,8 @@ FROM (
   SELECT t.id, sc.account_id, t.tags, t.memo, c.code AS credit_code, {_DAY_FROM} AS day_from, {_DAY_TO} AS day_to,
          {_SUB} AS sub_id, sc.period_end,
          CASE WHEN t.kind = 'adjustment' THEN 'adjustment'
-              WHEN t.reference_type = 'rating.usagerecord' OR t.tags ? 'usage_type' THEN 'usage'
+              WHEN t.reference_type IN ('rating.usagerecord', 'rating.usagebatch', 'rating.reraterun')
+                OR t.tags ? 'usage_type' THEN 'usage'
               WHEN t.tags->>'fee' IN ('recurring', 'to_date') OR t.tags->>'fee' LIKE 'channel-%%'
                 OR t.tags->>'fee' LIKE 'package-%%' THEN 'recurring_fee'
               ELSE 'one_time_fee' END AS kind,

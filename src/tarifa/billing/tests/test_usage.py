@@ -46,3 +46,25 @@ def test_postpaid_rated_usage_is_invoiced_by_destination_group():
         assert result["ok"], result["problems"]
         assert check_ledger()["ok"]
         assert billrun.run_period(actor="test", period="2024-03", cycle="U")["invoiced"] == 0
+
+
+def test_prepaid_usage_charged_by_rating_is_a_usage_line_on_the_statement():
+    """Rating posts a prepaid account's usage as one charge per batch and service type; the
+    statement shows it as usage (not as a one-time fee), which the invoice does not book again."""
+    with clock.travel_to(DAY):
+        world = make_world()
+        cycle = services.create_cycle(actor="test", code="P", name="Prepaid statements")
+        services.assign_cycle(actor="test", billing_account=world["prepaid"], cycle=cycle)
+        batch = usage.import_file(csv_file(
+            line("p1", "+15550001", "1555123", DAY + dt.timedelta(hours=1), "90s"),
+            line("p2", "+15550001", "1555124", DAY + dt.timedelta(days=2), "30s")), actor="test")
+        assert batch.rated == 2 and batch.transfers == 1, batch.summary()
+    with clock.travel_to(DAY.replace(month=4, day=2)):
+        billrun.run_period(actor="test", period="2024-03", cycle="P")
+        invoice = Invoice.objects.get(billing_account=world["prepaid"], period="2024-03")
+        usage_lines = list(invoice.lines.filter(kind="usage"))
+        assert [ln.amount for ln in usage_lines] == [Decimal("0.300000")]
+        assert not usage_lines[0].booked  # in the ledger already: the invoice books nothing more
+        assert not invoice.lines.filter(kind="one_time_fee").exists()
+        assert check(period="2024-03")["ok"]
+        assert check_ledger()["ok"]
