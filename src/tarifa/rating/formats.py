@@ -1,6 +1,6 @@
 """Usage file formats declared as data, and the streaming parser that applies them.
 
-Pure Python (no ORM): a format is a JSON object (see docs/usage.md) — delimiter, quote,
+Pure Python (no ORM): a format is a JSON object (see docs/rating.md) — delimiter, quote,
 header or column names, where each field is (a column name, a position, or several
 joined with ":"), defaults, a type map, the time format and zone, the units of bare
 numbers, and filters. `LineParser.parse()` turns one line (bytes) into one staged row:

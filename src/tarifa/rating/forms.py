@@ -285,7 +285,7 @@ class UsageTypeForm(forms.ModelForm):
 class UsageFormatForm(forms.ModelForm):
     spec = JSONText(label=_("Specification"), widget=forms.Textarea(attrs={"rows": 16, "class": "mono"}),
                     help_text=_("delimiter, header, columns, defaults, type_map, time_format, time_zone, "
-                                "time_unit, data_unit, filters — see docs/usage.md."))
+                                "time_unit, data_unit, filters — see docs/rating.md."))
 
     class Meta:
         model = UsageFormat

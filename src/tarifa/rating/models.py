@@ -400,7 +400,7 @@ class BundleCounter(models.Model):
 class UsageFormat(BusinessRecord, Archivable):
     """A declared mapping of a usage file: delimiter, header, columns, time format, units, filters.
 
-    `spec` is JSON (see docs/usage.md); the built-in formats "csv" and "cgrates-cdr" are
+    `spec` is JSON (see docs/rating.md); the built-in formats "csv" and "cgrates-cdr" are
     defined in code and cannot be shadowed.
     """
 

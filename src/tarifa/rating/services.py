@@ -518,7 +518,7 @@ def _check_spec(code, spec):
 
 @transaction.atomic
 def create_usage_format(*, actor, code, name, spec, description="") -> UsageFormat:
-    """A usage file format declared as data (see docs/usage.md); checked before it is saved."""
+    """A usage file format declared as data (see docs/rating.md); checked before it is saved."""
     _check_spec(code, spec)
     return recorded.create(UsageFormat, actor=actor, code=code, name=name, spec=spec, description=description)
 
