@@ -30,7 +30,7 @@ from tarifa.ledger.api import AmountField
 from tarifa.web.api import RecordViewSet, StrictSerializer, router
 from tarifa.web.idempotency import idempotent, service_key
 
-from . import endpoints, selectors, services  # noqa: F401  (endpoints registers the network-facing views)
+from . import endpoints, errors, selectors, services  # noqa: F401  (endpoints registers the network-facing views)
 from .models import (AutoPayAgreement, AutoPayRun, BankStatement, BankStatementLine, CardCheckout, CashDesk,
                      CashHandover, CashierShift, Channel, Payment, PaymentGateway, Refund, StoredPaymentMethod,
                      TerminalTransaction, Voucher, VoucherBatch)
@@ -71,6 +71,20 @@ class GatewayRefField(serializers.SlugRelatedField):
         super().__init__(**kwargs)
 
 
+class ChannelField(serializers.ChoiceField):
+    """A payment channel; an unknown one answers the service's code, `invalid_channel`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Channel.choices, **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise errors.InvalidChannel(f"Unknown payment channel {data!r}.",
+                                        fields={"channel": [f"One of: {', '.join(Channel.values)}."]}) from None
+
+
 # --- payments --------------------------------------------------------------------------------------
 
 class PaymentSerializer(serializers.ModelSerializer):
@@ -95,7 +109,7 @@ class PaymentSerializer(serializers.ModelSerializer):
 class PaymentCreateSerializer(StrictSerializer):
     account = serializers.CharField(max_length=64, help_text="The billing account: its id or number (HQ-A0000001).")
     amount = AmountField(help_text="A decimal string in the account's currency, e.g. \"10.00\".")
-    channel = serializers.ChoiceField(choices=Channel.choices)
+    channel = ChannelField()
     currency = serializers.CharField(max_length=3, required=False,
                                      help_text="Optional; when given it must be the account's currency.")
     desk = DeskRefField(required=False, help_text="Cash desk code (cash only; default: the caller's open shift).")

@@ -61,7 +61,7 @@ def test_the_idempotency_key_is_required(api, clerk, account):
     ({"amount": 10.5}, 400, "invalid_amount"),
     ({"currency": "EUR"}, 400, "currency_mismatch"),
     ({"account": "HQ-A9999999"}, 400, "account_not_found"),
-    ({"channel": "barter"}, 400, "validation_failed"),
+    ({"channel": "barter"}, 400, "invalid_channel"),
     ({"colour": "red"}, 400, "validation_failed"),
 ])
 def test_bad_input_answers_a_clear_code_and_writes_nothing(api, clerk, account, body, status, code):
