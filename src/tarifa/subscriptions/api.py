@@ -10,7 +10,8 @@ from tarifa.ledger.models import BillingAccount
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
 
 from . import services
-from .models import IDENTIFIERS, ChargeRun, PromisedPayment, Subscription, SubscriptionItem, Suspension
+from .models import (IDENTIFIERS, ChargeRun, PromisedPayment, StatusChange, Subscription, SubscriptionItem, Suspension,
+                     TariffPeriod)
 
 
 class SuspensionSerializer(serializers.ModelSerializer):
@@ -179,6 +180,36 @@ class SuspensionViewSet(RecordViewSet):
     filterset_fields = ["subscription", "cause"]
 
 
+class StatusChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StatusChange
+        fields = ["id", "subscription", "from_status", "to_status", "cause", "at", "actor", "reason"]
+
+
+class StatusChangeViewSet(RecordViewSet):
+    """The life cycle as it happened: every transition with its actor, cause and reason."""
+
+    queryset = StatusChange.objects.order_by("at", "id")
+    serializer_class = StatusChangeSerializer
+    filterset_fields = ["subscription", "to_status", "cause"]
+
+
+class TariffPeriodSerializer(serializers.ModelSerializer):
+    tariff = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = TariffPeriod
+        fields = ["id", "subscription", "tariff", "valid_from", "valid_until", "created_at"]
+
+
+class TariffPeriodViewSet(RecordViewSet):
+    """Which tariff a subscription is charged under, when (a scheduled change is a future period)."""
+
+    queryset = TariffPeriod.objects.select_related("tariff").order_by("subscription", "valid_from")
+    serializer_class = TariffPeriodSerializer
+    filterset_fields = ["subscription", "tariff__code"]
+
+
 class SubscriptionItemViewSet(RecordViewSet):
     queryset = SubscriptionItem.objects.select_related("channel", "package").order_by("-added_on")
     serializer_class = ItemSerializer
@@ -242,6 +273,8 @@ class ChargeView(APIView):
 
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("suspensions", SuspensionViewSet, basename="suspension")
+router.register("subscription-status-changes", StatusChangeViewSet, basename="statuschange")
+router.register("tariff-periods", TariffPeriodViewSet, basename="tariffperiod")
 router.register("subscription-items", SubscriptionItemViewSet, basename="subscriptionitem")
 router.register("promised-payments", PromisedPaymentViewSet, basename="promisedpayment")
 router.register("charge-runs", ChargeRunViewSet, basename="chargerun")

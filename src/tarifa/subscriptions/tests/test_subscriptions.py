@@ -199,6 +199,27 @@ def test_api_life_cycle(world, admin_user, api):
     assert r.status_code == 200 and "inserted" in r.json()
 
 
+def test_api_shows_the_life_cycle_history_and_the_tariff_periods(world, admin_user, api, make_user):
+    c, tariffs, account = world
+    sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="hist",
+                                       activate=True)
+    services.suspend(sub, actor=ACTOR, cause="operator", reason="cable cut")
+    services.resume(sub, actor=ACTOR, cause="operator", reason="repaired")
+    services.change_tariff(sub, actor=ACTOR, tariff=tariffs["NET-62"], effective=c.today() + dt.timedelta(days=5))
+    client = api(admin_user)
+    r = client.get(f"/api/v1/subscription-status-changes/?subscription={sub.pk}")
+    assert r.status_code == 200, r.json()
+    rows = [(x["from_status"], x["to_status"], x["cause"], x["reason"], x["actor"]) for x in r.json()["results"]]
+    assert rows == [("", "pending", "", "created", ACTOR), ("pending", "active", "", "activated", ACTOR),
+                    ("active", "suspended", "operator", "cable cut", ACTOR),
+                    ("suspended", "active", "operator", "repaired", ACTOR)]
+    r = client.get(f"/api/v1/tariff-periods/?subscription={sub.pk}")
+    periods = [(x["tariff"], x["valid_from"], x["valid_until"]) for x in r.json()["results"]]
+    assert periods == [("NET-31", "2025-01-01", "2025-01-06"), ("NET-62", "2025-01-06", None)]
+    viewer = api(make_user("subscriptions.view_subscription"))
+    assert viewer.get("/api/v1/subscription-status-changes/").status_code == 403
+
+
 def test_customer_page_panel_and_activate_action(world, admin_user, staff_client):
     c, tariffs, account = world
     sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="ui")
