@@ -423,7 +423,8 @@ def issue_invoice(invoice: Invoice, *, actor) -> Invoice:
     """Issue a draft: number it (gap-free, in this transaction), book it, allocate payments. Errors: not_draft."""
     _require(actor, "billing.issue_invoice")
     _lock_account(invoice.billing_account)
-    invoice = Invoice.objects.select_for_update().select_related("cycle", "billing_account").get(pk=invoice.pk)
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("cycle", "billing_account").get(
+        pk=invoice.pk)
     if not invoice.is_draft:
         raise DomainError(f"Invoice {invoice} is already issued.", code="not_draft", status=409)
     _issue(invoice, actor=actor, series=invoice.cycle.series if invoice.cycle else "I")

@@ -78,3 +78,14 @@ def test_statement_receipt_and_operator_template(demo, admin_user, staff_client)
     fresh = Invoice.objects.filter(kind="invoice").exclude(state="draft").exclude(document__isnull=False).first()
     text = PdfReader(io.BytesIO(documents.invoice_pdf(fresh))).pages[0].extract_text()
     assert f"ACME INVOICE {fresh.number}" in text
+
+
+def test_api_issues_a_draft(demo, admin_user, api):
+    """The demo's reviewed cycle leaves a draft: POST …/issue numbers and books it (a second time: 409)."""
+    draft = Invoice.objects.get(state="draft")
+    client = api(admin_user)
+    response = client.post(f"/api/v1/invoices/{draft.pk}/issue/", format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["state"] in ("issued", "overdue", "paid", "partially_paid") and response.json()["number"]
+    again = client.post(f"/api/v1/invoices/{draft.pk}/issue/", format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_draft"
