@@ -81,3 +81,33 @@ def test_credit_note_from_the_command_line():
         assert rest["invoice_state"] == "paid"
         with pytest.raises(CommandError, match="No invoice"):
             run("credit", "HQ-I9999999", "--reason", "x")
+
+
+def test_issue_a_draft_and_write_its_pdf(tmp_path):
+    """A cycle that leaves drafts: `tarifa billing issue ACCOUNT --period P` numbers and books the
+    draft (a second time: not_draft); `tarifa billing pdf NUMBER --out FILE` writes its PDF."""
+    from pypdf import PdfReader
+
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        make_cycle(code="R", auto_issue=False)
+        account = customer_account(payment_mode="postpaid")
+        run("assign", "--cycle", "R")
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Router",
+                                  amount="49.00", day=dt.date(2025, 3, 3))
+        c.add_days(31)
+        assert services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03").state == "draft"
+        out, _ = run("issue", account.number, "--period", "2025-03")
+        issued = json.loads(out)
+        assert issued["state"] == "issued" and issued["number"].endswith("I0000001")
+        with pytest.raises(CommandError, match="not_draft"):
+            run("issue", account.number, "--period", "2025-03")
+        with pytest.raises(CommandError, match="No invoice"):
+            run("issue", account.number, "--period", "2025-02")
+        target = tmp_path / "invoice.pdf"
+        out, _ = run("pdf", issued["number"], "--out", str(target))
+        assert json.loads(out)["bytes"] == target.stat().st_size
+        text = PdfReader(str(target)).pages[0].extract_text()
+        assert issued["number"] in text and "Router" in text
+        with pytest.raises(CommandError, match="No invoice"):
+            run("pdf", "HQ-I9999999")

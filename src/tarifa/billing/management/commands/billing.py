@@ -1,4 +1,4 @@
-"""`tarifa billing charge | run | check | assign | invoice | credit | dunning`.
+"""`tarifa billing charge | run | check | assign | invoice | issue | credit | pdf | dunning`.
 
 `charge` is subscriptions' daily fee charging (`tarifa.subscriptions.daily.run`); the rest
 is the billing app's.
@@ -82,6 +82,15 @@ class Command(BaseCommand):
         credit.add_argument("--amount", help="Gross amount to credit (default: all that is still creditable).")
         credit.add_argument("--reason", required=True)
         credit.add_argument("--actor", default="system:cli")
+
+        issue = sub.add_parser("issue", help="Issue an account's draft invoice for a period (number, book, allocate).")
+        issue.add_argument("account", help="Billing account number")
+        issue.add_argument("--period", required=True)
+        issue.add_argument("--actor", default="system:cli")
+
+        pdf = sub.add_parser("pdf", help="Write an invoice's or credit note's PDF (rendered once, then kept).")
+        pdf.add_argument("invoice", help="Invoice or credit note number")
+        pdf.add_argument("--out", help="File to write (default: NUMBER.pdf in the current directory).")
 
         dunning = sub.add_parser("dunning", help="Mark overdue invoices and apply the next dunning steps.")
         dunning.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD")
@@ -178,6 +187,30 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps({"credit_note": note.number, "credits": invoice.number, "total": note.total,
                                       "tax": note.tax_total, "invoice_state": invoice.state,
                                       "creditable": invoice.creditable}, indent=2, default=str))
+
+    def do_issue(self, **opts):
+        from tarifa.billing import services
+        from tarifa.billing.models import Invoice
+        from tarifa.ledger.selectors import billing_account_by_number
+
+        account = billing_account_by_number(opts["account"])
+        draft = account and Invoice.objects.filter(billing_account=account, period=services.parse_period(
+            opts["period"]), kind="invoice").first()
+        if not draft:
+            raise CommandError(f"No invoice of {opts['account']!r} for {opts['period']}.")
+        invoice = services.issue_invoice(draft, actor=opts["actor"])
+        self.stdout.write(json.dumps({"invoice": str(invoice.pk), "number": invoice.number, "state": invoice.state,
+                                      "total": invoice.total}, default=str))
+
+    def do_pdf(self, **opts):
+        from tarifa.billing.documents import invoice_pdf
+
+        invoice = self._invoice(opts["invoice"])
+        path = opts["out"] or f"{invoice.number}.pdf"
+        data = invoice_pdf(invoice)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        self.stdout.write(json.dumps({"invoice": invoice.number, "file": path, "bytes": len(data)}))
 
     def do_dunning(self, **opts):
         from tarifa.billing import dunning, services
