@@ -40,3 +40,12 @@ def test_check_exits_one_and_names_the_offenders():
     assert "ledger check FAILED" in err.getvalue()
     assert f"account_totals: {account.ledger_account.code} USD" in err.getvalue()
     assert "debits_equal_credits: USD" in err.getvalue()
+
+
+def test_check_passes_after_the_demo_data():
+    call_command("demo", stdout=StringIO())  # every app's demo records, through the services
+    out = StringIO()
+    call_command("ledger", "check", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["ok"] is True, report["problems"]
+    assert report["transfers"] > 0 and report["holds"] > 0 and report["moved"]
