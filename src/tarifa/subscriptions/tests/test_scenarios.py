@@ -95,6 +95,7 @@ def test_price_version_change_on_the_15th_applies_from_the_15th():
         assert days["2025-03-14"] == Decimal("1.00")
         assert days["2025-03-15"] == Decimal("2.00")
         assert charged(sub, "recurring") == Decimal("14.00") + Decimal("34.00")
+    assert check_ledger()["ok"]
 
 
 def test_postpaid_organization_changes_one_tariff_mid_month_and_terminates_another():
@@ -156,6 +157,7 @@ def test_running_a_day_twice_and_catching_up_missed_days():
         call_command("billing", "charge", "--as-of", str(c.today()))
         assert charged(sub) == Decimal("0.50") * 7
         assert sorted(t.tags["period"] for t in fee_transfers(sub))[-1] == "2025-01-07"
+    assert check_ledger()["ok"]
 
 
 def test_sql_charges_equal_the_pure_rules():
