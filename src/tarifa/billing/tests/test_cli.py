@@ -111,3 +111,22 @@ def test_issue_a_draft_and_write_its_pdf(tmp_path):
         assert issued["number"] in text and "Router" in text
         with pytest.raises(CommandError, match="No invoice"):
             run("pdf", "HQ-I9999999")
+
+
+def test_cycles_are_created_and_listed_from_the_command_line():
+    with clock.travel_to(at(2025, 3, 1)):
+        out, _ = run("create-cycle", "MID", "--name", "Mid-month", "--day", "15", "--terms", "30", "--rounding",
+                     "invoice", "--series", "M", "--drafts")
+        assert json.loads(out)["cycle"] == "MID"
+        customer_account(payment_mode="postpaid")
+        run("assign", "--cycle", "MID")
+        listed = {c["code"]: c for c in json.loads(run("cycles")[0])}
+        assert listed["MID"] == {"code": "MID", "name": "Mid-month", "day_of_month": 15, "invoice_date_offset_days": 1,
+                                 "payment_terms_days": 30, "rounding": "invoice", "series": "M", "auto_issue": False,
+                                 "accounts": 1}
+        with pytest.raises(CommandError, match="day_of_month"):
+            run("create-cycle", "BAD", "--name", "Bad", "--day", "31")
+        with pytest.raises(CommandError, match="reserved_series"):
+            run("create-cycle", "CN", "--name", "Credit", "--series", "CN")
+        with pytest.raises(CommandError, match="duplicate_code"):
+            run("create-cycle", "MID", "--name", "Again")

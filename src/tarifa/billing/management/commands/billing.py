@@ -1,4 +1,4 @@
-"""`tarifa billing charge | run | check | assign | invoice | issue | credit | pdf | dunning`.
+"""`tarifa billing charge | run | check | cycles | create-cycle | assign | invoice | issue | credit | pdf | dunning`.
 
 `charge` is subscriptions' daily fee charging (`tarifa.subscriptions.daily.run`); the rest
 is the billing app's.
@@ -66,6 +66,18 @@ class Command(BaseCommand):
         check.add_argument("--period", required=True, help="YYYY-MM")
         check.add_argument("--cycle", help="Bill cycle code (default: every cycle).")
 
+        sub.add_parser("cycles", help="List the bill cycles (JSON) with their accounts.")
+        cyc = sub.add_parser("create-cycle", help="Create a bill cycle.")
+        cyc.add_argument("code")
+        cyc.add_argument("--name", required=True)
+        cyc.add_argument("--day", type=int, default=1, help="First day of the period (1-28).")
+        cyc.add_argument("--invoice-offset", type=int, default=1, help="Invoice date, days after the period end.")
+        cyc.add_argument("--terms", type=int, default=14, help="Payment terms: due N days after the invoice date.")
+        cyc.add_argument("--rounding", choices=["line", "invoice"], default="line")
+        cyc.add_argument("--series", default="I", help="Invoice number series (1-4 capital letters).")
+        cyc.add_argument("--drafts", action="store_true", help="Bill runs leave drafts for review (no auto issue).")
+        cyc.add_argument("--actor", default="system:cli")
+
         assign = sub.add_parser("assign", help="Put every active account without a cycle into --cycle.")
         assign.add_argument("--cycle", required=True)
         assign.add_argument("--payment-mode", choices=["prepaid", "postpaid"], default=None)
@@ -98,7 +110,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            return getattr(self, f"do_{opts['subcommand']}")(**opts)
+            return getattr(self, f"do_{opts['subcommand'].replace('-', '_')}")(**opts)
         except DomainError as exc:
             raise CommandError(f"{exc.message} [{exc.code}]") from None
 
@@ -142,6 +154,27 @@ class Command(BaseCommand):
             for p in result["problems"]:
                 self.stderr.write(f"{p['check']}: {p['subject']}: {p['detail']}")
             sys.exit(1)
+
+    def do_cycles(self, **opts):
+        from django.db.models import Count
+
+        from tarifa.billing.models import BillCycle
+
+        rows = BillCycle.objects.filter(archived_at__isnull=True).annotate(n=Count("assignments"))
+        self.stdout.write(json.dumps([{"code": c.code, "name": c.name, "day_of_month": c.day_of_month,
+                                       "invoice_date_offset_days": c.invoice_date_offset_days,
+                                       "payment_terms_days": c.payment_terms_days, "rounding": c.rounding,
+                                       "series": c.series, "auto_issue": c.auto_issue, "accounts": c.n}
+                                      for c in rows.order_by("day_of_month", "code")], indent=2))
+
+    def do_create_cycle(self, **opts):
+        from tarifa.billing import services
+
+        cycle = services.create_cycle(actor=opts["actor"], code=opts["code"], name=opts["name"],
+                                      day_of_month=opts["day"], invoice_date_offset_days=opts["invoice_offset"],
+                                      payment_terms_days=opts["terms"], rounding=opts["rounding"],
+                                      series=opts["series"], auto_issue=not opts["drafts"])
+        self.stdout.write(json.dumps({"cycle": cycle.code, "id": str(cycle.pk)}))
 
     def do_assign(self, **opts):
         from tarifa.billing import services
