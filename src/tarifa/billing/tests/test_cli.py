@@ -130,3 +130,50 @@ def test_cycles_are_created_and_listed_from_the_command_line():
             run("create-cycle", "CN", "--name", "Credit", "--series", "CN")
         with pytest.raises(CommandError, match="duplicate_code"):
             run("create-cycle", "MID", "--name", "Again")
+
+
+def test_a_failing_account_is_reported_skipped_and_retried_by_the_next_run(monkeypatch):
+    """One account cannot be invoiced: its batch is redone account by account, the others are
+    invoiced, it is reported with its reason (summary, BillRunFailure, `check` names it, exit 1)
+    and the run goes on; once fixed, the next run invoices only it."""
+    from tarifa.billing import bulk
+    from tarifa.billing.models import BillRunFailure
+    from tarifa.kernel.errors import DomainError
+
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        make_cycle(code="M1")
+        accounts = [customer_account(payment_mode="postpaid") for _ in range(3)]
+        run("assign", "--cycle", "M1")
+        for account in accounts:
+            services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee",
+                                      description="Setup", amount="10.00", day=dt.date(2025, 3, 3))
+        bad = accounts[1]
+        original = bulk._invoice_batch
+
+        def flaky(**kwargs):
+            if bad.pk in kwargs["account_ids"]:
+                raise DomainError("No tax rule for this customer.", code="tax_rule_missing")
+            return original(**kwargs)
+
+        monkeypatch.setattr(bulk, "_invoice_batch", flaky)
+        c.add_days(31)
+        summary = json.loads(run("run", "--period", "2025-03", "--no-progress")[0])
+        assert (summary["accounts"], summary["invoiced"], summary["skipped"]) == (3, 2, 1)
+        assert summary["skipped_reasons"] == {"tax_rule_missing": 1}
+        assert summary["failures"] == [{"account": str(bad.pk), "code": "tax_rule_missing",
+                                        "message": "No tax rule for this customer."}]
+        failure = BillRunFailure.objects.get()
+        assert failure.billing_account_id == bad.pk and failure.code == "tax_rule_missing"
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.raises(SystemExit) as exit_:
+            call_command("billing", "check", "--period", "2025-03", stdout=out, stderr=err)
+        assert exit_.value.code == 1
+        assert f"missing_invoices: {bad.number}: no invoice for 2025-03" in err.getvalue()
+        assert [p["subject"] for p in json.loads(out.getvalue())["problems"]
+                if p["check"] == "missing_invoices"] == [bad.number]
+        monkeypatch.setattr(bulk, "_invoice_batch", original)
+        again = json.loads(run("run", "--period", "2025-03", "--no-progress")[0])
+        assert (again["accounts"], again["invoiced"], again["already_invoiced"], again["skipped"]) == (1, 1, 2, 0)
+        assert Invoice.objects.filter(period="2025-03").count() == 3
+        assert json.loads(run("check", "--period", "2025-03")[0])["ok"]
