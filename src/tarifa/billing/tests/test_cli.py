@@ -177,3 +177,43 @@ def test_a_failing_account_is_reported_skipped_and_retried_by_the_next_run(monke
         assert (again["accounts"], again["invoiced"], again["already_invoiced"], again["skipped"]) == (1, 1, 2, 0)
         assert Invoice.objects.filter(period="2025-03").count() == 3
         assert json.loads(run("check", "--period", "2025-03")[0])["ok"]
+
+
+def test_runs_handed_to_the_workers_from_the_ui_and_the_command_line(make_user, staff_client):
+    """The UI always queues a run for the workers; `run --enqueue` does too and returns at once
+    (a second one for the same cycle and period is refused); the worker's task executes it and
+    the live progress view follows it to the end."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from tarifa.billing.models import BillRun
+    from tarifa.billing.tasks import bill_run
+
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle(code="M1")
+        for _ in range(2):
+            account = customer_account(payment_mode="postpaid")
+            services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee",
+                                      description="Setup", amount="10.00", day=dt.date(2025, 3, 3))
+        run("assign", "--cycle", "M1")
+        c.add_days(31)
+        client = staff_client(make_user("billing.add_billrun", "billing.view_billrun", "billing.run_bill_run"))
+        page = client.post("/billing/billrun/add/", {"cycle": cycle.pk, "period": "2025-03"})
+        assert page.status_code == 302, page.content.decode()[:2000]
+        queued = BillRun.objects.get()
+        assert queued.status == "queued" and not Invoice.objects.exists()
+        job = ProcrastinateJob.objects.get(task_name="billing.bill_run")
+        assert job.args == {"run_id": str(queued.pk)} and job.status == "todo"
+        with pytest.raises(CommandError, match="already queued"):
+            run("run", "--period", "2025-03", "--enqueue")
+        progress = client.get(f"/billing/billrun/{queued.pk}/progress/", {"format": "json"}).json()
+        assert progress["status"] == "queued" and progress["percent"] == 0
+        assert "hx-trigger" in client.get(f"/billing/billrun/{queued.pk}/progress/").content.decode()
+        bill_run(run_id=str(queued.pk))  # what the worker does
+        progress = client.get(f"/billing/billrun/{queued.pk}/progress/", {"format": "json"}).json()
+        assert progress == {"status": "finished", "accounts": 2, "done": 2, "invoiced": 2, "skipped": 0,
+                            "percent": 100}
+        assert "hx-trigger" not in client.get(f"/billing/billrun/{queued.pk}/progress/").content.decode()
+        out, _ = run("run", "--period", "2025-03", "--enqueue", "--dry-run")
+        again = json.loads(out)["queued"]
+        assert [r["cycle"] for r in again] == ["M1"] and BillRun.objects.get(pk=again[0]["run"]).dry_run
