@@ -70,3 +70,45 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
         assert getattr(err.value, "code", "") == "credit_too_large"
         assert check(period="2025-03")["ok"], check(period="2025-03")
         assert check_ledger()["ok"]
+
+
+def test_payments_go_to_the_oldest_invoice_first_unless_the_operator_says_otherwise():
+    """February's invoice (10.00) and March's (20.00) are open. A payment of 10.00 the operator
+    applies to March stays there; the next payment (25.00) goes to February first, then March."""
+    from tarifa.billing.models import Allocation
+    from tarifa.kernel.errors import DomainError
+
+    with clock.travel_to(at(2025, 2, 1)) as c:
+        make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle(payment_terms_days=30)
+        account = postpaid_org(cycle)
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Setup",
+                                  amount="10.00", day=dt.date(2025, 2, 3))
+        c.add_days(29)  # 2 March
+        february = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-02")
+        services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Router",
+                                  amount="20.00", day=dt.date(2025, 3, 5))
+        c.add_days(31)  # 2 April
+        march = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03")
+        assert (february.total, march.total) == (Decimal("10.00"), Decimal("20.00"))
+        first = pay(account, "10.00")
+        with pytest.raises(DomainError) as err:
+            services.allocate_payment(actor=ACTOR, invoice=march, transfer=first, amount="10.01")
+        assert err.value.code == "amount_too_large"
+        services.allocate_payment(actor=ACTOR, invoice=march, transfer=first)
+        run_events()  # the payment's event: nothing of it is left to allocate
+        february.refresh_from_db()
+        march.refresh_from_db()
+        assert (february.paid_amount, february.state) == (0, "issued")
+        assert (march.paid_amount, march.state) == (Decimal("10.00"), "partially_paid")
+        second = pay(account, "25.00")
+        run_events()
+        february.refresh_from_db()
+        march.refresh_from_db()
+        assert (february.paid_amount, february.state) == (Decimal("10.00"), "paid")
+        assert (march.paid_amount, march.state) == (Decimal("20.00"), "paid")
+        assert sorted((a.invoice_id == february.pk, a.amount) for a in Allocation.objects.filter(transfer=second)) == [
+            (False, Decimal("10.00")), (True, Decimal("10.00"))]
+        with pytest.raises(DomainError) as err:
+            services.allocate_payment(actor=ACTOR, invoice=march, transfer=second)
+        assert err.value.code == "not_open"
