@@ -10,6 +10,10 @@ from tarifa.billing.check import check
 from tarifa.billing.models import Invoice
 from tarifa.kernel import clock
 from tarifa.ledger.selectors import check_ledger
+from tarifa.rating import services as rating
+from tarifa.rating import usage
+from tarifa.rating.models import RatedUsage
+from tarifa.rating.tests.helpers import csv_file, line, make_plan
 from tarifa.subscriptions import daily
 from tarifa.subscriptions import services as subs
 
@@ -22,6 +26,9 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
     with clock.travel_to(at(2025, 3, 1)) as c:
         tariffs = make_catalog(start=dt.date(2025, 1, 1))
         make_taxes()
+        rated_by = make_plan()
+        rating.create_tariff_rating(actor=ACTOR, tariff=tariffs["MOB"], tenant=rated_by["tenant"], subject="MOB",
+                                    categories={"voice": "call"})
         cycle = make_cycle()
         account = postpaid_org(cycle)
         net = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="acme",
@@ -39,13 +46,16 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
             daily.run(as_of=c.today(), actor="test")
         c.add_days(1)  # 1 April: March is closed
         daily.run(as_of=c.today(), actor="test")
+        # Usage: the mobile tariff is rated by rating's test plan (national calls 0.10 per whole
+        # minute); a 90 s call on 10 March costs 2 minutes = 0.20, kept for the postpaid invoice.
+        batch = usage.import_file(csv_file(line("call1", "+100", "1555123", at(2025, 3, 10), "90s")), actor=ACTOR)
+        assert (batch.rated, RatedUsage.objects.get().cost) == (1, Decimal("0.2")), batch.summary()
         summary = billrun.run_period(actor=ACTOR, period="2025-03")
         assert summary["invoiced"] == 1 and summary["skipped"] == 0, summary["failures"]
         invoice = Invoice.objects.get(billing_account=account, period="2025-03")
-        lines = {ln.description: ln for ln in invoice.lines.all()}
-        print(lines)
         kinds = sorted(ln.kind for ln in invoice.lines.all())
         assert kinds.count("recurring_fee") == 3 + 1  # net 31, net 62, mobile, tv
+        assert kinds.count("usage") == 1 and kinds.count("discount") == 1
         # Net 31: 15 days of 31.00/31; net 62: 16 days of 62/31; mobile 31 × 0.50; TV 10.00 whole.
         by_tariff = {(ln.kind, ln.description.split()[-1]): ln for ln in invoice.lines.all()}
         assert by_tariff[("recurring_fee", "NET-31")].amount == Decimal("15.000000")
@@ -53,6 +63,27 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
         assert by_tariff[("recurring_fee", "MOB")].amount == Decimal("15.500000")
         assert by_tariff[("recurring_fee", "TV")].amount == Decimal("10.000000")
         assert by_tariff[("recurring_fee", "NET-31")].period_end == dt.date(2025, 3, 15)
+        call = invoice.lines.get(kind="usage")
+        assert (call.service_type, call.destination, call.quantity) == ("mobile", "NAT", Decimal(90 * 10**9))
+        # Taxes per line, rounded per line (the cycle's rule): VAT 20 % is inside every price, so
+        # tax = amount − amount / 1.2; the TV levy (2 %) is added on top of TV's net.
+        def taxes(ln):
+            return {t["code"]: (Decimal(t["base"]), Decimal(t["tax"])) for t in ln.taxes}
+
+        assert taxes(by_tariff[("recurring_fee", "NET-31")]) == {"VAT": (Decimal("12.50"), Decimal("2.50"))}
+        assert taxes(by_tariff[("recurring_fee", "NET-62")]) == {"VAT": (Decimal("26.67"), Decimal("5.33"))}
+        assert taxes(by_tariff[("recurring_fee", "MOB")]) == {"VAT": (Decimal("12.92"), Decimal("2.58"))}
+        tv = by_tariff[("recurring_fee", "TV")]  # 10.00 = 8.33 + 1.67 VAT; levy 2 % of 8.33 = 0.17 on top
+        assert taxes(tv) == {"VAT": (Decimal("8.33"), Decimal("1.67")), "TVL": (Decimal("8.33"), Decimal("0.17"))}
+        assert (tv.net, tv.tax, tv.total) == (Decimal("8.33"), Decimal("1.84"), Decimal("10.17"))
+        assert taxes(call) == {"VAT": (Decimal("0.17"), Decimal("0.03"))}  # 0.20 / 1.2 = 0.1667
+        assert taxes(invoice.lines.get(kind="discount")) == {}  # the loyalty discount has no service type
+        # Fees 15 + 32 + 15.50 + 10 + activation 5 + tariff change 1, usage 0.20, discount −5, levy 0.17.
+        assert (invoice.total, invoice.tax_total, invoice.subtotal) == (
+            Decimal("73.87"), Decimal("13.28"), Decimal("60.59"))
+        assert [(t["code"], Decimal(t["base"]), Decimal(t["tax"]), t["inclusive"]) for t in invoice.tax_summary] == [
+            ("TVL", Decimal("8.33"), Decimal("0.17"), False), ("VAT", Decimal("65.59"), Decimal("13.11"), True)]
+        assert "rounded half up to 0.01 EUR" in invoice.rounding_note
         assert invoice.state == "issued" and invoice.number.endswith("I0000001")
         assert check(period="2025-03")["ok"], check(period="2025-03")
         assert check_ledger()["ok"]
