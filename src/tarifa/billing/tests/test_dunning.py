@@ -201,3 +201,44 @@ def test_an_account_has_its_own_policy_set_through_the_api_and_the_screen(make_u
             dunning.run(as_of=c.today())
         sub.refresh_from_db()
         assert sub.status == "active" and not DunningAction.objects.filter(billing_account=account).exists()
+
+
+def test_payment_does_not_resume_a_service_another_cause_still_blocks_and_the_ladder_ends_in_termination():
+    """Suspended by dunning and by the operator: the payment clears dunning's cause only, the
+    service stays suspended. Another account left unpaid reaches the last step: terminated."""
+    with clock.travel_to(at(2025, 3, 1)) as c:
+        tariffs = make_catalog(start=dt.date(2025, 1, 1))
+        cycle = make_cycle(payment_terms_days=0)
+        ladder()
+        payer, debtor = postpaid_org(cycle), postpaid_org(cycle)
+        subs_of = {a.pk: subs.create_subscription(actor=ACTOR, billing_account=a, tariff=tariffs["NET-31"],
+                                                  login=f"u{i}", activate=True)
+                   for i, a in enumerate((payer, debtor))}
+        for _ in range(31):
+            c.add_days(1)
+            daily.run(as_of=c.today(), actor="test")
+        for account in (payer, debtor):
+            services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-03")
+        for _ in range(12):
+            c.add_days(1)
+            services.mark_overdue(as_of=c.today())
+            dunning.run(as_of=c.today())
+        held = subs_of[payer.pk]
+        held.refresh_from_db()
+        assert held.status == "suspended"
+        subs.suspend(held, actor=ACTOR, cause="operator", reason="cable works")
+        pay(payer, "36.00")
+        run_events()
+        held.refresh_from_db()
+        assert not DunningAction.objects.filter(billing_account=payer, cleared_at__isnull=True).exists()
+        assert held.status == "suspended"
+        assert set(held.suspensions.filter(ended_at__isnull=True).values_list("cause", flat=True)) == {"operator"}
+        for _ in range(50):
+            c.add_days(1)
+            services.mark_overdue(as_of=c.today())
+            dunning.run(as_of=c.today())
+        gone = subs_of[debtor.pk]
+        gone.refresh_from_db()
+        assert gone.status == "terminated"
+        terminate = DunningAction.objects.get(billing_account=debtor, action="terminate")
+        assert terminate.days_overdue >= 60 and terminate.detail["terminated"] == [gone.number]
