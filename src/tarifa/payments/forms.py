@@ -206,3 +206,16 @@ class AgreementForm(forms.Form):
             del self.fields["billing_account"], self.fields["payment_method"]
             self.initial.update({"threshold": f"{instance.threshold:.2f}", "amount": f"{instance.amount:.2f}",
                                  "is_active": instance.is_active})
+
+
+class CardCheckoutForm(IdempotentForm):
+    """Start an online card payment for an account: the customer is sent to the provider's page."""
+
+    gateway = forms.ModelChoiceField(label=_("Card gateway"), to_field_name="code", queryset=PaymentGateway.objects.none())
+    amount = AmountField(label=_("Amount"))
+    save_card = forms.BooleanField(label=_("Store the card for automatic payments"), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["gateway"].queryset = PaymentGateway.objects.filter(
+            kind=PaymentGateway.Kind.CARD, is_active=True, archived_at__isnull=True).order_by("code")

@@ -8,14 +8,16 @@ desks' journal: the `queryset(request)` hooks below, the same restriction as the
 """
 
 from django.contrib import messages
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.crm.panels import register_panel
-from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
+from tarifa.ledger.models import BillingAccount
+from tarifa.web.registry import Action, ModelScreens, Page, register, register_page, screens_for
 
 from . import selectors, services
-from .forms import (AgreementForm, AssignLineForm, CashDeskForm, CloseShiftForm, GatewayForm, HandoverForm,
-                    ManualPaymentForm, ReasonForm, RefundForm, SellBatchForm, StatementUploadForm)
+from .forms import (AgreementForm, AssignLineForm, CardCheckoutForm, CashDeskForm, CloseShiftForm, GatewayForm,
+                    HandoverForm, ManualPaymentForm, ReasonForm, RefundForm, SellBatchForm, StatementUploadForm)
 from .models import (AutoPayAgreement, AutoPayRun, BankStatement, BankStatementLine, CardCheckout, CashDesk,
                      CashHandover, CashierShift, Payment, PaymentGateway, Refund, StoredPaymentMethod,
                      TerminalTransaction, Voucher, VoucherBatch)
@@ -172,6 +174,27 @@ register(ModelScreens(
     filterset_fields=["gateway", "state"], search_fields=["provider_txn_id", "billing_account__number"],
     ordering=["-created_at"],
 ))
+
+
+
+def _card_checkout(account, *, actor, request, gateway, amount, idempotency_key, save_card=False):
+    """A card payment started by an operator (on the phone with the customer): the checkout's page
+    shows the provider's URL to send the customer to; the provider's webhook applies the payment."""
+    notify = request.build_absolute_uri(reverse("api:payments-gateway-webhook", args=[gateway.code]))
+    return services.start_card_checkout(actor=actor, account=account, amount=amount, gateway=gateway,
+                                        notify_url=notify, save_card=save_card, idempotency_key=idempotency_key)
+
+
+def _wire_card_checkout():
+    accounts = screens_for(BillingAccount)
+    if accounts is not None and not any(a.name == "card-checkout" for a in accounts.actions):
+        accounts.actions.append(Action(
+            "card-checkout", _("Card payment"), "payments.add_cardcheckout", _card_checkout,
+            form_class=CardCheckoutForm, pass_request=True,
+            available=lambda account: account.status == BillingAccount.Status.ACTIVE))
+
+
+_wire_card_checkout()
 
 register(ModelScreens(
     model=StoredPaymentMethod, area="Payments", menu=False,

@@ -4,6 +4,7 @@ generation (codes on one page only) and redemption, the customer page panel."""
 
 import datetime as dt
 import re
+import urllib.parse
 from decimal import Decimal
 
 import pytest
@@ -132,3 +133,24 @@ def test_the_customer_page_shows_payments(staff_client, boss, account, key):
     payment = services.accept_payment(actor="test", account=acc, amount="7", channel="card", idempotency_key=key())
     page = staff_client(boss).get(f"/crm/customer/{acc.customer_id}/").content.decode()
     assert 'data-testid="customer-payments"' in page and payment.number in page
+
+
+def test_an_operator_starts_a_card_payment_from_the_account_page(staff_client, boss, account):
+    from tarifa.payments.models import CardCheckout
+
+    acc = account()
+    services.create_gateway(actor="test", code="CARDREF", name="Reference cards", kind="card", adapter="reference",
+                            currency="USD", api_url="https://pay.example.com", hmac_secret="s3cret")
+    client = staff_client(boss)
+    assert b'data-action="card-checkout"' in client.get(f"/ledger/billingaccount/{acc.pk}/").content
+    url = f"/ledger/billingaccount/{acc.pk}/do/card-checkout/"
+    form = client.get(url).content.decode()
+    body = {"gateway": "CARDREF", "amount": "15.00", "idempotency_key": key_of(form)}
+    first, again = client.post(url, body), client.post(url, body)
+    checkout = CardCheckout.objects.get()  # submitting the form twice starts one checkout
+    assert first.status_code == again.status_code == 302 and first.url == f"/payments/cardcheckout/{checkout.pk}/"
+    assert (checkout.billing_account, checkout.amount, checkout.state) == (acc, Decimal("15"), "created")
+    assert checkout.redirect_url.startswith("https://pay.example.com/checkout?")
+    assert "/api/v1/gateways/CARDREF/webhook/" in urllib.parse.unquote(checkout.redirect_url)
+    assert checkout.redirect_url in client.get(first.url).content.decode().replace("&amp;", "&")
+    assert balance(acc) == 0  # nothing is booked until the provider's webhook says so
