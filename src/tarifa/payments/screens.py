@@ -176,7 +176,6 @@ register(ModelScreens(
 ))
 
 
-
 def _card_checkout(account, *, actor, request, gateway, amount, idempotency_key, save_card=False):
     """A card payment started by an operator (on the phone with the customer): the checkout's page
     shows the provider's URL to send the customer to; the provider's webhook applies the payment."""
