@@ -343,6 +343,61 @@ class CheckView(APIView):
         return Response(check(period=period, cycle=request.query_params.get("cycle") or None))
 
 
+def _pdf(data: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class StatementView(APIView):
+    """The statement of account as PDF (`?start=YYYY-MM-DD&end=YYYY-MM-DD`, default this month)."""
+
+    required_permission = "billing.view_invoice"
+
+    @extend_schema(parameters=[OpenApiParameter("start", str), OpenApiParameter("end", str)],
+                   responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    def get(self, request, account):
+        import datetime as dt
+
+        from tarifa.kernel.errors import NotFound, ValidationFailed
+
+        from .documents import statement_pdf
+
+        found = BillingAccount.objects.select_related("customer").filter(pk=account).first()
+        if found is None:
+            raise NotFound("No such billing account.", code="account_not_found")
+        try:
+            end = dt.date.fromisoformat(request.query_params["end"]) if request.query_params.get("end") else today()
+            start = (dt.date.fromisoformat(request.query_params["start"]) if request.query_params.get("start")
+                     else end.replace(day=1))
+        except ValueError:
+            raise ValidationFailed("start and end are YYYY-MM-DD.", code="invalid_date",
+                                   fields={"start": ["YYYY-MM-DD."], "end": ["YYYY-MM-DD."]}) from None
+        return _pdf(statement_pdf(found, start, end), f"statement-{found.number}-{end}.pdf")
+
+
+class ReceiptView(APIView):
+    """The receipt of a payment (a ledger transfer of kind payment to a customer's account) as PDF."""
+
+    required_permission = "billing.view_invoice"
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    def get(self, request, payment):
+        from tarifa.kernel.errors import NotFound
+
+        from .documents import receipt_pdf
+
+        transfer = Transfer.objects.filter(pk=payment).first()
+        if transfer is None:
+            raise NotFound("No such payment.", code="transfer_not_found")
+        return _pdf(receipt_pdf(transfer), f"receipt-{transfer.pk}.pdf")
+
+
+def _sample_payment():
+    payment = Transfer.objects.filter(kind="payment", credit_account__billing_account__isnull=False).first()
+    return {"payment": payment.pk}
+
+
 router.register("bill-cycles", BillCycleViewSet, basename="billcycle")
 router.register("bill-cycle-assignments", AssignmentViewSet, basename="billcycleassignment")
 router.register("invoices", InvoiceViewSet, basename="invoice")
@@ -354,3 +409,7 @@ router.register("dunning-steps", DunningStepViewSet, basename="dunningstep")
 router.register("dunning-assignments", DunningAssignmentViewSet, basename="dunningassignment")
 router.register("dunning-actions", DunningActionViewSet, basename="dunningaction")
 register_endpoint("billing/check/", CheckView.as_view(), "billing-check", "billing.view_invoice")
+register_endpoint("billing/statement/<uuid:account>/", StatementView.as_view(), "billing-statement",
+                  "billing.view_invoice", sample=lambda: {"account": BillingAccount.objects.first().pk})
+register_endpoint("billing/receipt/<uuid:payment>/", ReceiptView.as_view(), "billing-receipt", "billing.view_invoice",
+                  sample=_sample_payment)

@@ -89,3 +89,26 @@ def test_api_issues_a_draft(demo, admin_user, api):
     assert response.json()["state"] in ("issued", "overdue", "paid", "partially_paid") and response.json()["number"]
     again = client.post(f"/api/v1/invoices/{draft.pk}/issue/", format="json")
     assert again.status_code == 409 and again.json()["error"]["code"] == "not_draft"
+
+
+def test_api_statement_and_receipt(demo, admin_user, api):
+    import io
+
+    from pypdf import PdfReader
+
+    from tarifa.ledger.models import Transfer
+
+    client = api(admin_user)
+    invoice = Invoice.objects.filter(kind="invoice").exclude(state="draft").order_by("number").first()
+    account = invoice.billing_account
+    statement = client.get(f"/api/v1/billing/statement/{account.pk}/", {"start": f"{invoice.invoice_date:%Y-%m}-01"})
+    assert statement.status_code == 200 and statement["Content-Type"] == "application/pdf"
+    assert account.number in PdfReader(io.BytesIO(statement.content)).pages[0].extract_text()
+    bad = client.get(f"/api/v1/billing/statement/{account.pk}/", {"end": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_date"
+    payment = Transfer.objects.filter(kind="payment", credit_account_id=account.ledger_account_id).first()
+    receipt = client.get(f"/api/v1/billing/receipt/{payment.pk}/")
+    assert receipt.status_code == 200 and receipt.content[:4] == b"%PDF"
+    charge = Transfer.objects.filter(kind="charge").first()
+    refused = client.get(f"/api/v1/billing/receipt/{charge.pk}/")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_a_payment"
