@@ -68,3 +68,24 @@ def test_prepaid_usage_charged_by_rating_is_a_usage_line_on_the_statement():
         assert not invoice.lines.filter(kind="one_time_fee").exists()
         assert check(period="2024-03")["ok"]
         assert check_ledger()["ok"]
+
+
+def test_usage_lines_show_the_free_units_a_bundle_gave():
+    """One free national minute a month: of 90 s + 30 s to NAT, 60 s are free; the rest (two
+    whole minutes then none: 30 s over on the first call, 30 s on the second) is 0.10 + 0.10."""
+    from tarifa.rating import services as rating
+
+    with clock.travel_to(DAY):
+        world = make_world()
+        rating.create_bundle(actor="test", tariff=world["tariffs"]["MOB"], code="NAT60", name="1 minute",
+                             usage_type="voice", allowance="60s", destinations=["NAT"])
+        cycle = services.create_cycle(actor="test", code="U", name="Usage")
+        services.assign_cycle(actor="test", billing_account=world["postpaid"], cycle=cycle)
+        usage.import_file(csv_file(
+            line("f1", "+15550002", "1555123", DAY + dt.timedelta(hours=1), "90s"),
+            line("f2", "+15550002", "1555124", DAY + dt.timedelta(days=3), "30s")), actor="test")
+    with clock.travel_to(DAY.replace(month=4, day=2)):
+        billrun.run_period(actor="test", period="2024-03", cycle="U")
+        nat = Invoice.objects.get(billing_account=world["postpaid"]).lines.get(kind="usage", destination="NAT")
+        assert nat.quantity == Decimal(120 * 10**9) and nat.free_units == Decimal(60 * 10**9)
+        assert nat.amount == Decimal("0.200000")
