@@ -19,7 +19,10 @@ Limits. A prepaid account cannot go below −credit_limit: available (balance �
 debits) after a debit must stay ≥ −credit_limit, or `InsufficientFunds` (409
 `insufficient_funds`). `enforce_limit=None` (the default) enforces it for prepaid
 accounts only; `True` for postpaid ones too; `False` never (reversals, operator
-adjustments, the bulk path).
+adjustments). `extra_credit` lowers the floor by a credit the caller grants on top of
+the limit (subscriptions' promised payments). The bulk path checks nothing unless
+asked (`post_transfers_bulk(enforce_limit=None)`): then it posts each account's rows
+only while they fit, in a stated order, and refuses the rest (see there).
 """
 
 import dataclasses
@@ -225,16 +228,18 @@ def lock_accounts(*accounts) -> dict:
     return _lock(list(dict.fromkeys(_account_id(a) for a in accounts)))[0]
 
 
-def _check_limit(account: LockedAccount, debit: Decimal, enforce_limit, *, floor: Decimal | None = None) -> None:
+def _check_limit(account: LockedAccount, debit: Decimal, enforce_limit, *, floor: Decimal | None = None,
+                 extra_credit: Decimal = ZERO) -> None:
     if account.billing_account_id is None or enforce_limit is False:
         return
     if enforce_limit is None and account.payment_mode != BillingAccount.PaymentMode.PREPAID:
         return
-    minimum = -account.credit_limit if floor is None else floor
+    minimum = -account.credit_limit - extra_credit if floor is None else floor
     if account.available - debit < minimum:
+        extra = f" + {extra_credit.normalize():f} granted" if extra_credit else ""
         raise InsufficientFunds(
             f"Account {account.label} has {account.available.normalize():f} {account.currency} available"
-            f" (credit limit {account.credit_limit.normalize():f}); {debit.normalize():f} {account.currency}"
+            f" (credit limit {account.credit_limit.normalize():f}{extra}); {debit.normalize():f} {account.currency}"
             f" would take it below {minimum.normalize():f}.",
             fields={"amount": ["Insufficient funds."]})
 
@@ -296,7 +301,8 @@ def _replay(existing, candidate_content: dict, key: str):
 
 
 def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags=None, reference=None, memo="",
-          enforce_limit=None, floor=None, reverses=None, hold=None, allow_closed=False, locked=None) -> Transfer:
+          enforce_limit=None, floor=None, extra_credit=ZERO, reverses=None, hold=None, allow_closed=False,
+          locked=None) -> Transfer:
     """The one way a transfer is written. Runs in the caller's transaction, after validation."""
     key = _key(idempotency_key)
     amount = _amount(amount)
@@ -325,7 +331,7 @@ def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags
         if account.closed and not allow_closed:
             raise AccountClosed(f"Account {account.label} is closed.")
     try:
-        _check_limit(d, amount, enforce_limit, floor=floor)
+        _check_limit(d, amount, enforce_limit, floor=floor, extra_credit=extra_credit)
     except InsufficientFunds:
         # A retry racing its original sees the original's debit but not (in the lock
         # statement's snapshot) its key: look again before refusing.
@@ -360,20 +366,31 @@ def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags
 
 @transaction.atomic
 def post_transfer(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags=None, reference=None,
-                  memo="", enforce_limit=None) -> Transfer:
+                  memo="", enforce_limit=None, extra_credit=ZERO) -> Transfer:
     """Move `amount` from `debit` to `credit` (ledger or billing accounts), once per key.
 
     Guarantees: one transaction; locks both accounts in the fixed order; idempotent by
     `idempotency_key` (a retry returns the first transfer with `replayed=True`; other
     content → 409 `idempotency_conflict`); balances updated with the transfer; nothing
-    written on error. Errors: invalid_amount, amount_too_precise, amount_not_positive,
-    amount_too_large, invalid_currency, currency_mismatch, same_account, invalid_kind,
-    invalid_tags, idempotency_key_required, account_not_found (404), account_closed,
+    written on error. Where the limit is enforced, the debit account may go down to
+    −(credit limit + `extra_credit`), read under the lock (`extra_credit`: a credit the
+    caller grants on top of the limit, such as a promised payment). Errors:
+    invalid_amount, amount_too_precise, amount_not_positive, amount_too_large,
+    invalid_currency, currency_mismatch, same_account, invalid_kind, invalid_tags,
+    idempotency_key_required, account_not_found (404), account_closed,
     insufficient_funds, idempotency_conflict (409).
     """
     return _post(actor=actor, debit=debit, credit=credit, amount=amount, currency=currency, kind=kind,
                  idempotency_key=idempotency_key, tags=tags, reference=reference, memo=memo,
-                 enforce_limit=enforce_limit)
+                 enforce_limit=enforce_limit, extra_credit=_extra_credit(extra_credit))
+
+
+def _extra_credit(value) -> Decimal:
+    extra = parse_amount(value or 0, field="extra_credit")
+    if extra < 0:
+        raise ValidationFailed("An extra credit is zero or more.", code="invalid_amount",
+                               fields={"extra_credit": ["Zero or more."]})
+    return extra
 
 
 @transaction.atomic
@@ -823,6 +840,7 @@ class BulkResult:
     staged: int  # rows given
     inserted: int  # transfers written now
     existing: int  # rows whose key was already posted with the same content (a re-run)
+    refused: int = 0  # rows left out because they did not fit the debit account's limit (enforce_limit)
 
 
 STAGE_COLUMNS = ("debit_account_id", "credit_account_id", "amount", "currency", "kind", "idempotency_key", "tags",
@@ -898,6 +916,34 @@ WITH inserted AS (
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)
 """
 
+# The limit, after the lock (so the totals read are the ones the insert adds to): rows
+# debiting a limited customer account are taken in `{order}` and posted only while the
+# running sum fits, available − running sum ≥ −(credit limit + extra credit). The sum runs
+# over refused rows too, so an account's posted rows are a prefix of its rows in that
+# order. Rows whose key is already posted are left out of the sum (the insert skips
+# them); credits in the same batch are not counted (conservative).
+BULK_REFUSE_SQL = """
+CREATE TEMP TABLE ledger_bulk_refused ON COMMIT DROP AS
+WITH extra(account_id, amount) AS ({extra}), credit AS (
+  SELECT account_id, sum(amount) AS amount FROM extra GROUP BY account_id
+), checked AS (
+  SELECT s.id, la.credits_posted - la.debits_posted - la.debits_pending AS available,
+         -ba.credit_limit - coalesce(cr.amount, 0) AS floor,
+         sum(s.amount) OVER (PARTITION BY s.debit_account_id ORDER BY {order}, s.idempotency_key, s.id
+                             ROWS UNBOUNDED PRECEDING) AS running
+  FROM ledger_bulk_stage s
+  JOIN ledger_ledgeraccount la ON la.id = s.debit_account_id
+  JOIN ledger_billingaccount ba ON ba.ledger_account_id = s.debit_account_id
+  LEFT JOIN credit cr ON cr.account_id = s.debit_account_id
+  WHERE ({every} OR ba.payment_mode = 'prepaid')
+    AND NOT EXISTS (SELECT 1 FROM ledger_transfer t WHERE t.idempotency_key = s.idempotency_key)
+)
+SELECT s.*, c.available, c.floor, c.running FROM ledger_bulk_stage s JOIN checked c ON c.id = s.id
+WHERE c.available - c.running < c.floor
+"""
+
+NO_EXTRA_CREDIT = "SELECT NULL::uuid, NULL::numeric WHERE false"
+
 # Rows not inserted (their key existed, or repeated within the batch) must match the
 # transfer that holds the key; the staged id tells which rows were inserted.
 BULK_CONFLICTS_SQL = """
@@ -957,7 +1003,8 @@ NULL_TEXT = "\\N"
 
 @transaction.atomic
 def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = None, params=None, actor="system",
-                        created_at=None) -> BulkResult:
+                        created_at=None, enforce_limit=False, extra_credit: str | None = None,
+                        order_by: str | None = None) -> BulkResult:
     """Post many transfers with set-based SQL in one transaction; a re-run posts nothing twice.
 
     Give `rows` (BulkTransfer, dicts or tuples in BulkTransfer's field order; streamed
@@ -971,8 +1018,20 @@ def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = Non
     one statement inserts with `ON CONFLICT (idempotency_key) DO NOTHING` and adds to
     the account totals only what `RETURNING` says was inserted; rows skipped for an
     existing key must match it, or IdempotencyConflict rolls the whole batch back.
-    Funds limits are not checked: callers decide what to charge (prepaid thresholds
-    are acted on after). Batches of 10⁴–10⁵ rows keep lock times and memory modest.
+    Batches of 10⁴–10⁵ rows keep lock times and memory modest.
+
+    Funds limits are not checked by default (`enforce_limit=False`: rating, billing,
+    imports). With `enforce_limit=None` (prepaid customer accounts) or `True` (every
+    customer account), each such account's rows are taken in `order_by` (an SQL
+    ORDER BY list over the staged row `s`, e.g. `"s.tags->>'period'"`; then the key)
+    and posted only while they fit: available (read after the lock) − running sum ≥
+    −(credit limit + extra credit). The first row that does not fit and every later row
+    of that account are refused: not posted, counted in `refused`, and kept until the end
+    of the transaction (or the next call) in the temporary table `ledger_bulk_refused`
+    (the staged columns plus `available`, `floor`, `running`) for the caller to act on
+    set-based. `extra_credit` is an optional SELECT of (ledger account id, amount) run
+    with `params` (so give params as a mapping), a credit the caller grants on top of
+    the limit. A refusal is not an error: the rest of the batch is posted.
     """
     if (rows is None) == (query is None):
         raise ValueError("give rows or query")
@@ -1005,10 +1064,20 @@ def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = Non
                 f" {problems[0][1]}; nothing was posted.", code="bulk_invalid",
                 fields={"rows": [f"{key}: {problem}" for key, problem in problems]})
         cursor.execute(BULK_LOCK_SQL)
+        refused = 0
+        if enforce_limit is not False:
+            cursor.execute("DROP TABLE IF EXISTS ledger_bulk_refused")
+            cursor.execute(BULK_REFUSE_SQL.format(extra=extra_credit or NO_EXTRA_CREDIT,
+                                                  order=order_by or "s.idempotency_key",
+                                                  every="TRUE" if enforce_limit else "FALSE"),
+                           (params or {}) if extra_credit else None)
+            refused = cursor.rowcount
+            if refused:
+                cursor.execute("DELETE FROM ledger_bulk_stage WHERE id IN (SELECT id FROM ledger_bulk_refused)")
         cursor.execute(BULK_INSERT_SQL, {"branch": settings.TARIFA_BRANCH_CODE, "actor": actor_label(actor),
                                          "at": at})
         inserted, _updated = cursor.fetchone()
-        if inserted < staged:
+        if inserted < staged - refused:
             cursor.execute(BULK_CONFLICTS_SQL)
             conflicts = cursor.fetchall()
             if conflicts:
@@ -1017,7 +1086,7 @@ def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = Non
                     f" ({conflicts[0][1]}); nothing was posted.",
                     fields={"rows": [f"{key}: {tid}" for key, tid in conflicts]})
         cursor.execute("DROP TABLE ledger_bulk_stage")
-    return BulkResult(staged=staged, inserted=inserted, existing=staged - inserted)
+    return BulkResult(staged=staged, inserted=inserted, existing=staged - inserted - refused, refused=refused)
 
 
 __all__ = [
