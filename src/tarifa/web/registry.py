@@ -30,12 +30,22 @@ class Action:
 
 
 @dataclass
+class Redirect:
+    """What a screen's `create` may return instead of a record when it made several (a bill run
+    per cycle, say): the page to show next and the messages for it, (level, text) pairs with the
+    levels of django.contrib.messages."""
+
+    url: str
+    messages: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
 class ModelScreens:
     model: type[models.Model]
     area: str
     columns: list[str]
     form_class: type | None = None
-    create: Callable | None = None  # create(*, actor, **cleaned) -> obj
+    create: Callable | None = None  # create(*, actor, **cleaned) -> obj (or a Redirect)
     update: Callable | None = None  # update(obj, *, actor, **cleaned) -> obj
     archive: Callable | None = None  # archive(obj, *, actor, reason) -> obj
     import_fields: list[str] | None = None  # CSV columns accepted by bulk import (uses create)

@@ -212,6 +212,10 @@ class ObjectEditView(ScreenView):
                 data = dict(form.cleaned_data)
                 if obj is None:
                     obj = s.create(actor=request.user, **data)
+                    if isinstance(obj, registry.Redirect):
+                        for level, text in obj.messages:
+                            messages.add_message(request, level, text)
+                        return redirect(obj.url)
                     messages.success(request, _("Created %(obj)s.") % {"obj": obj})
                 else:
                     obj = s.update(obj, actor=request.user, **data)
