@@ -1,6 +1,6 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -193,13 +193,31 @@ class BillRunSerializer(serializers.ModelSerializer):
 
 
 class BillRunCreateSerializer(StrictSerializer):
-    cycle = serializers.SlugRelatedField(slug_field="code", queryset=BillCycle.objects.all())
+    cycle = serializers.SlugRelatedField(slug_field="code", queryset=BillCycle.objects.all(), required=False,
+                                         allow_null=True, help_text="Left out (or null): every live cycle.")
     period = serializers.RegexField(PERIOD)
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
+class RefusedRunSerializer(serializers.Serializer):
+    cycle = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class QueuedRunsSerializer(serializers.Serializer):
+    """The answer to a POST without a cycle: a run per live cycle, and the cycles refused."""
+
+    period = serializers.CharField()
+    dry_run = serializers.BooleanField()
+    queued = BillRunSerializer(many=True, source="runs")
+    refused = RefusedRunSerializer(many=True)
+
+
 class BillRunViewSet(RecordViewSet):
-    """Bill runs. POST queues a run for the workers (locked per cycle and period; 409 run_in_progress)."""
+    """Bill runs. POST queues a run for the workers (locked per cycle and period; 409 run_in_progress).
+    Without `cycle`, one run per live cycle: 201 with the runs queued and the cycles refused with their
+    reason (a run already in progress, the period not closed); 409 when none could be queued."""
 
     queryset = BillRun.objects.select_related("cycle").order_by("-started_at")
     serializer_class = BillRunSerializer
@@ -208,6 +226,18 @@ class BillRunViewSet(RecordViewSet):
 
     def create_service(*, actor, cycle, period, dry_run=False):
         return billrun.enqueue(actor=actor, cycle=cycle, period=period, dry_run=dry_run)[0]
+
+    @extend_schema(request=BillRunCreateSerializer, responses={201: PolymorphicProxySerializer(
+        component_name="BillRunQueued", serializers=[BillRunSerializer, QueuedRunsSerializer],
+        resource_type_field_name=None)})
+    def create(self, request, *args, **kwargs):
+        body = BillRunCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("cycle") is not None:
+            return super().create(request, *args, **kwargs)
+        queued = billrun.enqueue_all(actor=request.user, period=data["period"], dry_run=data["dry_run"])
+        return Response(QueuedRunsSerializer(queued).data, status=status.HTTP_201_CREATED)
 
 
 class DocumentTemplateSerializer(StrictModelSerializer):

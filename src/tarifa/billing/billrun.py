@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import time
+from dataclasses import dataclass
 
 from django.db import connection, connections, transaction
 
@@ -352,6 +353,47 @@ def enqueue(*, actor, period: str, cycle=None, dry_run=False, jobs: int | None =
             bill_run.defer(run_id=str(run.pk))
         runs.append(run)
     return runs
+
+
+@dataclass
+class Queued:
+    """The runs `enqueue_all` handed to the workers, and the cycles it refused with their reason."""
+
+    period: str
+    dry_run: bool
+    runs: list[BillRun]
+    refused: list[dict]  # {"cycle": code, "code": error code, "message": text}
+
+
+def enqueue_all(*, actor, period: str, dry_run=False, jobs: int | None = None, as_of=None) -> Queued:
+    """One run per live (non-archived) cycle of `period` for the workers, each through `start_run`
+    in its own transaction — the same checks, lock and audit as one run. A cycle refused (a run of it
+    for the period already queued or running, its period not closed yet) is reported in `refused`; the
+    others are queued. Errors: permission_denied, invalid_period, cycle_not_found (no live cycle);
+    when every cycle is refused, that cycle's error (one cycle) or nothing_queued (409, one message
+    per cycle)."""
+    services._require(actor, "billing.run_bill_run")
+    period = services.parse_period(period)
+    cycles = cycles_for(None)
+    if not cycles:
+        raise NotFound("There is no live bill cycle.", code="cycle_not_found",
+                       fields={"cycle": ["No live bill cycle."]})
+    runs, refused, errors = [], [], []
+    for c in cycles:
+        try:
+            runs += enqueue(actor=actor, period=period, cycle=c, dry_run=dry_run, jobs=jobs, as_of=as_of)
+        except DomainError as exc:
+            if exc.code == "permission_denied":
+                raise
+            errors.append(exc)
+            refused.append({"cycle": c.code, "code": exc.code, "message": exc.message})
+    if not runs:
+        if len(errors) == 1:
+            raise errors[0]
+        raise Conflict(f"No bill run queued for {period}: " + " ".join(f"{r['cycle']}: {r['message']}"
+                                                                     for r in refused),
+                       code="nothing_queued", fields={"cycle": [f"{r['cycle']}: {r['message']}" for r in refused]})
+    return Queued(period=period, dry_run=dry_run, runs=runs, refused=refused)
 
 
 def today_period(cycle) -> str:

@@ -94,7 +94,9 @@ class PendingItemForm(forms.ModelForm):
 
 
 class BillRunForm(forms.Form):
-    cycle = forms.ModelChoiceField(label=_("Bill cycle"), queryset=BillCycle.objects.none())
+    cycle = forms.ModelChoiceField(label=_("Bill cycle"), queryset=BillCycle.objects.none(), required=False,
+                                   empty_label=_("All cycles"),
+                                   help_text=_("All cycles: one run per live cycle of the period."))
     period = PeriodField()
     dry_run = forms.BooleanField(label=_("Dry run (write nothing)"), required=False)
 

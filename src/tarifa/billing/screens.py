@@ -1,7 +1,11 @@
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.crm.panels import register_panel
-from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
+from tarifa.web.registry import Action, ModelScreens, Page, Redirect, register, register_page
 
 from . import billrun, dunning, services
 from .forms import (AllocateForm, AssignAccountsForm, AssignmentForm, BillCycleForm, BillRunForm, CreditForm,
@@ -28,8 +32,15 @@ def _open_invoice(inv):
     return inv.kind == "invoice" and inv.state in ("issued", "partially_paid", "overdue")
 
 
-def _create_run(*, actor, cycle, period, dry_run=False):
-    return billrun.enqueue(actor=actor, period=period, cycle=cycle, dry_run=dry_run)[0]
+def _create_run(*, actor, cycle=None, period, dry_run=False):
+    if cycle is not None:
+        return billrun.enqueue(actor=actor, period=period, cycle=cycle, dry_run=dry_run)[0]
+    queued = billrun.enqueue_all(actor=actor, period=period, dry_run=dry_run)
+    notes = [(messages.SUCCESS, _("Bill runs queued for %(period)s: %(cycles)s.") % {
+        "period": queued.period, "cycles": ", ".join(r.cycle.code for r in queued.runs)})]
+    notes += [(messages.WARNING, _("Cycle %(cycle)s not queued: %(message)s") % r) for r in queued.refused]
+    url = reverse("billing:billrun_queued") + "?" + urlencode([("run", r.pk) for r in queued.runs])
+    return Redirect(url, notes)
 
 
 def _assign(*, actor, billing_account, cycle):
@@ -144,6 +155,7 @@ register(ModelScreens(
 ))
 
 register_page(Page("billing:check", _("Revenue assurance"), AREA, "billing.view_invoice"))
+register_page(Page("billing:billrun_queued", _("Bill runs queued"), AREA, "billing.view_billrun", menu=False))
 
 
 def _customer_invoices(request, customer):

@@ -1,4 +1,5 @@
 import datetime as dt
+import uuid
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -84,6 +85,23 @@ class RunProgressView(PermissionRequiredView):
         return render(request, "billing/_run_progress.html", {"run": run})
 
 
+class QueuedRunsView(PermissionRequiredView):
+    """The runs queued together (`?run=<id>&run=<id>`, a bill run for all cycles): each with its
+    live progress and a link to its page."""
+
+    permission = "billing.view_billrun"
+
+    def get(self, request):
+        ids = []
+        for value in request.GET.getlist("run"):
+            try:
+                ids.append(uuid.UUID(value))
+            except ValueError:
+                continue
+        runs = BillRun.objects.select_related("cycle").filter(pk__in=ids).order_by("cycle__code")
+        return render(request, "billing/billrun_queued.html", {"runs": runs})
+
+
 class CheckView(PermissionRequiredView):
     """Revenue assurance: the checks of `tarifa billing check`, for a period."""
 
@@ -108,5 +126,6 @@ urlpatterns = [
     path("account/<uuid:pk>/statement/", StatementPdfView.as_view(), name="statement_pdf"),
     path("payment/<uuid:pk>/receipt/", ReceiptPdfView.as_view(), name="receipt_pdf"),
     path("billrun/<uuid:pk>/progress/", RunProgressView.as_view(), name="billrun_progress"),
+    path("billrun/queued/", QueuedRunsView.as_view(), name="billrun_queued"),
     path("check/", CheckView.as_view(), name="check"),
 ]

@@ -134,10 +134,16 @@ class Command(BaseCommand):
         if opts["jobs"] is not None and opts["jobs"] < 1:
             raise CommandError("--jobs is at least 1")
         if opts["enqueue"]:
-            runs = billrun.enqueue(actor=opts["actor"], period=opts["period"], cycle=opts["cycle"],
-                                   dry_run=opts["dry_run"], jobs=opts["jobs"])
+            refused = []
+            if opts["cycle"]:
+                runs = billrun.enqueue(actor=opts["actor"], period=opts["period"], cycle=opts["cycle"],
+                                       dry_run=opts["dry_run"], jobs=opts["jobs"])
+            else:  # every live cycle; a cycle refused (run in progress, …) is reported, the others queued
+                queued = billrun.enqueue_all(actor=opts["actor"], period=opts["period"], dry_run=opts["dry_run"],
+                                             jobs=opts["jobs"])
+                runs, refused = queued.runs, queued.refused
             self.stdout.write(json.dumps({"queued": [{"run": str(r.pk), "cycle": r.cycle.code, "period": r.period}
-                                                     for r in runs]}, indent=2))
+                                                     for r in runs], "refused": refused}, indent=2))
             return
         bar = ProgressBar(self.stderr, enabled=not opts["no_progress"] and opts["verbosity"] > 0)
         summary = billrun.run_period(actor=opts["actor"], period=opts["period"], cycle=opts["cycle"],
