@@ -69,6 +69,72 @@ def test_bundles_are_per_subscription(world):
     assert cost_of("a") == cost_of("b") == 0
 
 
+MB = 10**6
+
+
+def test_a_data_bundle_is_used_before_money_across_imports(world):
+    """1 GB (10^9 bytes) free per month; data costs 0.01 per MB (10^6 bytes), whole MBs.
+    Import 1: 600 MB on the 5th (free), then 500.5 MB on the 6th: the 400 MB left are free, the
+    other 100.5 MB are charged as 101 MB = 1.01. Import 2 goes on from the counter: 2.5 MB on
+    the 7th is all charged (3 MB = 0.03). The voice bundle is not touched; re-rating changes
+    nothing. April starts again."""
+    data = services.create_bundle(actor=ACTOR, tariff=world["tariffs"]["MOB"], code="DATA1G", name="1 GB",
+                                  usage_type="data", allowance="1GB", period="month")
+    assert data.allowance == 10**9
+    before = balance(world["prepaid"])
+    imported(line("d1", "+15550001", "", at(5), 600 * MB, kind="data"),
+             line("d2", "+15550001", "", at(6), 500 * MB + MB // 2, kind="data"))
+    assert cost_of("d1") == 0 and RatedUsage.objects.get(record_id="d1").free_units == 600 * MB
+    d2 = RatedUsage.objects.get(record_id="d2")
+    assert (d2.free_units, d2.cost, d2.bundle) == (400 * MB, Decimal("1.01"), data)
+    imported(line("d3", "+15550001", "", at(7), 2 * MB + MB // 2, kind="data"))
+    d3 = RatedUsage.objects.get(record_id="d3")
+    assert (d3.free_units, d3.cost, d3.bundle) == (0, Decimal("0.03"), None)
+    counter = BundleCounter.objects.get(subscription=world["alice"], bundle=data)
+    assert (counter.period_start, counter.used) == (dt.date(2024, 3, 1), 10**9)
+    assert not BundleCounter.objects.filter(bundle=world["bundle"]).exists()
+    assert balance(world["prepaid"]) == before - Decimal("1.04")
+    # Re-rating March gives the free bytes back and spends them again in the same order.
+    run = usage.rerate(actor="test", date_from=at(1, 0), date_to=dt.datetime(2024, 4, 1, tzinfo=dt.UTC))
+    assert (run.records, run.changed) == (3, 0)
+    assert BundleCounter.objects.get(subscription=world["alice"], bundle=data).used == 10**9
+    imported(line("d4", "+15550001", "", dt.datetime(2024, 4, 2, 9, tzinfo=dt.UTC), 5 * MB, kind="data"))
+    assert cost_of("d4") == 0
+    assert BundleCounter.objects.get(bundle=data, period_start=dt.date(2024, 4, 1)).used == 5 * MB
+
+
+def test_an_sms_bundle_covers_100_messages_the_101st_is_charged(world):
+    """100 SMS free per month at 0.05 each otherwise. Import 1: 99 messages on the 5th. Import 2
+    lists the 6th's 11:00 message before the 10:00 one: the 10:00 one is the 100th (free), the
+    11:00 one the 101st (0.05); a two-part message after them is charged for both parts."""
+    sms = services.create_bundle(actor=ACTOR, tariff=world["tariffs"]["MOB"], code="SMS100", name="100 SMS",
+                                 usage_type="sms", allowance="100", period="month")
+    before = balance(world["prepaid"])
+    first = imported(*(line(f"s{i}", "+15550001", "", at(5, 8) + dt.timedelta(minutes=i), 1, kind="sms")
+                       for i in range(1, 100)))
+    assert (first.read, first.rated) == (99, 99)
+    assert set(RatedUsage.objects.values_list("cost", flat=True)) == {Decimal(0)}
+    imported(line("s101", "+15550001", "", at(6, 11), 1, kind="sms"),
+             line("s100", "+15550001", "", at(6, 10), 1, kind="sms"),
+             line("s102", "+15550001", "", at(6, 12), 2, kind="sms"))
+    s100, s101 = RatedUsage.objects.get(record_id="s100"), RatedUsage.objects.get(record_id="s101")
+    assert (s100.free_units, s100.cost, s100.bundle) == (1, 0, sms)
+    assert (s101.free_units, s101.cost, s101.bundle) == (0, Decimal("0.05"), None)
+    assert cost_of("s102") == Decimal("0.1")
+    assert BundleCounter.objects.get(subscription=world["alice"], bundle=sms).used == 100
+    assert balance(world["prepaid"]) == before - Decimal("0.15")
+
+
+def test_an_sms_record_crossing_the_allowance_is_partly_free(world):
+    """A three-part message when one free message is left: one part free, two charged (0.10)."""
+    sms = services.create_bundle(actor=ACTOR, tariff=world["tariffs"]["MOB"], code="SMS2", name="2 SMS",
+                                 usage_type="sms", allowance="2", period="month")
+    imported(line("m1", "+15550001", "", at(5), 1, kind="sms"))
+    imported(line("m2", "+15550001", "", at(6), 3, kind="sms"))
+    m2 = RatedUsage.objects.get(record_id="m2")
+    assert (m2.free_units, m2.cost, m2.bundle) == (1, Decimal("0.1"), sms)
+
+
 def test_rerate_books_only_the_difference(world):
     """National minutes go from 0.10 to 0.12 after the fact. Re-rating March charges the prepaid
     account the difference only, once; the postpaid records change for the invoice; each
