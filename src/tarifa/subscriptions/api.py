@@ -243,8 +243,8 @@ class PromisedPaymentViewSet(RecordViewSet):
 class ChargeRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChargeRun
-        fields = ["id", "as_of", "first_day", "started_at", "finished_at", "staged", "inserted", "suspended",
-                  "resumed", "actor"]
+        fields = ["id", "as_of", "first_day", "started_at", "finished_at", "staged", "inserted", "refused",
+                  "suspended", "resumed", "actor"]
 
 
 class ChargeRunViewSet(RecordViewSet):

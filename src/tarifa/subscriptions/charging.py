@@ -7,14 +7,48 @@ subscription, service, tariff, fee and period, idempotency key
 `fee:<subscription>:<fee>:<period>`. Keys already posted are left out, so a re-run, a
 catch-up over missed days, or a day charged earlier by an activation or a resumption
 charges nothing twice.
+
+Prepaid accounts are held to their limit (issue 3): the ledger posts an account's
+charges only while they fit — available − running sum ≥ −(credit limit + promised
+payments not yet expired), with the balance read under the account lock — taking them in
+`charge_order()` (day, then subscription — ids are time-ordered, so the older subscription
+first —, then fee). The first charge that does not fit and every later one of that
+account are refused: nothing is written for them. What happens to a refused charge is
+the caller's choice (`refused=`): the daily run and resumptions suspend its subscription
+for cause `balance` at once (so no day is served unpaid); operations a customer or an
+operator asks for (activation, a TV channel, a tariff change today) are refused with
+`insufficient_funds`; termination leaves the final days uncharged. A refused day is not
+charged later: the next run starts after the last run's day, and the subscription,
+suspended from that day, is not charged for the days it stays suspended. Postpaid
+accounts are not limited here (they accumulate; dunning and thresholds act on them).
 """
+
+import dataclasses
 
 import datetime as dt
 
 from django.db import connection
 
 from tarifa.catalog.models import ServiceType
+from tarifa.kernel.clock import now
 from tarifa.ledger import services as ledger
+from tarifa.ledger.errors import InsufficientFunds
+
+
+
+def charge_order(row: str = "s") -> str:
+    """The order in which an account's charges are taken against its limit: day, then
+    subscription, then fee (an ORDER BY list over the charge row `row`; the ledger
+    breaks ties with the idempotency key)."""
+    return f"{row}.tags->>'period', {row}.tags->>'subscription', {row}.tags->>'fee'"
+
+
+# Promised payments not yet expired: a credit on top of the account's limit.
+PROMISED_CREDIT_SQL = """
+SELECT ba.ledger_account_id, pp.amount FROM subscriptions_promisedpayment pp
+JOIN ledger_billingaccount ba ON ba.id = pp.billing_account_id
+WHERE pp.expires_at > %(now)s
+"""
 
 CHARGES_SQL = """
 WITH days AS (
@@ -45,7 +79,7 @@ WITH days AS (
     AND {scope}
     AND NOT EXISTS (
       SELECT 1 FROM subscriptions_suspension x WHERE x.subscription_id = s.id AND NOT t.charge_suspended_days
-        AND x.started_on < d.day AND (x.ended_on IS NULL OR x.ended_on > d.day))
+        AND x.started_on < d.day AND (x.ended_on IS NULL OR x.ended_on > d.day){suspensions})
 ), fees AS MATERIALIZED (
   SELECT b.sub_id, b.account_id, b.tariff_id, b.day, 'recurring'::text AS fee, b.recurring_fee AS price FROM base b
   UNION ALL
@@ -110,26 +144,78 @@ def _revenue_values(rows) -> str:
     return ", ".join(f"('{st}'::uuid, '{cur}'::text, '{acc}'::uuid)" for st, cur, acc in rows)
 
 
-def charges_query(*, scope: str = "TRUE", revenue=None) -> str:
+def charges_query(*, scope: str = "TRUE", revenue=None, as_if_resumed: bool = False) -> str:
     """The SELECT for post_transfers_bulk; `scope` is an SQL condition on `s` / `ba`
-    (parameters: %(first)s, %(last)s and whatever the scope names)."""
+    (parameters: %(first)s, %(last)s and whatever the scope names). `as_if_resumed`
+    ignores open `balance` suspensions: what the subscriptions would be charged if that
+    cause were cleared (the resumption check)."""
     return CHARGES_SQL.format(revenue=_revenue_values(revenue if revenue is not None else revenue_accounts()),
-                              scope=scope)
+                              scope=scope, suspensions=" AND x.cause <> 'balance'" if as_if_resumed else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Charged:
+    staged: int  # charges due
+    inserted: int  # posted now
+    existing: int  # posted before (a re-run)
+    refused: int  # left out: they did not fit a prepaid account's limit
+    suspended: int = 0  # subscriptions suspended for a refused charge
+
+
+REFUSED = ("suspend", "raise", "skip")
 
 
 def post_charges(*, first: dt.date, last: dt.date, actor="system", scope: str = "TRUE", params: dict | None = None,
-                 revenue=None):
-    """Post every recurring charge due from `first` to `last` within `scope`; returns the BulkResult.
+                 revenue=None, refused: str = "suspend") -> Charged:
+    """Post every recurring charge due from `first` to `last` within `scope`.
 
-    Runs in the caller's transaction; the ledger locks the accounts it charges (rule 7).
+    Runs in the caller's transaction; the ledger locks the accounts it charges (rule 7)
+    and holds prepaid accounts to their limit (see the module's docstring). Charges that
+    do not fit are refused, then by `refused`:
+    - "suspend": their subscriptions are suspended for cause `balance` in this
+      transaction (suspension row, status change, `subscription.suspended` event), even
+      when the funds are above the tariff's *suspend below*;
+    - "raise": `InsufficientFunds` (409 `insufficient_funds`) — the caller's transaction
+      rolls back, nothing is written;
+    - "skip": nothing more (termination's final days).
     """
+    if refused not in REFUSED:
+        raise ValueError(f"refused is one of {REFUSED}")
     query = charges_query(scope=scope, revenue=revenue)
-    return ledger.post_transfers_bulk(query=query, params={"first": first, "last": last, **(params or {})},
-                                      actor=actor)
+    result = ledger.post_transfers_bulk(query=query, params={"first": first, "last": last, "now": now(),
+                                                             **(params or {})},
+                                        actor=actor, enforce_limit=None, extra_credit=PROMISED_CREDIT_SQL,
+                                        order_by=charge_order())
+    suspended = 0
+    if result.refused:
+        if refused == "raise":
+            raise _insufficient()
+        if refused == "suspend":
+            from .thresholds import suspend_refused
+
+            suspended = suspend_refused(actor=actor, day=last)
+    return Charged(staged=result.staged, inserted=result.inserted, existing=result.existing,
+                   refused=result.refused, suspended=suspended)
+
+
+def _insufficient() -> InsufficientFunds:
+    """The error for the first refused charge (the ledger's `ledger_bulk_refused` rows)."""
+    with connection.cursor() as cursor:
+        cursor.execute("""SELECT r.amount, r.currency, r.tags->>'fee', r.tags->>'period', r.available, r.floor,
+                                 ba.number
+                          FROM ledger_bulk_refused r JOIN ledger_billingaccount ba
+                               ON ba.ledger_account_id = r.debit_account_id
+                          ORDER BY r.running LIMIT 1""")
+        amount, currency, fee, period, available, floor, number = cursor.fetchone()
+    return InsufficientFunds(
+        f"Account {number} has {available.normalize():f} {currency} available; the {fee} fee for {period}"
+        f" ({amount.normalize():f} {currency}) would take it below {floor.normalize():f}.",
+        fields={"billing_account": ["Insufficient funds."]})
 
 
 def preview(*, first: dt.date, last: dt.date, scope: str = "TRUE", params: dict | None = None) -> list[dict]:
-    """What post_charges would post, without posting (a dry run uses the same query)."""
+    """What post_charges would post, without posting (a dry run uses the same query).
+    The limit is not applied: this is what is due."""
     query = charges_query(scope=scope)
     with connection.cursor() as cursor:
         cursor.execute(query, {"first": first, "last": last, **(params or {})})

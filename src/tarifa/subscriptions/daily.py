@@ -5,6 +5,13 @@ charges every day from the day after the last finished run up to `as_of` (a miss
 is caught up), in batches of billing accounts, each batch one transaction that charges
 (set-based, through the ledger's bulk path, which locks the batch's accounts) and then
 suspends/resumes/warns those accounts. Running a day twice charges nothing twice.
+
+Prepaid accounts are held to their limit: a charge that would take one below
+−(credit limit + promised payments) is refused (not posted, counted in `refused`) and its
+subscription is suspended for cause `balance` in the same transaction (see
+`charging`). A refused day is not charged later: the next run starts after this one's
+day and the subscription stays suspended (not charged) until a payment resumes it, which
+charges the day of resumption.
 """
 
 import datetime as dt
@@ -56,7 +63,7 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     first = first_day_to_charge(as_of)
     record = ChargeRun.objects.create(as_of=as_of, first_day=first, actor=str(actor)[:150])
     revenue = charging.revenue_accounts()
-    totals = {"staged": 0, "inserted": 0, "suspended": 0, "resumed": 0, "warned": 0, "charge_s": 0.0,
+    totals = {"staged": 0, "inserted": 0, "refused": 0, "suspended": 0, "resumed": 0, "warned": 0, "charge_s": 0.0,
               "thresholds_s": 0.0}
     for lo, hi in account_batches(first, batch_accounts):
         with transaction.atomic():
@@ -74,13 +81,15 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
             totals["thresholds_s"] += time.monotonic() - t1
         totals["staged"] += result.staged
         totals["inserted"] += result.inserted
+        totals["refused"] += result.refused
+        totals["suspended"] += result.suspended
         for k in ("suspended", "resumed", "warned"):
             totals[k] += changed[k]
         if log:
-            log(f"accounts {lo}…{hi}: {result.inserted} charges, {changed}")
+            log(f"accounts {lo}…{hi}: {result.inserted} charges, {result.refused} refused, {changed}")
     ChargeRun.objects.filter(pk=record.pk).update(finished_at=now(), staged=totals["staged"],
-                                                  inserted=totals["inserted"], suspended=totals["suspended"],
-                                                  resumed=totals["resumed"])
+                                                  inserted=totals["inserted"], refused=totals["refused"],
+                                                  suspended=totals["suspended"], resumed=totals["resumed"])
     totals["charge_s"] = round(totals["charge_s"], 2)
     totals["thresholds_s"] = round(totals["thresholds_s"], 2)
     return {"as_of": str(as_of), "first_day": str(first), **totals,

@@ -250,6 +250,8 @@ class ChargeRun(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     staged = models.PositiveIntegerField(_("charges computed"), default=0)
     inserted = models.PositiveIntegerField(_("charges posted"), default=0)
+    refused = models.PositiveIntegerField(_("charges refused"), default=0,
+                                          help_text=_("Prepaid charges that did not fit the account's limit."))
     suspended = models.PositiveIntegerField(_("subscriptions suspended"), default=0)
     resumed = models.PositiveIntegerField(_("subscriptions resumed"), default=0)
     actor = models.CharField(_("actor"), max_length=150, blank=True)

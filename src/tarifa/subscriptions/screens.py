@@ -98,7 +98,7 @@ register(ModelScreens(
 
 register(ModelScreens(
     model=ChargeRun, area="Billing", columns=["as_of", "first_day", "started_at", "finished_at", "inserted",
-                                              "suspended", "resumed", "actor"],
+                                              "refused", "suspended", "resumed", "actor"],
     ordering=["-started_at"], menu_label=_("Charge runs"),
 ))
 

@@ -7,6 +7,17 @@ written). Money moves only through the ledger's services: one-time fees with
 set-based charge (`charging.post_charges`). Account-level work takes the account lock
 (rule 7) through the ledger.
 
+Prepaid limit (issue 3). A prepaid account cannot go below −(credit limit + promised
+payments not yet expired). An operation whose fees do not fit is refused with
+`insufficient_funds` (409) and writes nothing: activation (activation fee and the first
+day), a tariff change (its fee and today under the new tariff), SIM replacement, number
+change, voluntary suspension (their fees), a TV channel (today's share), a resumption
+from dunning (the reconnection fee) and an operator's resumption for balance (today's
+charges). Termination is never refused: its final days are charged while they fit and a
+termination fee that does not fit is not charged (the history says so). A resumption
+for another cause whose day does not fit leaves the subscription suspended for
+`balance`. Postpaid accounts are not limited by these fees.
+
 Events: `subscription.activated`, `subscription.suspended`, `subscription.resumed`,
 `subscription.terminated`, `subscription.tariff_changed`, `subscription.sim_replaced`,
 `subscription.number_changed`, `subscription.fee_charged` (one-time fees).
@@ -16,7 +27,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 
 from tarifa.audit import services as recorded
 from tarifa.catalog import selectors as catalog
@@ -26,6 +37,7 @@ from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
 from tarifa.kernel.numbering import next_number
 from tarifa.ledger import services as ledger
+from tarifa.ledger.errors import InsufficientFunds
 
 from . import charging, thresholds
 from .models import (IDENTIFIERS, IdentifierAssignment, PromisedPayment, StatusChange, Subscription,
@@ -111,28 +123,51 @@ def _track_identifiers(sub, before: dict):
             IdentifierAssignment.objects.create(subscription=sub, kind=name, value=new, valid_from=at)
 
 
-def _one_time_fee(sub, *, actor, kind, event, day=None):
-    """Charge the tariff's one-time fee `kind` (if priced) once per `event`."""
+def promised_credit(account) -> Decimal:
+    """The promised payments of `account` not yet expired: credit on top of its limit."""
+    return (PromisedPayment.objects.filter(billing_account=account, expires_at__gt=now())
+            .aggregate(total=Sum("amount"))["total"] or Decimal(0))
+
+
+def _one_time_fee(sub, *, actor, kind, event, day=None, refuse=True):
+    """Charge the tariff's one-time fee `kind` (if priced) once per `event`.
+
+    On a prepaid account the fee must fit −(credit limit + promised payments); when it
+    does not, `refuse=True` raises `insufficient_funds` (the operation is refused, its
+    transaction rolls back) and `refuse=False` leaves it uncharged, noted in the history.
+    The caller holds the account lock, so the limit is read as locked.
+    """
     day = day or today()
     amount = catalog.one_time_fee(sub.tariff, kind, day)
     if not amount:
         return None
     revenue = ledger.system_account(f"revenue:{sub.service.service_type.code}", sub.tariff.currency)
-    transfer = ledger.post_transfer(
-        actor=actor, debit=sub.billing_account, credit=revenue, amount=amount, currency=sub.tariff.currency,
-        kind="charge", idempotency_key=f"fee:{sub.pk}:{kind}:{event}", reference=sub, enforce_limit=False,
-        tags={"subscription": str(sub.pk), "service": sub.service.code, "tariff": sub.tariff.code, "fee": kind,
-              "period": str(day)}, memo=f"{kind.replace('_', ' ')} {sub.number}")
+    try:
+        transfer = ledger.post_transfer(
+            actor=actor, debit=sub.billing_account, credit=revenue, amount=amount, currency=sub.tariff.currency,
+            kind="charge", idempotency_key=f"fee:{sub.pk}:{kind}:{event}", reference=sub, enforce_limit=None,
+            extra_credit=promised_credit(sub.billing_account),
+            tags={"subscription": str(sub.pk), "service": sub.service.code, "tariff": sub.tariff.code, "fee": kind,
+                  "period": str(day)}, memo=f"{kind.replace('_', ' ')} {sub.number}")
+    except InsufficientFunds as err:
+        label = kind.replace("_", " ")
+        if refuse:
+            raise InsufficientFunds(f"The {label} fee ({amount.normalize():f} {sub.tariff.currency}) does not fit:"
+                                    f" {err.message}", fields={"billing_account": ["Insufficient funds."]}) from None
+        recorded.record(sub, actor=actor, action="fee_not_charged", changes={"fee": [None, kind]},
+                        message=f"{label} fee {amount.normalize():f} {sub.tariff.currency} not charged: {err.message}")
+        return None
     if not transfer.replayed:
         _event("subscription.fee_charged", sub, fee=kind, amount=str(amount), currency=sub.tariff.currency)
     return transfer
 
 
-def _charge_days(sub, *, actor, first, last):
+def _charge_days(sub, *, actor, first, last, refused="raise"):
+    """Recurring fees of `sub` from `first` to `last`; `refused` as in charging.post_charges."""
     if last < first:
         return None
     return charging.post_charges(first=first, last=last, actor=actor, scope="s.id = %(sub)s",
-                                 params={"sub": sub.pk})
+                                 params={"sub": sub.pk}, refused=refused)
 
 
 def _account_open(account):
@@ -181,7 +216,9 @@ def create_subscription(*, actor, billing_account, tariff, parameters=None, note
 @transaction.atomic
 def activate_subscription(sub, *, actor, reason="") -> Subscription:
     """pending → active from today: the tariff period starts, the activation fee and today's
-    recurring fees are charged, the account's thresholds are evaluated. Takes the account lock."""
+    recurring fees are charged, the account's thresholds are evaluated. Takes the account lock.
+    On a prepaid account both must fit the limit, or the activation is refused
+    (`insufficient_funds`, nothing written)."""
     sub = _lock(sub)
     if sub.status != Status.PENDING:
         raise DomainError(f"Subscription {sub.number} is {sub.status}, not pending.", code="not_pending", status=409)
@@ -242,7 +279,7 @@ def suspend(sub, *, actor, cause, reason="", planned_end=None) -> Subscription:
                                        code="suspension_too_long", fields={"planned_end": ["Too long."]})
     suspension = Suspension.objects.create(subscription=sub, cause=cause, started_at=now(), started_on=day,
                                            planned_end=planned_end, reason=str(reason or ""), actor=_label(actor))
-    if cause == Cause.CUSTOMER_REQUEST:
+    if cause == Cause.CUSTOMER_REQUEST:  # a prepaid account short of the fee: refused
         _one_time_fee(sub, actor=actor, kind="voluntary_suspension", event=suspension.pk, day=day)
     if sub.status == Status.ACTIVE:
         _transition(sub, actor=actor, to=Status.SUSPENDED, cause=cause, reason=reason)
@@ -256,7 +293,10 @@ def suspend(sub, *, actor, cause, reason="", planned_end=None) -> Subscription:
 def resume(sub, *, actor, cause, reason="") -> Subscription:
     """Clear the cause `cause`; with no cause left open the subscription is active again,
     today's fees are charged and `subscription.resumed` is emitted. A balance cause is
-    cleared only when the funds allow it (`insufficient_funds` otherwise)."""
+    cleared only when the funds allow it: at least *resume at*, and today's charges fit
+    (`insufficient_funds` otherwise). A resumption from dunning charges the reconnection
+    fee, refused on a prepaid account that cannot pay it. For other causes, a prepaid
+    account that cannot pay today leaves the subscription suspended for `balance`."""
     sub = _lock(sub)
     open_ = sub.suspensions.filter(cause=cause, ended_at__isnull=True).first()
     if open_ is None:
@@ -274,8 +314,9 @@ def resume(sub, *, actor, cause, reason="") -> Subscription:
         _transition(sub, actor=actor, to=Status.ACTIVE, cause=cause, reason=reason or "resumed")
         if cause == Cause.DUNNING:
             _one_time_fee(sub, actor=actor, kind="reconnection", event=open_.pk, day=day)
-        _charge_days(sub, actor=actor, first=day, last=day)
         _event("subscription.resumed", sub, cause=cause)
+        _charge_days(sub, actor=actor, first=day, last=day,
+                     refused="raise" if cause == Cause.BALANCE else "suspend")
         thresholds.evaluate(scope="ba.id = %(account)s", params={"account": sub.billing_account_id}, actor=actor)
     else:
         recorded.record(sub, actor=actor, action="clear_cause", changes={"cause": [cause, None]}, message=reason)
@@ -302,7 +343,8 @@ def change_tariff(sub, *, actor, tariff, effective=None, parameters=None, reason
     Fees follow the tariff period in force each day, so the change is prorated by day.
     A day already charged under the old tariff is not charged again. A future change
     replaces any other future change. The new tariff's tariff-change fee is charged now.
-    Errors: tariff_other_service, currency_mismatch, backdated_change, not_active.
+    Errors: tariff_other_service, currency_mismatch, backdated_change, not_active,
+    insufficient_funds (a prepaid account cannot pay the fee or today under the new tariff).
     """
     sub = _lock(sub)
     day = today()
@@ -371,7 +413,8 @@ def apply_due_tariff_changes(*, as_of: dt.date, actor="system") -> int:
 
 @transaction.atomic
 def replace_sim(sub, *, actor, iccid, imsi="", reason="") -> Subscription:
-    """A new SIM card (ICCID, IMSI) for a live subscription; the SIM replacement fee is charged."""
+    """A new SIM card (ICCID, IMSI) for a live subscription; the SIM replacement fee is charged
+    (`insufficient_funds` when a prepaid account cannot pay it)."""
     sub = _lock(sub)
     if sub.status == Status.TERMINATED:
         raise DomainError("The subscription is terminated.", code="terminated", status=409)
@@ -391,7 +434,8 @@ def replace_sim(sub, *, actor, iccid, imsi="", reason="") -> Subscription:
 
 @transaction.atomic
 def change_number(sub, *, actor, phone_number, reason="") -> Subscription:
-    """A new phone number for a live subscription; the number-change fee is charged."""
+    """A new phone number for a live subscription; the number-change fee is charged
+    (`insufficient_funds` when a prepaid account cannot pay it)."""
     sub = _lock(sub)
     if sub.status == Status.TERMINATED:
         raise DomainError("The subscription is terminated.", code="terminated", status=409)
@@ -408,7 +452,8 @@ def change_number(sub, *, actor, phone_number, reason="") -> Subscription:
 
 @transaction.atomic
 def add_item(sub, *, actor, channel=None, package=None) -> SubscriptionItem:
-    """Pick a TV channel or package priced by the tariff; charged per item from today."""
+    """Pick a TV channel or package priced by the tariff; charged per item from today
+    (`insufficient_funds` when a prepaid account cannot pay today's share)."""
     if (channel is None) == (package is None):
         raise ValidationFailed("Give a channel or a package.", code="invalid_item", fields={"channel": ["One of them."]})
     sub = _lock(sub)
@@ -444,7 +489,9 @@ def remove_item(item, *, actor, reason="") -> SubscriptionItem:
 def terminate(sub, *, actor, reason="") -> Subscription:
     """End the service today with final charges: every day up to today not yet charged,
     and the termination fee. Identifiers become free for other subscriptions. Open
-    suspensions are closed. Emits `subscription.terminated`."""
+    suspensions are closed. Emits `subscription.terminated`. Never refused for funds: on
+    a prepaid account the final days are charged while they fit, and a termination fee
+    that does not fit is not charged (recorded in the subscription's history)."""
     sub = _lock(sub)
     if sub.status == Status.TERMINATED:
         raise DomainError("Already terminated.", code="terminated", status=409)
@@ -457,13 +504,13 @@ def terminate(sub, *, actor, reason="") -> Subscription:
     last_run = charging_last_day()
     first = max(sub.activated_on, (last_run + dt.timedelta(days=1)) if last_run else sub.activated_on)
     sub.terminated_on = day
-    _charge_days(sub, actor=actor, first=min(first, day), last=day)
+    _charge_days(sub, actor=actor, first=min(first, day), last=day, refused="skip")
     Suspension.objects.filter(subscription=sub, ended_at__isnull=True).update(
         ended_at=now(), ended_on=day, ended_by=_label(actor))
     sub.tariff_periods.filter(valid_from__gt=day).delete()
     sub.items.filter(removed_on__isnull=True).update(removed_on=day + dt.timedelta(days=1))
     _transition(sub, actor=actor, to=Status.TERMINATED, reason=reason or "terminated")
-    _one_time_fee(sub, actor=actor, kind="termination", event="once", day=day)
+    _one_time_fee(sub, actor=actor, kind="termination", event="once", day=day, refuse=False)
     _event("subscription.terminated", sub, reason=reason)
     return sub
 

@@ -29,7 +29,7 @@ def charge_day(c):
 def test_prepaid_subscriber_activated_mid_month_charged_daily_warned_suspended_pays_and_resumes():
     with clock.travel_to(at(2025, 1, 1)) as c:
         tariffs = make_catalog()
-        account = customer_account()
+        account = customer_account()  # prepaid, credit limit 0: the balance never goes below 0
         pay(account, "20.00")
         c.add_days(14)  # 15 January, mid-month
         sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"],
@@ -41,9 +41,11 @@ def test_prepaid_subscriber_activated_mid_month_charged_daily_warned_suspended_p
         assert balance(account) == Decimal("14.00")
         warnings = 0
         suspended_on = None
+        lowest = balance(account)
         for _ in range(20):
             c.add_days(1)
-            charge_day(c)
+            result = charge_day(c)
+            lowest = min(lowest, balance(account))
             sub.refresh_from_db()
             warnings = DomainEvent.objects.filter(name="account.low_balance").count()
             if sub.status == "suspended":
@@ -51,17 +53,21 @@ def test_prepaid_subscriber_activated_mid_month_charged_daily_warned_suspended_p
                 break
         # Warned once when the balance went below 5.00, not every day after.
         assert warnings == 1
-        # 14.00 lasts 14 days (16th … 29th); on the 30th the balance is −1.00 < 0: suspended.
+        # 14.00 lasts 14 days (16th … 29th). On the 30th the day's 1.00 does not fit the
+        # limit: it is refused (nothing written) and the service is suspended at once.
         assert suspended_on == dt.date(2025, 1, 30)
-        assert balance(account) == Decimal("-1.00")
-        assert sub.suspensions.get().cause == "balance"
+        assert (result["inserted"], result["refused"], result["suspended"]) == (0, 1, 1)
+        assert balance(account) == Decimal("0.00") and lowest >= 0
+        assert "2025-01-30" not in {t.tags["period"] for t in fee_transfers(sub, "recurring")}
+        suspension = sub.suspensions.get()
+        assert suspension.cause == "balance" and suspension.reason.startswith("charge refused: recurring 2025-01-30")
         assert DomainEvent.objects.filter(name="subscription.suspended", object_id=str(sub.pk)).count() == 1
-        # Suspended whole days are not charged.
+        # Suspended whole days are not charged, and the refused day is not caught up.
         c.add_days(1)
         charge_day(c)  # 31 January
         c.add_days(1)
         charge_day(c)  # 1 February
-        assert balance(account) == Decimal("-1.00")
+        assert balance(account) == Decimal("0.00")
         # Pays at the cash desk on 1 February at noon: resumed at once (the event's job).
         c.add(dt.timedelta(hours=3))
         pay(account, "30.00")
@@ -70,13 +76,16 @@ def test_prepaid_subscriber_activated_mid_month_charged_daily_warned_suspended_p
         assert sub.status == "active"
         assert DomainEvent.objects.filter(name="subscription.resumed", object_id=str(sub.pk)).count() == 1
         # Resumed on 1 February: that day is charged at resumption (31.00 / 28 days).
-        assert balance(account) == Decimal("29.00") - Decimal("1.107143")
+        assert balance(account) == Decimal("30.00") - Decimal("1.107143")
         changes = list(StatusChange.objects.filter(subscription=sub).values_list("to_status", flat=True))
         assert changes == ["pending", "active", "suspended", "active"]
         # Running the day again charges nothing twice.
         before = balance(account)
         charge_day(c)
         assert balance(account) == before
+        # 30, 31 January were never charged; every other day once.
+        days = sorted(t.tags["period"] for t in fee_transfers(sub, "recurring"))
+        assert days == [f"2025-01-{d}" for d in range(15, 30)] + ["2025-02-01"]
     assert check_ledger()["ok"]
 
 

@@ -141,22 +141,33 @@ def test_promised_payment_resumes_then_expiry_suspends_again():
     with clock.travel_to(at(2025, 1, 1)) as c:
         tariffs = make_catalog()
         account = customer_account()
+        pay(account, "6.00")
         sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="pp",
-                                           activate=True)
+                                           activate=True)  # 5.00 activation + 1.00: nothing left
+        c.add_days(1)
+        daily.run(as_of=c.today())
         sub.refresh_from_db()
-        assert sub.status == "suspended"  # no money
+        assert sub.status == "suspended"  # the 2nd's 1.00 was refused
         services.grant_promised_payment(account, actor=ACTOR)
         sub.refresh_from_db()
         assert sub.status == "active"
+        # While the promise lasts its 20.00 are credit on top of the limit: the day is charged.
+        assert balance(account) == Decimal("-1.00")
         with pytest.raises(DomainError) as err:
             services.grant_promised_payment(account, actor=ACTOR)
         assert err.value.code == "promised_payment_too_soon"
-        c.add_days(3)
-        c.add(dt.timedelta(hours=1))
+        for _ in range(2):
+            c.add_days(1)
+            daily.run(as_of=c.today())
+        assert balance(account) == Decimal("-3.00")
+        c.add_days(1)
+        c.add(dt.timedelta(hours=1))  # 5 January 10:00: the promise expired at 9:00, unpaid
         daily.run(as_of=c.today())
         sub.refresh_from_db()
         assert sub.status == "suspended"
         assert Suspension.objects.filter(subscription=sub, cause="balance", ended_at__isnull=True).exists()
+        # Back to the normal limit: nothing more is charged while the promised debt is open.
+        assert balance(account) == Decimal("-3.00")
 
 
 def test_sim_replacement_and_number_change_charge_their_fees(world):
@@ -239,14 +250,15 @@ def test_customer_page_panel_and_activate_action(world, admin_user, staff_client
 def test_payment_event_resumes_through_the_handler(world):
     c, tariffs, _ = world
     account = customer_account()
+    pay(account, "6.00")
     sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="r",
-                                       activate=True)
+                                       activate=True)  # 5.00 + 1.00
+    c.add_days(1)
+    daily.run(as_of=c.today())
     sub.refresh_from_db()
-    assert sub.status == "suspended"
+    assert sub.status == "suspended"  # the 2nd's 1.00 did not fit
     pay(account, "10.00")
-    sub.refresh_from_db()
-    assert sub.status == "suspended"  # not yet: the job has not run
-    run_events()
+    run_events()  # the first payment's event is handled too: nothing to resume then
     sub.refresh_from_db()
     assert sub.status == "active"
-    assert balance(account) == Decimal("10.00") - Decimal("5.00") - Decimal("1.00")
+    assert balance(account) == Decimal("10.00") - Decimal("1.00")
