@@ -89,6 +89,16 @@ class TestTutorial:
         code, body = cost("cgrates.org", "call", "1001", "1002", "60s", at="2012-06-01T10:00:00Z")
         assert code == 3 and body["error"]["code"] == "UNAUTHORIZED_DESTINATION"
 
+    def test_a_subject_without_any_profile(self):
+        """cgrates.org/call has profiles for 1001, 1002 and 1003 and none for *any: subject 9999 has
+        no rating profile at all → RATING_PLAN_NOT_FOUND (as CGRateS), exit 3 like an unauthorized
+        destination. cgrates.com/call has a *any profile (RP_1001): 9999 → 1002 for 90 s is priced
+        as 1001's call above, 0.6501."""
+        code, body = cost("cgrates.org", "call", "9999", "1002", "90s")
+        assert code == 3 and body["error"]["code"] == "RATING_PLAN_NOT_FOUND"
+        code, body = cost("cgrates.com", "call", "9999", "1002", "90s")
+        assert code == 0 and Decimal(body["cost"]) == Decimal("0.6501") and body["spans"][0]["rating_plan"] == "RP_1001"
+
     def test_sms_counts(self):
         """sms/*any → RP_SMS → RT_SMS: 0.01 per unit, increment 1: 3 SMS = 0.03."""
         code, body = cost("cgrates.org", "sms", "1001", "1002", "3", kind="sms")
