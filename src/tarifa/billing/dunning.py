@@ -8,7 +8,9 @@ oldest at least `min_days_overdue` days past due.
 `evaluate_account()` (the daily job for every account concerned; at once after a payment):
 1. clears the open steps that no longer hold: a suspension for cause `dunning` is lifted
    (through subscriptions' `resume`, so service returns only when no other cause is open);
-   a termination or a late fee stays;
+   a termination or a late fee stays. A prepaid account that cannot pay the reconnection
+   fee keeps the step open (nothing of it is cleared) until a later evaluation finds the
+   money, e.g. after its next payment;
 2. applies the *next* step that holds and is not open — one per evaluation, and not before
    `reevaluate_days` after the previous one: notify (event `billing.dunning_notice` for the
    notifications), suspend with cause `dunning`, terminate, or add a late fee to the next
@@ -26,6 +28,7 @@ from tarifa.audit import services as recorded
 from tarifa.kernel import events
 from tarifa.kernel.clock import now, today
 from tarifa.ledger import services as ledger
+from tarifa.ledger.errors import InsufficientFunds
 from tarifa.ledger.models import BillingAccount
 
 from .models import DunningAction, DunningAssignment, DunningPolicy, DunningStep
@@ -63,7 +66,18 @@ def _live_subscriptions(account):
     return list(Subscription.objects.filter(billing_account=account, status__in=["active", "suspended"]))
 
 
-def _clear(action: DunningAction, account, *, actor) -> None:
+def _clear(action: DunningAction, account, *, actor) -> bool:
+    """Clear `action`; False (and nothing written) when a prepaid account cannot pay a reconnection fee."""
+    try:
+        with transaction.atomic():
+            _clear_now(action, account, actor=actor)
+    except InsufficientFunds:
+        action.cleared_at = None
+        return False
+    return True
+
+
+def _clear_now(action: DunningAction, account, *, actor) -> None:
     from tarifa.subscriptions import services as subs
     from tarifa.subscriptions.models import Suspension
 
@@ -131,8 +145,7 @@ def evaluate_account(account: BillingAccount, *, actor="system", as_of: dt.date 
                         .select_related("step", "step__policy").order_by("-step__position"))
     cleared = 0
     for action in open_actions:
-        if not holds(action.step, m):
-            _clear(action, account, actor=actor)
+        if not holds(action.step, m) and _clear(action, account, actor=actor):
             cleared += 1
     policy = policy_for(account)
     applied = None

@@ -242,3 +242,34 @@ def test_payment_does_not_resume_a_service_another_cause_still_blocks_and_the_la
         assert gone.status == "terminated"
         terminate = DunningAction.objects.get(billing_account=debtor, action="terminate")
         assert terminate.days_overdue >= 60 and terminate.detail["terminated"] == [gone.number]
+
+
+def test_a_prepaid_account_short_of_the_reconnection_fee_keeps_the_step_until_it_can_pay():
+    """The reconnection fee is held to the prepaid limit: clearing the step waits for the money,
+    writes nothing meanwhile, and the payment that brings it reconnects."""
+    from tarifa.catalog import services as catalog
+
+    from .helpers import balance, customer_account
+
+    with clock.travel_to(at(2025, 3, 1)):
+        tariffs = make_catalog(start=dt.date(2025, 1, 1))
+        fees = catalog.create_tariff(actor=ACTOR, code="NET-RC", name="Net", service=tariffs["NET-31"].service,
+                                     currency="EUR", recurring_fee="31.00", valid_from=dt.date(2025, 1, 1),
+                                     one_time_fees={"reconnection": "3.00"})
+        suspend = [s for s in ladder().steps.all() if s.action == "suspend"][0]
+        account = customer_account()  # prepaid, limit 0
+        pay(account, "2.00")
+        sub = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=fees, login="pre",
+                                       activate=True)  # 1.00 today: 1.00 left
+        dunning.apply_step(actor=ACTOR, billing_account=account, step=suspend)
+        sub.refresh_from_db()
+        assert sub.status == "suspended"
+        assert dunning.evaluate_account(account)["cleared"] == 0  # nothing overdue, but 1.00 < 3.00
+        sub.refresh_from_db()
+        assert sub.status == "suspended" and balance(account) == Decimal("1.00")
+        assert DunningAction.objects.get(billing_account=account).cleared_at is None
+        pay(account, "2.00")
+        run_events()  # the payment's job: dunning re-evaluates, the fee now fits
+        sub.refresh_from_db()
+        assert sub.status == "active" and balance(account) == Decimal("0.00")
+        assert DunningAction.objects.get(billing_account=account).cleared_at is not None
