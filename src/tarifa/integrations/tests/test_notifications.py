@@ -18,6 +18,7 @@ from tarifa.integrations import demo, senders, services
 from tarifa.integrations.models import Notification
 from tarifa.kernel import clock
 from tarifa.ledger import services as ledger
+from tarifa.subscriptions import daily
 from tarifa.subscriptions import services as subs
 from tarifa.subscriptions.tests.helpers import make_catalog, pay, run_events
 
@@ -66,12 +67,15 @@ def customer_with(preferred="email", language="en"):
 
 
 def test_suspension_and_payment_are_emailed_through_a_real_smtp_server(smtp):
-    with clock.travel_to(dt.datetime(2025, 1, 10, 9, tzinfo=dt.timezone.utc)):
+    with clock.travel_to(dt.datetime(2025, 1, 10, 9, tzinfo=dt.timezone.utc)) as c:
         demo.load(actor="test")
         tariffs = make_catalog()
         customer, account = customer_with("email")
+        pay(account, "6.00")
         sub = subs.create_subscription(actor="test", billing_account=account, tariff=tariffs["NET-31"], login="olga",
-                                       activate=True)  # no money: suspended at once for balance
+                                       activate=True)  # 5.00 activation + 1.00 today: nothing left
+        c.add_days(1)
+        daily.run(as_of=c.today(), actor="test")  # the next day does not fit: suspended for balance
         sub.refresh_from_db()
         assert sub.status == "suspended"
         run_events()

@@ -32,15 +32,19 @@ def test_a_suspended_prepaid_subscriber_pays_at_the_cash_desk_and_is_resumed_at_
         carla = cashier(desk=front)
         acc = account(currency="EUR")
         services.open_shift(actor=carla, desk=front, opening_float="50.00")
-        services.accept_payment(actor=carla, account=acc, amount="3.00", channel="cash", idempotency_key=key())
+        services.accept_payment(actor=carla, account=acc, amount="7.00", channel="cash", idempotency_key=key())
         sub = subs.create_subscription(actor="test", billing_account=acc, tariff=tariffs["NET-31"], login="olga",
-                                       activate=True)  # 5.00 activation + 1.00 today: −3.00
+                                       activate=True)  # 5.00 activation + 1.00 today: 1.00 left
         run_events()
+        c.add_days(1)
+        daily.run(as_of=c.today(), actor="test")  # the 16th: 0.00 left
+        c.add_days(1)
+        daily.run(as_of=c.today(), actor="test")  # the 17th does not fit (limit 0): refused, suspended
         sub.refresh_from_db()
-        assert sub.status == "suspended" and balance(acc) == Decimal("-3.00")
+        assert sub.status == "suspended" and balance(acc) == Decimal("0.00")
         c.add_days(1)
         daily.run(as_of=c.today(), actor="test")
-        assert balance(acc) == Decimal("-3.00")  # suspended days are not charged
+        assert balance(acc) == Decimal("0.00")  # suspended days are not charged
 
         c.add(dt.timedelta(hours=2))
         payment = services.accept_payment(actor=carla, account=acc, amount="20.00", channel="cash",
@@ -53,5 +57,5 @@ def test_a_suspended_prepaid_subscriber_pays_at_the_cash_desk_and_is_resumed_at_
         assert sub.status == "active"
         last = StatusChange.objects.filter(subscription=sub).order_by("at").last()
         assert (last.from_status, last.to_status, last.cause) == ("suspended", "active", "balance")
-        # The day of resumption is charged at once (31.00 / 31 days): 20.00 − 3.00 − 1.00.
-        assert balance(acc) == Decimal("16.00")
+        # The day of resumption is charged at once (31.00 / 31 days): 20.00 − 1.00.
+        assert balance(acc) == Decimal("19.00")
