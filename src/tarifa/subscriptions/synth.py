@@ -251,6 +251,20 @@ def run(*, summary=None, accounts=1000, seed=1, since=None, actor="demo", **_opt
                                                                     "yesterday": as_of - dt.timedelta(days=1)},
                                              actor="synth")
         step("fees_to_date", t0, "ledger_transfer", "ledger_ledgeraccount")
+        # Prepaid accounts are held to their credit limit (0): their payments covered the fees
+        # to date — 8 % of them with only 0.25 left, less than a day's fees (the next charge
+        # is refused and they are suspended), the others with 20 to 70 in hand.
+        t0 = time.monotonic()
+        buffer = f"CASE WHEN {_h('r.n', seed, 'low', 100)} < 8 THEN 0.25 ELSE 20 + 10 * {_h('r.n', seed, 'top', 6)} END"
+        topup_query = f"""
+            SELECT %(cash)s::uuid, r.ledger_id, (la.debits_posted - la.credits_posted + {buffer})::numeric,
+                   %(currency)s, 'payment', 'synth:{seed}:topup:' || r.account_id,
+                   jsonb_build_object('channel', 'synthetic'), 'ledger.billingaccount', r.account_id::text, ''
+            FROM synth_rows r JOIN ledger_ledgeraccount la ON la.id = r.ledger_id
+            JOIN ledger_billingaccount ba ON ba.id = r.account_id
+            WHERE ba.payment_mode = 'prepaid' AND la.debits_posted - la.credits_posted + {buffer} > 0"""
+        topped = ledger.post_transfers_bulk(query=topup_query, params={**p, "cash": cash.pk}, actor="synth")
+        step("top_ups", t0, "ledger_transfer", "ledger_ledgeraccount")
         ChargeRun.objects.create(as_of=as_of - dt.timedelta(days=1), first_day=first_day, started_at=at,
                                  finished_at=at, staged=charged.staged, inserted=charged.inserted, actor="synth")
         t0 = time.monotonic()
@@ -264,7 +278,7 @@ def run(*, summary=None, accounts=1000, seed=1, since=None, actor="demo", **_opt
         for table in ("crm_customer", "ledger_billingaccount", "ledger_ledgeraccount", "subscriptions_subscription",
                       "subscriptions_tariffperiod", "ledger_transfer"):
             cursor.execute(f"ANALYZE {table}")
-    return {"accounts": n, "customers": n, "subscriptions": 2 * n, "payments": paid.inserted,
+    return {"accounts": n, "customers": n, "subscriptions": 2 * n, "payments": paid.inserted + topped.inserted,
             "fee_transfers": charged.inserted, "since": str(first_day), "as_of": str(as_of), "seed": seed,
             "suspended": changed["suspended"], "warned": changed["warned"], "timings": timings,
             "seconds": round(time.monotonic() - started, 2)}
