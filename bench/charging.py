@@ -16,21 +16,8 @@ import resource
 import time
 
 
-def _backend_peak_kib(cursor) -> int | None:
-    cursor.execute("SELECT pg_backend_pid()")
-    pid = cursor.fetchone()[0]
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def main() -> dict:
-    from bench.run import database, setup_django
+    from bench.run import backend_peak_kib, database, setup_django
 
     setup_django()
     accounts = int(os.environ.get("BENCH_ACCOUNTS", "500000"))
@@ -72,7 +59,7 @@ def main() -> dict:
         job_s = time.perf_counter() - t0
         print(f"job: {job_s:.1f} s {result}", flush=True)
         with connection.cursor() as cursor:
-            backend_kib = _backend_peak_kib(cursor)
+            backend_kib = backend_peak_kib(cursor)
         again = daily.run(as_of=as_of, actor="bench")
         print(f"rerun: {again}", flush=True)
         print(f"peak memory: python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB, "

@@ -24,21 +24,8 @@ import resource
 import time
 
 
-def _backend_peak_kib(cursor) -> int | None:
-    cursor.execute("SELECT pg_backend_pid()")
-    pid = cursor.fetchone()[0]
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def main() -> dict:
-    from bench.run import database, setup_django
+    from bench.run import backend_peak_kib, database, setup_django
 
     setup_django()
     accounts = int(os.environ.get("BENCH_USAGE_ACCOUNTS", "6250"))
@@ -84,7 +71,7 @@ def main() -> dict:
                                       file_size=size)
         import_s = time.perf_counter() - t0
         with connection.cursor() as cursor:
-            backend_kib = _backend_peak_kib(cursor)
+            backend_kib = backend_peak_kib(cursor)
         print(f"import: {import_s:.2f} s {batch.summary()} {batch.timings}", flush=True)
         assert batch.read == batch.rated + batch.rejected + batch.duplicates == copied
         self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

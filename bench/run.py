@@ -53,6 +53,21 @@ def database():
         teardown_databases(old, verbosity=0)
 
 
+def backend_peak_kib(cursor) -> int | None:
+    """Peak resident memory (VmHWM, KiB) of the PostgreSQL backend behind `cursor`, when this
+    machine can read it (same host, /proc)."""
+    cursor.execute("SELECT pg_backend_pid()")
+    pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
