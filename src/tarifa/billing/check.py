@@ -37,13 +37,17 @@ WHERE i.period = %(period)s AND i.kind = 'invoice' AND i.cycle_id = %(cycle)s
 GROUP BY ba.number HAVING count(*) > 1 LIMIT %(limit)s
 """
 
-LINE_TOTALS_SQL = """
+# The period's invoices of the cycle and the credit notes on them (a UNION of ids: an
+# `OR … IN (subquery)` is a subplan run for every row).
+PERIOD_INVOICE_IDS = """
 WITH ids AS (
   SELECT id FROM billing_invoice WHERE cycle_id = %(cycle)s AND period = %(period)s
   UNION
   SELECT c.id FROM billing_invoice c JOIN billing_invoice o ON o.id = c.credited_invoice_id
   WHERE c.cycle_id = %(cycle)s AND o.cycle_id = %(cycle)s AND o.period = %(period)s
-), inv AS MATERIALIZED (
+)"""
+
+LINE_TOTALS_SQL = PERIOD_INVOICE_IDS + """, inv AS MATERIALIZED (
   SELECT i.* FROM billing_invoice i JOIN ids ON ids.id = i.id
 ), l AS (
   SELECT invoice_id, sum(amount) AS amount, sum(net) AS net, sum(tax) AS tax, sum(total) AS total, count(*) AS n
@@ -71,13 +75,7 @@ WHERE inv.total <> inv.subtotal + inv.tax_total
 SELECT * FROM offenders LIMIT %(limit)s
 """
 
-LEDGER_SQL = """
-WITH ids AS (
-  SELECT id FROM billing_invoice WHERE cycle_id = %(cycle)s AND period = %(period)s
-  UNION
-  SELECT c.id FROM billing_invoice c JOIN billing_invoice o ON o.id = c.credited_invoice_id
-  WHERE c.cycle_id = %(cycle)s AND o.cycle_id = %(cycle)s AND o.period = %(period)s
-), inv AS MATERIALIZED (
+LEDGER_SQL = PERIOD_INVOICE_IDS + """, inv AS MATERIALIZED (
   SELECT i.id, i.number, i.total, ba.ledger_account_id AS lid FROM billing_invoice i
   JOIN ids ON ids.id = i.id
   JOIN ledger_billingaccount ba ON ba.id = i.billing_account_id
