@@ -118,6 +118,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tarifa.web.context.navigation",
             ],
+            # {{ amount|money:currency }}, |duration, |data_size, |yes_no in every template
+            "builtins": ["tarifa.web.templatetags.units"],
         },
     },
 ]

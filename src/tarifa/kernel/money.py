@@ -70,5 +70,37 @@ def round_minor(amount: Decimal, currency: str, rounding=ROUND_HALF_UP) -> Decim
     return amount.quantize(minor_quantum(currency), rounding=rounding)
 
 
+def format_amount(amount, currency: str | None, *, code: bool = True, grouping: bool = True) -> str:
+    """An amount as a person reads it: in the currency's units, "4.03 USD" (not "4.032258 USD").
+
+    The one display rule, used by every screen, document, message and export meant for people
+    (templates: ``{{ amount|money:currency }}`` gives "4.03", ``{{ amount|money_code:currency }}``
+    "4.03 USD"): rounded to the currency's minor unit half-up (ROUND_HALF_UP, the rule invoices
+    state, see `round_minor`), thousands grouped with "," unless ``grouping=False`` (CSV), the ISO
+    code after the number unless ``code=False``. An unknown or missing currency shows 2 decimals and
+    no code. The precise amount stays in the ledger and the API. None or "" gives "".
+    """
+    if amount is None or amount == "":
+        return ""
+    if not isinstance(amount, Decimal):
+        if isinstance(amount, float):
+            amount = Decimal(repr(amount))
+        else:
+            try:
+                amount = Decimal(str(amount).strip())
+            except (InvalidOperation, ValueError):
+                return str(amount)
+    if not amount.is_finite():
+        return str(amount)
+    known = currency in CURRENCIES
+    places = CURRENCIES[currency] if known else 2
+    rounded = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = abs(rounded)  # no "-0.00"
+    text = f"{rounded:,.{places}f}" if grouping else f"{rounded:.{places}f}"
+    return f"{text} {currency}" if code and known else text
+
+
 def format_money(amount: Decimal, currency: str) -> str:
-    return f"{round_minor(amount, currency):,} {currency}"
+    """The same as `format_amount` (kept for callers of the older name)."""
+    return format_amount(amount, currency)

@@ -1,21 +1,12 @@
-"""{{ amount|money:currency }}: an exact amount, shown with at least the currency's minor digits
-(12.500000 USD → 12.50; 0.004 USD stays 0.004 — the ledger is exact, the screen does not round)."""
-
-from decimal import Decimal
+"""The ledger's templates load this library for its historic name; the filters are the shared ones
+(tarifa.web.templatetags.units): ``{{ amount|money:currency }}`` in the currency's units (4.03),
+``{{ amount|money_exact:currency }}`` the ledger's precise figure (4.032258), e.g. in a title."""
 
 from django import template
 
-from tarifa.kernel.money import CURRENCIES
+from tarifa.web.templatetags.units import money, money_code, money_exact
 
 register = template.Library()
-
-
-@register.filter
-def money(amount, currency=""):
-    if amount is None or amount == "":
-        return ""
-    amount = Decimal(amount)
-    minor = CURRENCIES.get(currency, 2)
-    exponent = amount.normalize().as_tuple().exponent
-    places = max(minor, -exponent if isinstance(exponent, int) else 0)
-    return f"{amount:,.{places}f}"
+register.filter("money", money)
+register.filter("money_code", money_code)
+register.filter("money_exact", money_exact)
