@@ -333,13 +333,28 @@ def combine(summaries: list[dict], period: str, dry_run: bool) -> dict:
 
 def run_period(*, actor, period: str, cycle=None, dry_run=False, jobs: int | None = None, progress=None,
                batch_size: int | None = None, as_of=None) -> dict:
-    """Start and execute the runs of `period` for one cycle or all; the combined summary."""
-    summaries = []
+    """Start and execute the runs of `period` for one cycle or all; the combined summary.
+
+    Over all cycles (`cycle` left out), a cycle whose period has not closed yet is skipped and
+    reported in the summary's `not_closed` (cycle, code, message), not an error; named alone, it
+    is refused (`period_not_closed`)."""
+    summaries, not_closed = [], []
+    period = services.parse_period(period)
     for c in cycles_for(cycle):
+        if cycle is None:
+            try:
+                services.check_period_closed(c, period, as_of=as_of)
+            except DomainError as exc:
+                if exc.code != "period_not_closed":
+                    raise
+                not_closed.append({"cycle": c.code, "code": exc.code, "message": exc.message})
+                continue
         run = start_run(actor=actor, cycle=c, period=period, dry_run=dry_run, jobs=jobs, as_of=as_of)
         summaries.append(execute_run(run, progress=(lambda d, t, c=c: progress(c, d, t)) if progress else None,
                                      batch_size=batch_size))
-    return combine(summaries, services.parse_period(period), dry_run)
+    out = combine(summaries, period, dry_run)
+    out["not_closed"] = not_closed
+    return out
 
 
 def enqueue(*, actor, period: str, cycle=None, dry_run=False, jobs: int | None = None, as_of=None) -> list[BillRun]:

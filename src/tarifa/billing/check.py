@@ -15,9 +15,11 @@ Writes nothing (a temporary table only); offenders are named (up to 50 per check
 
 from django.db import connection
 
+from tarifa.kernel.errors import DomainError
+
 from .billrun import BILLABLE_SQL
 from .models import BillCycle
-from .services import parse_period, period_of
+from .services import check_period_closed, parse_period, period_of
 from .sources import params as source_params
 from .sources import sources_sql
 
@@ -126,6 +128,16 @@ def check(*, period: str, cycle: str | None = None) -> dict:
         BillCycle.objects.filter(archived_at__isnull=True).order_by("code"))
     checks: dict[str, int] = {}
     problems = []
+    # A period not closed yet is not billed yet: nothing of it is checked, the cycle is reported.
+    not_closed = []
+    for c in list(cycles):
+        try:
+            check_period_closed(c, period)
+        except DomainError as exc:
+            if exc.code != "period_not_closed":
+                raise
+            not_closed.append({"cycle": c.code, "code": exc.code, "message": exc.message})
+            cycles.remove(c)
     invoices = 0
     with connection.cursor() as cursor:
         in_tx = connection.in_atomic_block
@@ -156,4 +168,4 @@ def check(*, period: str, cycle: str | None = None) -> dict:
                 cursor.execute("COMMIT")
     return {"ok": not problems, "period": period, "cycles": [c.code for c in cycles], "invoices": invoices,
             "checks": {name: "ok" if not n else f"{n}{'+' if n >= LIMIT else ''} problems" for name, n in checks.items()},
-            "problems": problems}
+            "problems": problems, "not_closed": not_closed}
