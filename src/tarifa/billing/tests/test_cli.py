@@ -54,8 +54,11 @@ def test_dry_run_writes_nothing_then_the_run_and_the_check():
         assert json.loads(out)["invoiced"] == 0 and json.loads(out)["already_invoiced"] == 3
         out, _ = run("invoice", accounts[0].number, "--period", "2025-03")
         assert json.loads(out)["existing"] is True
+        # Over all cycles an open period is reported, not an error (issue 10, item 10); named, refused.
+        out, _ = run("run", "--period", "2025-04")
+        assert json.loads(out)["invoiced"] == 0 and json.loads(out)["not_closed"][0]["cycle"] == "M1"
         with pytest.raises(CommandError, match="not closed"):
-            run("run", "--period", "2025-04")
+            run("run", "--period", "2025-04", "--cycle", "M1")
 
 
 def test_credit_note_from_the_command_line():
