@@ -20,9 +20,12 @@ class Command(BaseCommand):
         balance.add_argument("number", help="Billing account number, e.g. HQ-A0000001")
 
     def handle(self, *args, **opts):
-        return getattr(self, opts["subcommand"].replace("-", "_"))(**opts)
+        # Subcommand methods are prefixed: a method named `check` would override BaseCommand.check,
+        # the system check Django runs before every command (so every `tarifa ledger …` ran the
+        # whole ledger check first; tests/test_commands.py keeps every command free of such clashes).
+        return getattr(self, f"do_{opts['subcommand'].replace('-', '_')}")(**opts)
 
-    def check(self, **opts):
+    def do_check(self, **opts):
         from tarifa.ledger.selectors import check_ledger
 
         report = check_ledger()
@@ -33,7 +36,7 @@ class Command(BaseCommand):
             self.stderr.write(f"ledger check FAILED: {offenders}")
             sys.exit(1)
 
-    def expire_holds(self, *, as_of=None, **opts):
+    def do_expire_holds(self, *, as_of=None, **opts):
         from tarifa.kernel.clock import now
         from tarifa.ledger.services import expire_holds
 
@@ -47,7 +50,7 @@ class Command(BaseCommand):
                 when = timezone.make_aware(when)
         self.stdout.write(json.dumps({"expired": expire_holds(as_of=when), "as_of": when.isoformat()}))
 
-    def balance(self, *, number, **opts):
+    def do_balance(self, *, number, **opts):
         from tarifa.ledger.selectors import billing_account_by_number
 
         account = billing_account_by_number(number)
