@@ -24,6 +24,7 @@ TOKEN_PREFIX = "tfa_"
 class LoginThrottled(DomainError):
     code = "login_throttled"
     status = 429
+    retry_after = int(LOGIN_WINDOW.total_seconds())
 
 
 class InvalidCredentials(DomainError):

@@ -8,10 +8,14 @@ message and the field errors next to the fields.
 class DomainError(Exception):
     code = "invalid"
     status = 400
+    retry_after: int | None = None  # seconds, for 429 (and 503): sent as the Retry-After header
 
-    def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None, status: int | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
         if code:
             self.code = code
         if status:

@@ -20,7 +20,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from tarifa.identity.models import User
@@ -29,6 +29,7 @@ from tarifa.kernel.money import CURRENCY_CHOICES
 from tarifa.ledger.api import AmountField
 from tarifa.web.api import RecordViewSet, StrictSerializer, router
 from tarifa.web.idempotency import idempotent, service_key
+from tarifa.web.parsers import JSONParser
 
 from . import endpoints, errors, selectors, services  # noqa: F401  (endpoints registers the network-facing views)
 from .models import (AutoPayAgreement, AutoPayRun, BankStatement, BankStatementLine, CardCheckout, CashDesk,

@@ -116,6 +116,7 @@ class VoucherNotActive(Conflict):
 class VoucherThrottled(DomainError):
     code = "voucher_throttled"
     status = 429
+    retry_after = 15 * 60  # the attempts window of payments.services.vouchers
 
 
 class LineNotUnmatched(Conflict):

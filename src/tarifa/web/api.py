@@ -6,6 +6,11 @@ writes go through the app's services (`perform_create` / `perform_update` / arch
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -75,20 +80,55 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 def _flatten(detail):
     if isinstance(detail, dict):
-        return {k: _flatten(v) for k, v in detail.items()}
+        return {str(k): _flatten(v) for k, v in detail.items()}
     if isinstance(detail, list):
         return [str(x) if not isinstance(x, (dict, list)) else _flatten(x) for x in detail]
     return [str(detail)]
 
 
+def first_error(fields) -> tuple[str, str]:
+    """The first message in nested field errors and where it is ("lines.1.amount"): a list's
+    first bad item need not be item 0, and a ListField's errors are keyed by index."""
+    if isinstance(fields, dict):
+        for key, value in fields.items():
+            path, message = first_error(value)
+            if message:
+                return (f"{key}.{path}" if path else str(key)), message
+        return "", ""
+    if isinstance(fields, list):
+        for index, value in enumerate(fields):
+            if isinstance(value, (dict, list)):
+                path, message = first_error(value)
+                if message:
+                    return (f"{index}.{path}" if path else str(index)), message
+            elif str(value):
+                return "", str(value)
+        return "", ""
+    return "", str(fields)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
 def exception_handler(exc, context):
     """Every failure as {"error": {"code", "message", "fields"}} with the right status."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        if exc.status == 429:
+            response["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
+        return response
     if isinstance(exc, DjangoValidationError):
         fields = {k: [str(m) for m in v] for k, v in getattr(exc, "message_dict", {"non_field_errors": exc.messages}).items()}
         return Response(error_body("validation_failed", "; ".join(exc.messages), fields), status=400)
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(_("The request body is larger than %(max)s bytes.")
+                              % {"max": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+    elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        exc = PayloadTooLarge(str(exc) or PayloadTooLarge.default_detail)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -97,9 +137,10 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": _flatten(exc.detail)}
-        first = next(iter(fields.items()), ("", [""]))
-        message = f"{first[0]}: {first[1][0] if first[1] else ''}" if first[0] != "non_field_errors" else str(first[1][0])
-        response.data = error_body("validation_failed", message, fields)
+        path, text = first_error(fields)
+        top = path.split(".")[0]
+        message = text if top == "non_field_errors" or not path else f"{path}: {text}"
+        response.data = error_body("validation_failed", message or str(_("Invalid input.")), fields)
     else:
         code = getattr(exc, "default_code", "error")
         if isinstance(exc.detail, dict):
@@ -107,6 +148,8 @@ def exception_handler(exc, context):
         else:
             message = str(exc.detail)
         response.data = error_body(code, message)
+        if isinstance(exc, exceptions.Throttled) or response.status_code == 429:
+            response["Retry-After"] = str(int(getattr(exc, "wait", None) or 60))
     return response
 
 

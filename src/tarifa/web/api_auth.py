@@ -13,13 +13,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        if not header:
-            return None
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if isinstance(header, bytes):
+            header = header.decode("latin-1")
         parts = header.split()
-        if parts[0] != self.keyword:
+        if not parts or parts[0] != self.keyword:
             return None
-        if len(parts) != 2:
+        if len(parts) != 2 or not parts[1].isascii() or not parts[1].isprintable():
+            # A token is printable ASCII: anything else (non-ASCII bytes, NUL) is refused before
+            # it reaches the database.
             raise exceptions.AuthenticationFailed(_("Malformed Authorization header: expected 'Bearer <token>'."))
         found = token_user(parts[1])
         if found is None:
@@ -59,6 +61,9 @@ class ModelPermission(permissions.BasePermission):
         return f"{meta.app_label}.{self.method_actions[request.method]}_{meta.model_name}"
 
     def has_permission(self, request, view):
+        if request.method not in self.method_actions:
+            # TRACE, CONNECT or an invented method: no view of the API answers it.
+            raise exceptions.MethodNotAllowed(request.method)
         if not request.user or not request.user.is_authenticated:
             raise exceptions.NotAuthenticated()
         perm = self.required(request, view)

@@ -16,6 +16,7 @@ class ThrottledAuthenticationForm(forms.Form):
     def __init__(self, request=None, *args, **kwargs):
         self.request = request
         self.user_cache = None
+        self.retry_after = None  # seconds, when the login was refused as throttled
         super().__init__(*args, **kwargs)
 
     def clean(self):
@@ -26,6 +27,8 @@ class ThrottledAuthenticationForm(forms.Form):
             self.user_cache = identity.authenticate(username=data["username"], password=data["password"],
                                                     ip=client_ip(self.request) or None, request=self.request)
         except DomainError as exc:
+            if exc.status == 429:
+                self.retry_after = exc.retry_after or 60
             raise forms.ValidationError(exc.message, code=exc.code) from None
         return data
 
@@ -41,3 +44,10 @@ class LoginView(DjangoLoginView):
     def form_valid(self, form):
         login(self.request, form.get_user())
         return super(DjangoLoginView, self).form_valid(form)
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.retry_after:  # throttled: 429 with the time to wait, like the API
+            response.status_code = 429
+            response["Retry-After"] = str(form.retry_after)
+        return response

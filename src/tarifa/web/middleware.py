@@ -28,3 +28,58 @@ class RequestContextMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id[:64]
         return response
+
+
+class RequestGuardMiddleware:
+    """Refuses, before any view runs, what no view can handle (clear 4xx instead of a 500):
+
+    - a NUL character in the path or in a query parameter (PostgreSQL text cannot hold one):
+      400 naming the parameter, on every list, search and lookup of the UI and the API;
+    - an API body larger than DATA_UPLOAD_MAX_MEMORY_SIZE: 413 in the API's error format
+      (file uploads to the API are multipart and checked by their own limits);
+    - Django's RequestDataTooBig raised later (a form post over the limit): 413 too.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+
+        if "\x00" in request.path:
+            return bad_request(request, "invalid_path", "The path contains a NUL character.", {})
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in v for v in values):
+                field = name.replace("\x00", "\\0")
+                return bad_request(request, "validation_failed", f"{field}: NUL characters are not allowed.",
+                                   {field: ["NUL characters are not allowed."]})
+        if request.path.startswith("/api/") and not request.content_type.startswith("multipart/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            if limit is not None and length > limit:
+                return too_large(request, limit)
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.conf import settings
+        from django.core.exceptions import RequestDataTooBig
+
+        if isinstance(exception, RequestDataTooBig):
+            return too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        return None
+
+
+def bad_request(request, code, message, fields, status=400):
+    from django.http import JsonResponse
+    from django.shortcuts import render
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": code, "message": message, "fields": fields}}, status=status)
+    return render(request, "web/400.html", {"message": message}, status=status)
+
+
+def too_large(request, limit):
+    return bad_request(request, "payload_too_large", f"The request body is larger than {limit} bytes.", {}, status=413)
