@@ -1,3 +1,4 @@
+from django.db import transaction
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -63,9 +64,10 @@ class UserViewSet(RecordViewSet):
             # Refused rather than silently ignored: the caller would believe it renamed the user.
             raise ValidationFailed("The username cannot be changed.", code="username_immutable",
                                    fields={"username": ["The username cannot be changed."]})
-        user = services.update_user(user, actor=actor, roles=list(roles) if roles is not None else None, **data)
-        if password:
-            services.set_password(user, actor=actor, password=password)
+        with transaction.atomic():  # a refused password leaves the other changes unwritten too
+            user = services.update_user(user, actor=actor, roles=list(roles) if roles is not None else None, **data)
+            if password:
+                services.set_password(user, actor=actor, password=password)
         return user
 
     def archive_service(user, *, actor, reason=""):

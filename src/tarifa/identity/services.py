@@ -54,6 +54,90 @@ def permission_name(perm: Permission) -> str:
     return f"{perm.content_type.app_label}.{perm.codename}"
 
 
+# --- who may grant what ----------------------------------------------------------------------
+# One place for the rules, so the screens, the API and the command line share them. An actor
+# that is not a user (a string such as "system", "cli" or "demo", or None) is the platform
+# itself: operators with shell access, demo loaders and jobs are not limited here.
+
+ALL = "*all*"
+
+
+class RightsExceeded(PermissionDenied):
+    code = "rights_exceeded"
+
+
+def _is_person(actor) -> bool:
+    return actor is not None and not isinstance(actor, str) and getattr(actor, "pk", None) is not None
+
+
+def rights(user) -> set[str] | str:
+    """The user's permissions as `app_label.codename` names, read fresh from the database
+    (not Django's per-object cache, which a role change in this transaction would make stale);
+    `ALL` for an active superuser."""
+    if user.is_superuser:
+        return ALL
+    names = set()
+    for app, codename in (Permission.objects.filter(roles__users=user)
+                          .values_list("content_type__app_label", "codename")):
+        names.add(f"{app}.{codename}")
+    for app, codename in user.user_permissions.values_list("content_type__app_label", "codename"):
+        names.add(f"{app}.{codename}")
+    return names
+
+
+def _role_rights(roles) -> set[str]:
+    return {f"{app}.{codename}" for app, codename in Permission.objects.filter(roles__in=list(roles))
+            .values_list("content_type__app_label", "codename")}
+
+
+def _beyond(actor_rights, wanted) -> list[str]:
+    """The permissions in `wanted` the actor does not hold, sorted."""
+    return [] if actor_rights == ALL else sorted(set(wanted) - actor_rights)
+
+
+def _refuse_beyond(actor_rights, wanted, what: str, field: str) -> None:
+    missing = _beyond(actor_rights, wanted)
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise RightsExceeded(f"{what}: you do not hold {shown} yourself.", fields={field: [
+            f"You may only grant permissions you hold yourself; you lack {shown}."]})
+
+
+def check_manage_user(actor, user, *, doing: str = "change") -> None:
+    """`actor` may change `user` (profile, roles, password, activation, tokens): a superuser only
+    by a superuser; another user only when the actor holds every permission that user holds."""
+    if not _is_person(actor) or actor.pk == user.pk:
+        return
+    if user.is_superuser and not actor.is_superuser:
+        raise RightsExceeded(f"Only a superuser may {doing} a superuser ({user.get_username()}).")
+    missing = _beyond(rights(actor), rights(user) if not user.is_superuser else set())
+    if missing:
+        raise RightsExceeded(
+            f"You may not {doing} {user.get_username()}: they hold rights you do not "
+            f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}).")
+
+
+def _check_role_grant(actor, user, before_roles, after_roles) -> None:
+    """Roles given or taken away must be within the actor's own rights; nobody raises their own."""
+    if not _is_person(actor):
+        return
+    before, after = {r.pk: r for r in before_roles}, {r.pk: r for r in after_roles}
+    added = [r for pk, r in after.items() if pk not in before]
+    removed = [r for pk, r in before.items() if pk not in after]
+    held = rights(actor)
+    if added:
+        if user is not None and actor.pk == user.pk and held != ALL:
+            gained = _role_rights(added) - held
+            if gained:
+                raise RightsExceeded("You cannot raise your own rights: another user must grant you "
+                                     f"{', '.join(sorted(gained)[:5])}.", fields={"roles": [
+                                         "You cannot give yourself roles with rights you do not hold."]})
+        for role in added:
+            _refuse_beyond(held, _role_rights([role]), f"You may not grant the role {role.name}", "roles")
+    for role in removed:
+        _refuse_beyond(held, _role_rights([role]), f"You may not take away the role {role.name}", "roles")
+
+
 def _check_password(password: str, user=None) -> None:
     try:
         validate_password(password, user)
@@ -64,7 +148,12 @@ def _check_password(password: str, user=None) -> None:
 @transaction.atomic
 def create_user(*, actor, username: str, password: str | None = None, email: str = "", first_name: str = "",
                 last_name: str = "", roles=(), is_superuser: bool = False) -> User:
-    """Create a staff user with roles. Argon2-hashed password; none means login disabled."""
+    """Create a staff user with roles. Argon2-hashed password; none means login disabled.
+
+    A person as actor may only give roles within their own rights, and only a superuser makes one."""
+    if is_superuser and _is_person(actor) and not actor.is_superuser:
+        raise RightsExceeded("Only a superuser may make a superuser.")
+    _check_role_grant(actor, None, [], list(roles))
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationFailed(f"User {username!r} already exists.", code="duplicate_username",
                                fields={"username": ["A user with this name already exists."]})
@@ -85,6 +174,15 @@ def create_user(*, actor, username: str, password: str | None = None, email: str
 
 @transaction.atomic
 def update_user(user: User, *, actor, roles=None, **fields) -> User:
+    """Change a user's profile, activation or roles (see `check_manage_user`, `_check_role_grant`)."""
+    check_manage_user(actor, user)
+    if "is_superuser" in fields or "is_staff" in fields:
+        if _is_person(actor) and not actor.is_superuser:
+            raise RightsExceeded("Only a superuser may make or unmake a superuser.")
+        if _is_person(actor) and actor.pk == user.pk and not fields.get("is_superuser", True):
+            raise DomainError("You cannot remove your own superuser status.", code="self_demotion")
+    if roles is not None:
+        _check_role_grant(actor, user, list(user.roles.all()), list(roles))
     before_roles = sorted(user.roles.values_list("name", flat=True))
     user = recorded.update(user, actor=actor, **fields)
     if roles is not None:
@@ -97,6 +195,13 @@ def update_user(user: User, *, actor, roles=None, **fields) -> User:
 
 @transaction.atomic
 def set_password(user: User, *, actor, password: str) -> User:
+    """Set `user`'s password. A person needs `identity.set_password` (for their own password too:
+    it is the permission to set passwords), and for another user rights at least equal to theirs."""
+    if _is_person(actor):
+        if not actor.has_perm("identity.set_password"):
+            raise PermissionDenied("Setting a password needs the permission identity.set_password.",
+                                   fields={"password": ["You may not set passwords."]})
+        check_manage_user(actor, user, doing="set the password of")
     _check_password(password, user)
     user.set_password(password)
     user.save(update_fields=["password"])
@@ -109,6 +214,7 @@ def deactivate_user(user: User, *, actor, reason: str = "") -> User:
     """Users are deactivated, never deleted; their tokens are revoked with them."""
     if actor is not None and getattr(actor, "pk", None) == user.pk:
         raise DomainError("You cannot deactivate yourself.", code="self_deactivation")
+    check_manage_user(actor, user, doing="deactivate")
     user = recorded.update(user, actor=actor, action="deactivate", message=reason, is_active=False)
     for token in user.api_tokens.filter(revoked_at__isnull=True):
         revoke_token(token, actor=actor)
@@ -117,6 +223,10 @@ def deactivate_user(user: User, *, actor, reason: str = "") -> User:
 
 @transaction.atomic
 def create_role(*, actor, name: str, description: str = "", permissions=()) -> Role:
+    """A new role; a person may only put in it permissions they hold themselves."""
+    if _is_person(actor):
+        _refuse_beyond(rights(actor), {permission_name(p) for p in permissions},
+                       "You may not give this role those permissions", "permissions")
     if Role.objects.filter(name__iexact=name).exists():
         raise ValidationFailed(f"Role {name!r} already exists.", code="duplicate_role",
                                fields={"name": ["A role with this name already exists."]})
@@ -129,6 +239,18 @@ def create_role(*, actor, name: str, description: str = "", permissions=()) -> R
 
 @transaction.atomic
 def update_role(role: Role, *, actor, name: str | None = None, description: str | None = None, permissions=None) -> Role:
+    """Rename or re-permission a role. Editing its permissions is granting: a person may add or
+    remove only permissions they hold, and may not add any to a role they hold themselves."""
+    if permissions is not None and _is_person(actor):
+        current = {permission_name(p) for p in role.permissions.select_related("content_type")}
+        wanted = {permission_name(p) for p in permissions}
+        added, removed = wanted - current, current - wanted
+        if added and not actor.is_superuser and role.users.filter(pk=actor.pk).exists():
+            raise RightsExceeded(f"You cannot add permissions to {role.name}: you hold this role yourself.",
+                                 fields={"permissions": ["You cannot add permissions to a role you hold."]})
+        held = rights(actor)
+        _refuse_beyond(held, added, f"You may not add those permissions to {role.name}", "permissions")
+        _refuse_beyond(held, removed, f"You may not take those permissions from {role.name}", "permissions")
     if name is not None and Role.objects.filter(name__iexact=name).exclude(pk=role.pk).exists():
         raise ValidationFailed(f"Role {name!r} already exists.", code="duplicate_role",
                                fields={"name": ["A role with this name already exists."]})
@@ -170,13 +292,27 @@ def authenticate(*, username: str, password: str, ip: str | None = None, request
 
 @transaction.atomic
 def issue_token(*, actor, user: User, name: str = "", expires_at=None) -> tuple[ApiToken, str]:
-    """Create a token for `user`; returns (token, secret). The secret is never stored."""
-    if actor is not None and not isinstance(actor, str) and actor.pk != user.pk and not actor.has_perm("identity.add_apitoken"):
-        raise PermissionDenied("You may not issue tokens for other users.")
+    """Create a token for `user`; returns (token, secret). The secret is never stored.
+
+    A token acts with all of its user's rights, so issuing one for another user needs
+    `identity.add_apitoken` and rights at least equal to that user's (a superuser's only by a
+    superuser); it is audited on the token and on the user, naming the issuer and the user."""
+    for_other = _is_person(actor) and actor.pk != user.pk
+    if for_other:
+        if not actor.has_perm("identity.add_apitoken"):
+            raise PermissionDenied("You may not issue tokens for other users.")
+        check_manage_user(actor, user, doing="issue an API token for")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=hash_token(raw),
                                     expires_at=expires_at)
-    recorded.record(token, actor=actor, action="issue", message=name)
+    issuer = recorded.actor_label(actor)
+    who = {"user": [None, user.get_username()], "issued_by": [None, issuer], "token": [None, token.prefix]}
+    if for_other:
+        message = f"API token {token.prefix}… issued by {issuer} for {user.get_username()}"
+        recorded.record(token, actor=actor, action="issue_for_other", changes=who, message=message)
+        recorded.record(user, actor=actor, action="token_issued_by_other", changes=who, message=message)
+    else:
+        recorded.record(token, actor=actor, action="issue", changes=who, message=name)
     return token, raw
 
 
