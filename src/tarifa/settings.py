@@ -60,6 +60,8 @@ if env_bool("TARIFA_BEHIND_TLS_PROXY", False):
 
 TARIFA_BRANCH_CODE = env("TARIFA_BRANCH_CODE", "HQ")
 TARIFA_BRANCH_NAME = env("TARIFA_BRANCH_NAME", "Head office")
+# The currency new tariffs, billing accounts and payments start with (kernel.money.default_currency).
+TARIFA_DEFAULT_CURRENCY = env("TARIFA_DEFAULT_CURRENCY", "USD")
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.ledger.models import BillingAccount
+from tarifa.web.forms import RecordForm
 
 from .models import (BillCycle, BillCycleAssignment, DocumentTemplate, DunningAssignment, DunningPolicy, DunningStep,
                      PendingItem)
@@ -22,7 +23,7 @@ class PeriodField(forms.RegexField):
         super().__init__(regex=r"^\d{4}-(0[1-9]|1[0-2])$", **kwargs)
 
 
-class BillCycleForm(forms.ModelForm):
+class BillCycleForm(RecordForm):
     class Meta:
         model = BillCycle
         fields = ["code", "name", "day_of_month", "invoice_date_offset_days", "payment_terms_days", "rounding",
@@ -30,11 +31,11 @@ class BillCycleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk and not self.instance._state.adding:
+        if self.editing:
             del self.fields["code"]
 
 
-class AssignmentForm(forms.ModelForm):
+class AssignmentForm(RecordForm):
     class Meta:
         model = BillCycleAssignment
         fields = ["billing_account", "cycle"]
@@ -82,7 +83,7 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 
 
-class PendingItemForm(forms.ModelForm):
+class PendingItemForm(RecordForm):
     class Meta:
         model = PendingItem
         fields = ["billing_account", "kind", "description", "amount", "service_type", "day"]
@@ -105,7 +106,7 @@ class BillRunForm(forms.Form):
         self.fields["cycle"].queryset = live_cycles()
 
 
-class DocumentTemplateForm(forms.ModelForm):
+class DocumentTemplateForm(RecordForm):
     class Meta:
         model = DocumentTemplate
         fields = ["kind", "language", "body", "note"]
@@ -113,14 +114,14 @@ class DocumentTemplateForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk and not self.instance._state.adding:
+        if self.editing:
             del self.fields["kind"]
 
     def validate_unique(self):
         pass
 
 
-class DunningPolicyForm(forms.ModelForm):
+class DunningPolicyForm(RecordForm):
     class Meta:
         model = DunningPolicy
         fields = ["code", "name", "customer_kind", "is_default", "reevaluate_days"]
@@ -129,7 +130,7 @@ class DunningPolicyForm(forms.ModelForm):
         pass
 
 
-class DunningStepForm(forms.ModelForm):
+class DunningStepForm(RecordForm):
     class Meta:
         model = DunningStep
         fields = ["policy", "position", "name", "min_days_overdue", "min_amount_overdue", "min_unpaid_invoices",
@@ -139,7 +140,7 @@ class DunningStepForm(forms.ModelForm):
         pass
 
 
-class DunningAssignmentForm(forms.ModelForm):
+class DunningAssignmentForm(RecordForm):
     class Meta:
         model = DunningAssignment
         fields = ["billing_account", "policy"]

@@ -1,12 +1,11 @@
-from django import forms
-
+from tarifa.web.forms import RecordForm
 from tarifa.web.registry import ModelScreens, register
 
 from . import services
 from .models import Branch
 
 
-class BranchForm(forms.ModelForm):
+class BranchForm(RecordForm):
     class Meta:
         model = Branch
         fields = ["name"]

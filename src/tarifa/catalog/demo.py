@@ -5,15 +5,15 @@ Loading twice changes nothing (records are found by code).
 
 import datetime as dt
 
-from django.conf import settings
 
 from tarifa.kernel.clock import today
+from tarifa.kernel.money import default_currency
 
 from . import services
 from .models import Channel, ChannelPackage, OneTimeFee, Service, ServiceType, Tariff, TariffParameter, Tax
 from .pricing import month_start
 
-CURRENCY = getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD")
+CURRENCY = default_currency()
 
 SERVICE_TYPES = [
     ("internet", "Internet access", "internet", ["login", "ip_address", "mac_address"]),

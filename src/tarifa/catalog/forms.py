@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.kernel.clock import today
+from tarifa.web.forms import RecordForm
 
 from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVersion, Service, ServiceType, Tariff,
                      TariffParameter, Tax)
@@ -17,7 +18,7 @@ class CommaListField(forms.CharField):
         return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-class ServiceTypeForm(forms.ModelForm):
+class ServiceTypeForm(RecordForm):
     identifier_kinds = forms.MultipleChoiceField(choices=[(k, k) for k in IDENTIFIER_KINDS], required=False,
                                                  widget=forms.CheckboxSelectMultiple, label=_("Identifiers used"))
 
@@ -26,13 +27,13 @@ class ServiceTypeForm(forms.ModelForm):
         fields = ["code", "name", "category", "identifier_kinds", "description"]
 
 
-class ServiceForm(forms.ModelForm):
+class ServiceForm(RecordForm):
     class Meta:
         model = Service
         fields = ["code", "name", "service_type", "description"]
 
 
-class TaxForm(forms.ModelForm):
+class TaxForm(RecordForm):
     class Meta:
         model = Tax
         fields = ["code", "name", "rate", "inclusive", "service_types", "valid_from", "valid_to"]
@@ -41,22 +42,28 @@ class TaxForm(forms.ModelForm):
                    "valid_to": forms.DateInput(attrs={"type": "date"})}
 
 
-class ChannelForm(forms.ModelForm):
+class ChannelForm(RecordForm):
     class Meta:
         model = Channel
         fields = ["code", "name", "number"]
 
 
-class ChannelPackageForm(forms.ModelForm):
+class ChannelPackageForm(RecordForm):
     class Meta:
         model = ChannelPackage
         fields = ["code", "name", "channels"]
         widgets = {"channels": forms.CheckboxSelectMultiple}
 
 
-class TariffForm(forms.ModelForm):
+class TariffForm(RecordForm):
+    """A new tariff comes with its first prices (a price version); later prices are new
+    price versions ("New price" on the tariff page), so the edit form has no price fields."""
+
     recurring_fee = forms.DecimalField(label=_("Recurring fee"), max_digits=20, decimal_places=6, min_value=0,
-                                       help_text=_("Price of the first price version."))
+                                       help_text=_("Price of the first price version, per period."))
+    activation_fee = forms.DecimalField(label=_("Activation fee"), max_digits=20, decimal_places=6, min_value=0,
+                                        required=False, help_text=_("Charged once, when a subscription starts. "
+                                                                    "Empty: none."))
     valid_from = forms.DateField(label=_("Prices valid from"), widget=forms.DateInput(attrs={"type": "date"}))
 
     class Meta:
@@ -65,14 +72,22 @@ class TariffForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            del self.fields["recurring_fee"]
-            del self.fields["valid_from"]
+        if self.editing:
+            for name in ("recurring_fee", "activation_fee", "valid_from"):
+                del self.fields[name]
         else:
-            self.fields["valid_from"].initial = today()
+            self.fields["valid_from"].initial = today
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.editing:
+            fee = cleaned.pop("activation_fee", None)
+            if fee is not None:
+                cleaned["one_time_fees"] = {OneTimeFee.Kind.ACTIVATION: fee}
+        return cleaned
 
 
-class TariffParameterForm(forms.ModelForm):
+class TariffParameterForm(RecordForm):
     choices = CommaListField(required=False, label=_("Choices"), help_text=_("Comma-separated, for 'one of choices'."))
 
     class Meta:
@@ -80,7 +95,7 @@ class TariffParameterForm(forms.ModelForm):
         fields = ["tariff", "code", "label", "kind", "value", "choices", "required", "unit"]
 
 
-class PriceVersionForm(forms.ModelForm):
+class PriceVersionForm(RecordForm):
     class Meta:
         model = PriceVersion
         fields = ["tariff", "valid_from", "recurring_fee", "note"]
@@ -88,7 +103,7 @@ class PriceVersionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if self.editing:
             del self.fields["tariff"]
 
 
@@ -100,13 +115,13 @@ class NewPriceForm(forms.Form):
     note = forms.CharField(label=_("Note"), max_length=200, required=False)
 
 
-class OneTimeFeeForm(forms.ModelForm):
+class OneTimeFeeForm(RecordForm):
     class Meta:
         model = OneTimeFee
         fields = ["price_version", "kind", "amount"]
 
 
-class ChannelPriceForm(forms.ModelForm):
+class ChannelPriceForm(RecordForm):
     class Meta:
         model = ChannelPrice
         fields = ["price_version", "channel", "package", "amount"]

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.kernel.clock import today
 from tarifa.kernel.models import Archivable, BusinessRecord
-from tarifa.kernel.money import CURRENCY_CHOICES
+from tarifa.kernel.money import CURRENCY_CHOICES, default_currency
 
 code_validator = RegexValidator(r"^[A-Za-z0-9_.-]+$", _("Letters, digits, dot, dash and underscore only."))
 
@@ -156,7 +156,8 @@ class Tariff(BusinessRecord, Archivable):
     code = models.CharField(_("code"), max_length=32, unique=True, validators=[code_validator])
     name = models.CharField(_("name"), max_length=100)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="tariffs", verbose_name=_("service"))
-    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES,
+                                default=default_currency)
     period = models.CharField(_("fee period"), max_length=8, choices=Period.choices, default=Period.MONTH)
     proration = models.CharField(_("proration"), max_length=8, choices=Proration.choices, default=Proration.BY_DAY)
     charge_suspended_days = models.BooleanField(_("charge suspended days"), default=False)

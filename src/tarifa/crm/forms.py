@@ -2,6 +2,7 @@ import uuid
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from tarifa.web.forms import RecordForm
 
 from .models import Address, AuthorisedContact, Contact, Contract, Customer, TaxScheme
 
@@ -41,7 +42,7 @@ class CustomerRefField(forms.CharField):
         return customer
 
 
-class CustomerForm(forms.ModelForm):
+class CustomerForm(RecordForm):
     tax_scheme = forms.ModelChoiceField(TaxScheme.objects.filter(archived_at__isnull=True), to_field_name="code",
                                         required=False, label=_("Tax scheme"),
                                         help_text=_("Empty: the default scheme (standard)."))
@@ -61,7 +62,7 @@ class CustomerForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in ("language", "preferred_channel"):  # CSV imports may leave them out
             self.fields[name].required = False
-        if not self.instance._state.adding:
+        if self.editing:
             # The kind is fixed once registered; first contacts are added on the customer page.
             self.fields["kind"].disabled = True
             del self.fields["email"], self.fields["phone"]
@@ -74,19 +75,19 @@ class CustomerForm(forms.ModelForm):
         return self.cleaned_data["preferred_channel"] or Customer._meta.get_field("preferred_channel").get_default()
 
 
-class ContactForm(forms.ModelForm):
+class ContactForm(RecordForm):
     class Meta:
         model = Contact
         fields = ["kind", "value", "label", "is_preferred"]
 
 
-class AddressForm(forms.ModelForm):
+class AddressForm(RecordForm):
     class Meta:
         model = Address
         fields = ["kind", "line1", "line2", "city", "postcode", "region", "country"]
 
 
-class AuthorisedContactForm(forms.ModelForm):
+class AuthorisedContactForm(RecordForm):
     class Meta:
         model = AuthorisedContact
         fields = ["name", "position", "phone", "email", "authority"]
@@ -109,7 +110,7 @@ class AttachmentForm(forms.Form):
             self.fields["contract"].queryset = obj.contracts.filter(archived_at__isnull=True)
 
 
-class ContractForm(forms.ModelForm):
+class ContractForm(RecordForm):
     customer = CustomerRefField(label=_("Customer"))
 
     class Meta:
@@ -121,7 +122,7 @@ class ContractForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["date"].required = False
         self.fields["date"].help_text = _("Empty: today.")
-        if not self.instance._state.adding:
+        if self.editing:
             self.fields["customer"].disabled = True
 
 
@@ -138,7 +139,7 @@ class TerminateContractForm(forms.Form):
                                     help_text=_("Empty: today."))
 
 
-class TaxSchemeForm(forms.ModelForm):
+class TaxSchemeForm(RecordForm):
     class Meta:
         model = TaxScheme
         fields = ["code", "name", "exempt", "exempt_tax_codes", "description"]
@@ -146,5 +147,5 @@ class TaxSchemeForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not self.instance._state.adding:
+        if self.editing:
             self.fields["code"].disabled = True

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth.models import Permission
 from django.utils.translation import gettext_lazy as _
+from tarifa.web.forms import RecordForm
 
 from .models import Role, User
 
@@ -16,7 +17,7 @@ def tarifa_permissions():
             .order_by("content_type__app_label", "content_type__model", "codename"))
 
 
-class RoleForm(forms.ModelForm):
+class RoleForm(RecordForm):
     permissions = PermissionChoiceField(queryset=Permission.objects.none(), required=False,
                                         widget=forms.CheckboxSelectMultiple, label=_("Permissions"))
 
@@ -27,11 +28,11 @@ class RoleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["permissions"].queryset = tarifa_permissions()
-        if not self.instance._state.adding:  # not `.pk`: the UUID default sets it before saving
+        if self.editing:  # not `.pk`: the UUID default sets it before saving
             self.initial["permissions"] = list(self.instance.permissions.values_list("pk", flat=True))
 
 
-class UserForm(forms.ModelForm):
+class UserForm(RecordForm):
     roles = forms.ModelMultipleChoiceField(queryset=Role.objects.all(), required=False,
                                            widget=forms.CheckboxSelectMultiple, label=_("Roles"))
     password = forms.CharField(label=_("Password"), widget=forms.PasswordInput, required=False, strip=False,
@@ -43,7 +44,7 @@ class UserForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not self.instance._state.adding:  # not `.pk`: the UUID default sets it before saving
+        if self.editing:  # not `.pk`: the UUID default sets it before saving
             del self.fields["password"]
             self.fields["username"].disabled = True
             self.initial["roles"] = list(self.instance.roles.values_list("pk", flat=True))

@@ -1,9 +1,10 @@
 from django import forms
+from tarifa.web.forms import RecordForm
 
 from .models import NotificationTemplate
 
 
-class TemplateForm(forms.ModelForm):
+class TemplateForm(RecordForm):
     class Meta:
         model = NotificationTemplate
         fields = ["event", "channel", "language", "subject", "body", "active"]

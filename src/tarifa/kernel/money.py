@@ -27,6 +27,14 @@ CURRENCIES: dict[str, int] = {
 CURRENCY_CHOICES = sorted((code, code) for code in CURRENCIES)
 
 
+def default_currency() -> str:
+    """The currency a new tariff, account or payment form starts with: the one setting
+    TARIFA_DEFAULT_CURRENCY (environment variable of the same name; USD when unset)."""
+    from django.conf import settings
+
+    return getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD")
+
+
 def check_currency(code: str) -> str:
     if code not in CURRENCIES:
         raise ValidationFailed(f"Unknown currency {code!r}: expected an ISO 4217 code.",

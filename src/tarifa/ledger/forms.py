@@ -133,7 +133,7 @@ def registration_form(base):
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            if not self.instance._state.adding:
+            if self.editing:
                 for name in ("currency", "payment_mode", "credit_limit"):
                     del self.fields[name]
 

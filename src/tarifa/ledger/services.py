@@ -47,6 +47,7 @@ from tarifa.kernel.errors import (
 from tarifa.kernel.events import emit
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.money import LEDGER_QUANTUM, check_currency, parse_amount
+from tarifa.kernel.money import default_currency as _default_currency
 from tarifa.kernel.numbering import next_number
 
 from .errors import (
@@ -799,7 +800,7 @@ def transfer_between_accounts(*, actor, source: BillingAccount, target: BillingA
 # --- customer registration -----------------------------------------------------------------------
 
 def default_currency() -> str:
-    return getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD")
+    return _default_currency()
 
 
 @transaction.atomic

@@ -3,11 +3,10 @@
 import datetime as dt
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from tarifa.kernel.money import CURRENCY_CHOICES
+from tarifa.kernel.money import CURRENCY_CHOICES, default_currency
 from tarifa.ledger.forms import AmountField, IdempotentForm
 
 from .models import CashDesk, CashHandover, Channel, PaymentGateway, Refund, StoredPaymentMethod
@@ -71,7 +70,7 @@ class CashDeskForm(forms.Form):
     code = forms.CharField(label=_("Code"), max_length=40)
     name = forms.CharField(label=_("Name"), max_length=200)
     currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES,
-                                 initial=lambda: getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD"))
+                                 initial=default_currency)
     location = forms.CharField(label=_("Location"), max_length=200, required=False)
     cashiers = forms.ModelMultipleChoiceField(label=_("Cashiers"), queryset=staff(), required=False,
                                               widget=forms.CheckboxSelectMultiple)
@@ -126,7 +125,7 @@ class GatewayForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     kind = forms.ChoiceField(label=_("Kind"), choices=PaymentGateway.Kind.choices)
     currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES,
-                                 initial=lambda: getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD"))
+                                 initial=default_currency)
     adapter = forms.ChoiceField(label=_("Card adapter"), required=False,
                                 choices=[("", "—"), ("reference", "reference"), ("simulated", "simulated (demo)")])
     username = forms.CharField(label=_("Username (terminals)"), max_length=100, required=False)
@@ -167,7 +166,7 @@ class GenerateVouchersForm(forms.Form):
     count = forms.IntegerField(label=_("Cards"), min_value=1, max_value=10_000, initial=100)
     nominal = AmountField(label=_("Nominal"))
     currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES,
-                                 initial=lambda: getattr(settings, "TARIFA_DEFAULT_CURRENCY", "USD"))
+                                 initial=default_currency)
     expires_on = forms.DateField(label=_("Valid until"), widget=DATE,
                                  initial=lambda: dt.date.today() + dt.timedelta(days=365))
     note = forms.CharField(label=_("Note"), required=False, max_length=1000)

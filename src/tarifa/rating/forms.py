@@ -7,6 +7,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.catalog.models import Tariff
+from tarifa.web.forms import RecordForm
 
 from . import engine
 from .models import (ANY, Bundle, Destination, DestinationPrefix, DestinationRate, Rate, RateSlot, RatingPlan,
@@ -59,13 +60,13 @@ class DurationInput(forms.CharField):
             raise forms.ValidationError(_("A duration such as 60s, or base units.")) from None
 
 
-class TenantForm(forms.ModelForm):
+class TenantForm(RecordForm):
     class Meta:
         model = RatingTenant
         fields = ["code", "name", "description"]
 
 
-class DestinationForm(forms.ModelForm):
+class DestinationForm(RecordForm):
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     prefixes = forms.CharField(label=_("Prefixes"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                help_text=_("Separated by spaces, commas or new lines."))
@@ -76,11 +77,11 @@ class DestinationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if self.editing:
             self.initial["prefixes"] = " ".join(self.instance.prefixes.order_by("id").values_list("prefix", flat=True))
 
 
-class PrefixForm(forms.ModelForm):
+class PrefixForm(RecordForm):
     destination = forms.ModelChoiceField(live(Destination).select_related("tenant"), label=_("Destination"))
 
     class Meta:
@@ -96,7 +97,7 @@ class PrefixUploadForm(forms.Form):
     replace = forms.BooleanField(label=_("Replace the prefixes of the destinations in the file"), required=False)
 
 
-class TimingForm(forms.ModelForm):
+class TimingForm(RecordForm):
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     years = CommaList(label=_("Years"), numbers=True, help_text=_("Empty: every year."))
     months = CommaList(label=_("Months"), numbers=True, help_text=_("1–12; empty: every month."))
@@ -132,7 +133,7 @@ def format_slots(rate) -> str:
                      f"{d(s.rate_increment)}, {d(s.group_interval_start)}" for s in rate.slots.order_by("id"))
 
 
-class RateForm(forms.ModelForm):
+class RateForm(RecordForm):
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     slots = forms.CharField(label=_("Slots"), widget=forms.Textarea(attrs={"rows": 4}), help_text=SLOT_HELP)
 
@@ -142,14 +143,14 @@ class RateForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if self.editing:
             self.initial["slots"] = format_slots(self.instance)
 
     def clean_slots(self):
         return parse_slots(self.cleaned_data["slots"])
 
 
-class RateSlotForm(forms.ModelForm):
+class RateSlotForm(RecordForm):
     rate = forms.ModelChoiceField(live(Rate).select_related("tenant"), label=_("Rate"))
     rate_unit = DurationInput(label=_("Rate unit"))
     rate_increment = DurationInput(label=_("Rate increment"))
@@ -160,7 +161,7 @@ class RateSlotForm(forms.ModelForm):
         fields = ["rate", "connect_fee", "price", "rate_unit", "rate_increment", "group_interval_start"]
 
 
-class DestinationRateForm(forms.ModelForm):
+class DestinationRateForm(RecordForm):
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     destination = forms.ModelChoiceField(live(Destination).select_related("tenant"), required=False,
                                          label=_("Destination"), empty_label=ANY)
@@ -186,7 +187,7 @@ def parse_bindings(text: str) -> list[dict]:
     return bindings
 
 
-class RatingPlanForm(forms.ModelForm):
+class RatingPlanForm(RecordForm):
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     bindings = forms.CharField(label=_("Bindings"), widget=forms.Textarea(attrs={"rows": 5}), required=False,
                                help_text=BINDING_HELP)
@@ -197,7 +198,7 @@ class RatingPlanForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if self.editing:
             self.initial["bindings"] = "\n".join(
                 f"{b.destination_rate_code}, {b.timing.code if b.timing_id else ANY}, {b.weight.normalize():f}"
                 for b in self.instance.bindings.select_related("timing").order_by("id"))
@@ -206,7 +207,7 @@ class RatingPlanForm(forms.ModelForm):
         return parse_bindings(self.cleaned_data["bindings"])
 
 
-class BindingForm(forms.ModelForm):
+class BindingForm(RecordForm):
     rating_plan = forms.ModelChoiceField(live(RatingPlan).select_related("tenant"), label=_("Rating plan"))
     timing = forms.ModelChoiceField(live(Timing).select_related("tenant"), required=False, label=_("Timing"),
                                     empty_label=ANY)
@@ -216,7 +217,7 @@ class BindingForm(forms.ModelForm):
         fields = ["rating_plan", "destination_rate_code", "timing", "weight"]
 
 
-class RatingProfileForm(forms.ModelForm):
+class RatingProfileForm(RecordForm):
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     rating_plan = forms.ModelChoiceField(live(RatingPlan).select_related("tenant"), label=_("Rating plan"))
     fallback_subjects = CommaList(label=_("Fallback subjects"))
@@ -244,7 +245,7 @@ class JSONText(forms.CharField):
             raise forms.ValidationError(_("Not JSON: %(error)s") % {"error": exc}) from None
 
 
-class TariffRatingForm(forms.ModelForm):
+class TariffRatingForm(RecordForm):
     tariff = forms.ModelChoiceField(live(Tariff), label=_("Tariff"))
     tenant = forms.ModelChoiceField(live(RatingTenant), label=_("Tenant"))
     rating_plan = forms.ModelChoiceField(live(RatingPlan).select_related("tenant"), required=False,
@@ -257,7 +258,7 @@ class TariffRatingForm(forms.ModelForm):
         fields = ["tariff", "tenant", "categories", "subject", "rating_plan", "rounding_decimals"]
 
 
-class BundleForm(forms.ModelForm):
+class BundleForm(RecordForm):
     tariff = forms.ModelChoiceField(live(Tariff), label=_("Tariff"))
     usage_type = forms.ChoiceField(label=_("Usage type"))
     allowance = forms.CharField(label=_("Allowance"), help_text=_("300m (minutes), 10GB, 100 (items)."))
@@ -270,19 +271,19 @@ class BundleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["usage_type"].choices = [(t.code, t.name) for t in live(UsageType)]
-        if self.instance.pk:
+        if self.editing:
             from .units import format_usage
 
             self.initial["allowance"] = format_usage(self.instance.allowance, self.instance.usage_type)
 
 
-class UsageTypeForm(forms.ModelForm):
+class UsageTypeForm(RecordForm):
     class Meta:
         model = UsageType
         fields = ["code", "name", "measure", "split_by_time"]
 
 
-class UsageFormatForm(forms.ModelForm):
+class UsageFormatForm(RecordForm):
     spec = JSONText(label=_("Specification"), widget=forms.Textarea(attrs={"rows": 16, "class": "mono"}),
                     help_text=_("delimiter, header, columns, defaults, type_map, time_format, time_zone, "
                                 "time_unit, data_unit, filters — see docs/rating.md."))

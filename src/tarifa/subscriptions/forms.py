@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.catalog.models import Channel, ChannelPackage, Tariff
 from tarifa.ledger.models import BillingAccount
+from tarifa.web.forms import RecordForm
 
 from .models import IDENTIFIERS, Subscription, Suspension
 
@@ -40,7 +41,7 @@ def live_tariffs():
     return Tariff.objects.filter(archived_at__isnull=True).select_related("service").order_by("code")
 
 
-class SubscriptionForm(forms.ModelForm):
+class SubscriptionForm(RecordForm):
     parameters = ParametersField(required=False, label=_("Parameters"),
                                  help_text=_("Those the tariff leaves open, one name=value per line."))
     activate = forms.BooleanField(required=False, label=_("Activate now"))
@@ -51,7 +52,7 @@ class SubscriptionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if self.editing:
             for name in ["billing_account", "tariff", "activate", *IDENTIFIERS]:
                 del self.fields[name]
         else:

@@ -5,6 +5,21 @@ from django.utils.translation import gettext_lazy as _
 from tarifa.kernel.errors import DomainError
 
 
+class RecordForm(forms.ModelForm):
+    """The base of every ModelForm a screen registers (`ModelScreens.form_class`).
+
+    `editing` tells an edit form (bound to a saved record) from a create form. Never test
+    `self.instance.pk` for that: every business record's UUID default fills the pk the moment
+    the unsaved instance is built, so a create form would believe it edits, drop its create-only
+    fields, and the create service would be called without them (issue 10, item 1).
+    `registry.register` refuses a ModelForm that does not derive from this class.
+    """
+
+    @property
+    def editing(self) -> bool:
+        return not self.instance._state.adding
+
+
 def apply_domain_error(form, exc: DomainError) -> None:
     """Show a service's error on the form: field errors by field, the rest on top."""
     placed = False

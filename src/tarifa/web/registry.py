@@ -27,6 +27,9 @@ class Action:
     danger: bool = False
     available: Callable | None = None  # available(obj) -> bool
     pass_request: bool = False  # handler also gets request= (to show a one-time secret, say)
+    # form_sample(obj) -> {field: value}: what the form-submission suite types into this action's
+    # form for `obj` where its generic filler cannot guess (a file, a value that must match the record).
+    form_sample: Callable | None = None
 
 
 @dataclass
@@ -65,6 +68,9 @@ class ModelScreens:
     # "archive" or an action's name). Default: the first record that suits (not archived
     # for edit/archive, `available` for an action), taken from the demo data.
     sample: Callable | None = None
+    # form_sample(view, obj) -> {field: value}: what the form-submission suite types into the
+    # create ("add", obj None) or edit ("edit", obj) form where its generic filler cannot guess.
+    form_sample: Callable | None = None
 
     @property
     def app_label(self):
@@ -117,6 +123,15 @@ AREAS = ["Customers", "Billing", "Payments", "Catalog", "Usage", "Operations", "
 
 
 def register(screens: ModelScreens) -> ModelScreens:
+    from django.forms import ModelForm
+
+    from .forms import RecordForm
+
+    form = screens.form_class
+    if form is not None and issubclass(form, ModelForm) and not issubclass(form, RecordForm):
+        # A plain ModelForm cannot tell create from edit (see RecordForm): refused at start-up.
+        raise TypeError(f"{form.__module__}.{form.__qualname__}: the form of a registered screen derives from "
+                        f"tarifa.web.forms.RecordForm, not django.forms.ModelForm")
     _screens[screens.model] = screens
     return screens
 

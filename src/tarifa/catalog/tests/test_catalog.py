@@ -203,3 +203,40 @@ def test_screens_tariff_detail_and_catalog_file(tariff, admin_user, staff_client
     r = c.post(f"/catalog/tariff/{tariff.pk}/do/new-price/", {"valid_from": "2099-01-01", "recurring_fee": "50"})
     assert r.status_code == 302
     assert tariff.price_versions.filter(valid_from=dt.date(2099, 1, 1)).exists()
+
+
+def test_tariff_add_form_creates_the_tariff_with_its_first_prices_in_the_default_currency(internet, make_user,
+                                                                                          staff_client, settings):
+    """Issue 10 item 1: the create form showed no price fields (a tariff with no prices) and EUR."""
+    from tarifa.testing.forms import initial_post_data
+
+    c = staff_client(make_user("catalog.add_tariff", password=None))
+    form = c.get("/catalog/tariff/add/").context["form"]
+    assert {"recurring_fee", "activation_fee", "valid_from"} <= set(form.fields)
+    assert form["currency"].value() == "USD"
+    data = initial_post_data(form, code="HOME25", name="Home 25", service=str(internet.pk), recurring_fee="25.00",
+                             activation_fee="5.00")
+    assert data["currency"] == "USD"
+    r = c.post("/catalog/tariff/add/", data)
+    assert r.status_code == 302, r.context["form"].errors
+    tariff = Tariff.objects.get(code="HOME25")
+    assert tariff.currency == "USD"
+    version = tariff.price_versions.get()
+    assert version.recurring_fee == Decimal("25") and version.valid_from == clock.today()
+    assert {f.kind: f.amount for f in version.one_time_fees.all()} == {"activation": Decimal("5")}
+    settings.TARIFA_DEFAULT_CURRENCY = "GBP"  # one setting decides the default everywhere
+    assert c.get("/catalog/tariff/add/").context["form"]["currency"].value() == "GBP"
+    assert Tariff(code="X").currency == "GBP"
+
+
+def test_price_version_add_form_creates_the_version(tariff, make_user, staff_client):
+    """Issue 10 item 1: Price versions → Add answered 500 (the form hid `tariff`)."""
+    from tarifa.testing.forms import initial_post_data
+
+    c = staff_client(make_user("catalog.add_priceversion", password=None))
+    form = c.get("/catalog/priceversion/add/").context["form"]
+    assert "tariff" in form.fields
+    r = c.post("/catalog/priceversion/add/", initial_post_data(form, tariff=str(tariff.pk), valid_from="2099-02-01",
+                                                                recurring_fee="33.00"))
+    assert r.status_code == 302, r.context["form"].errors
+    assert tariff.price_versions.get(valid_from=dt.date(2099, 2, 1)).recurring_fee == Decimal("33")

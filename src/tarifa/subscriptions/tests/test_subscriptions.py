@@ -262,3 +262,24 @@ def test_payment_event_resumes_through_the_handler(world):
     sub.refresh_from_db()
     assert sub.status == "active"
     assert balance(account) == Decimal("10.00") - Decimal("1.00")
+
+
+def test_new_subscription_from_the_customer_page_is_created(world, make_user, staff_client):
+    """Issue 10 item 1: the form showed only Parameters and Note, Save answered 500."""
+    from tarifa.testing.forms import initial_post_data
+
+    c, tariffs, account = world
+    http = staff_client(make_user("subscriptions.add_subscription", "crm.view_customer",
+                                  "subscriptions.view_subscription", password=None))
+    page = http.get(f"/crm/customer/{account.customer_id}/").content.decode()
+    link = f"/subscriptions/subscription/add/?billing_account={account.pk}"
+    assert link in page
+    form = http.get(link).context["form"]
+    assert {"billing_account", "tariff", "login", "activate"} <= set(form.fields)
+    assert form["billing_account"].value() == str(account.pk)
+    r = http.post(link, initial_post_data(form, tariff=str(tariffs["NET-31"].pk), login="form-user",
+                                          activate="on"))
+    assert r.status_code == 302, r.context["form"].errors
+    sub = Subscription.objects.get(login="form-user")
+    assert (sub.billing_account_id, sub.tariff_id, sub.status) == (account.pk, tariffs["NET-31"].pk, "active")
+    assert r["Location"] == f"/subscriptions/subscription/{sub.pk}/"
