@@ -67,18 +67,43 @@ FROM (
 """
 
 # Per line and tax: taxes_for() with the line's rates (inclusive first, by code; then exclusive).
+# A line is taxed in parts: one part (the line) for every line but an untyped discount, which
+# is spread over the account's charges (`generation.spread_shares`: in proportion to their exact
+# amounts, 6 places, the last charge in line order taking the remainder), each share taxed at
+# its charge's rates. The parts' taxes are then added up per (line, tax).
 LINE_TAXES_SQL = """
 CREATE TEMP TABLE billing_lt ON COMMIT DROP AS
-WITH r AS (
-  SELECT l.line_id, l.account_id, l.service_type, t.code, t.rate, t.inclusive,
+WITH la0 AS (
+  SELECT l.line_id, l.account_id, l.kind, l.service_type, l.position, l.amount,
          CASE WHEN %(per_line)s THEN round(l.amount, %(d)s) ELSE l.amount END AS a,
+         (l.kind = 'discount' AND l.service_type = '') AS spread
+  FROM billing_ln l
+), tg AS (
+  SELECT la0.*, sum(amount) OVER (PARTITION BY account_id) AS w,
+         row_number() OVER (PARTITION BY account_id ORDER BY position DESC) AS rev
+  FROM la0 WHERE kind NOT IN ('discount', 'adjustment') AND amount > 0
+), sp AS (
+  SELECT d.line_id, d.account_id, d.a AS line_a, tg.position AS part, tg.service_type, tg.rev,
+         round(d.a * tg.amount / tg.w, 6) AS share
+  FROM la0 d JOIN tg ON tg.account_id = d.account_id WHERE d.spread
+), parts AS (
+  SELECT line_id, account_id, 0::bigint AS part, service_type, a,
+         CASE WHEN service_type <> '' THEN 'revenue:' || service_type ELSE '' END AS counter
+  FROM la0 WHERE NOT spread
+  UNION ALL
+  SELECT line_id, account_id, part, service_type,
+         CASE WHEN rev = 1 THEN line_a - (sum(share) OVER (PARTITION BY line_id) - share) ELSE share END,
+         'discounts'
+  FROM sp
+), r AS (
+  SELECT p.line_id, p.part, p.account_id, p.counter, t.code, t.rate, t.inclusive, p.a,
          sum(t.rate) FILTER (WHERE t.inclusive) OVER w AS incl_rate,
          count(*) FILTER (WHERE t.inclusive) OVER w AS n_incl,
-         row_number() OVER (PARTITION BY l.line_id, t.inclusive ORDER BY t.code COLLATE "C") AS k
-  FROM billing_ln l
-  JOIN billing_batch b ON b.account_id = l.account_id
-  JOIN billing_taxrule t ON t.service_type = l.service_type AND t.scheme_id IS NOT DISTINCT FROM b.tax_scheme_id
-  WINDOW w AS (PARTITION BY l.line_id)
+         row_number() OVER (PARTITION BY p.line_id, p.part, t.inclusive ORDER BY t.code COLLATE "C") AS k
+  FROM parts p
+  JOIN billing_batch b ON b.account_id = p.account_id
+  JOIN billing_taxrule t ON t.service_type = p.service_type AND t.scheme_id IS NOT DISTINCT FROM b.tax_scheme_id
+  WINDOW w AS (PARTITION BY p.line_id, p.part)
 ), n AS (
   SELECT r.*, CASE WHEN coalesce(r.incl_rate, 0) > 0 THEN round(r.a * 100 / (100 + r.incl_rate), 6) ELSE r.a END AS net
   FROM r
@@ -86,14 +111,16 @@ WITH r AS (
   SELECT n.*, round(n.net * n.rate / 100, 6) AS raw FROM n
 ), x AS (
   SELECT t.*, CASE WHEN t.inclusive AND t.k = t.n_incl
-                   THEN t.a - t.net - (sum(t.raw) FILTER (WHERE t.inclusive) OVER (PARTITION BY t.line_id) - t.raw)
+                   THEN t.a - t.net - (sum(t.raw) FILTER (WHERE t.inclusive) OVER (PARTITION BY t.line_id, t.part)
+                                       - t.raw)
                    ELSE t.raw END AS tax_exact
   FROM t
 )
-SELECT line_id, account_id, service_type, code, rate, inclusive, a, net AS net_exact,
-       CASE WHEN %(per_line)s THEN round(net, %(d)s) ELSE net END AS base,
-       CASE WHEN %(per_line)s THEN round(tax_exact, %(d)s) ELSE tax_exact END AS tax
-FROM x
+SELECT line_id, account_id, counter, code, rate, inclusive,
+       CASE WHEN %(per_line)s THEN round(sum(net), %(d)s) ELSE sum(net) END AS base,
+       CASE WHEN %(per_line)s THEN round(sum(tax_exact), %(d)s) ELSE sum(tax_exact) END AS tax,
+       sum(tax_exact) AS tax_exact
+FROM x GROUP BY line_id, account_id, counter, code, rate, inclusive
 """
 
 LINE_AMOUNTS_SQL = """
@@ -102,7 +129,8 @@ SELECT l.line_id, l.account_id,
        CASE WHEN %(per_line)s THEN round(l.amount, %(d)s) ELSE l.amount END AS a,
        coalesce(sum(t.tax) FILTER (WHERE t.inclusive), 0) AS incl,
        coalesce(sum(t.tax) FILTER (WHERE NOT t.inclusive), 0) AS excl,
-       coalesce(max(t.net_exact), CASE WHEN %(per_line)s THEN round(l.amount, %(d)s) ELSE l.amount END) AS net_exact,
+       CASE WHEN %(per_line)s THEN round(l.amount, %(d)s) ELSE l.amount END
+         - coalesce(sum(t.tax_exact) FILTER (WHERE t.inclusive), 0) AS net_exact,
        coalesce(jsonb_agg(jsonb_build_object('code', t.code, 'rate', t.rate::text, 'inclusive', t.inclusive,
                                              'base', t.base::text, 'tax', t.tax::text)
                           ORDER BY (NOT t.inclusive), t.code COLLATE "C") FILTER (WHERE t.code IS NOT NULL),
@@ -188,9 +216,9 @@ WITH lines AS (
            - t.ledger_amount - t.s_excl AS amount
   FROM billing_tot t JOIN billing_batch b ON b.account_id = t.account_id
 ), incl AS (
-  SELECT b.currency, lt.code, lt.service_type, sum(lt.tax) AS amount
+  SELECT b.currency, lt.code, lt.counter, sum(lt.tax) AS amount
   FROM billing_lt lt JOIN billing_batch b ON b.account_id = lt.account_id
-  WHERE lt.inclusive AND lt.service_type <> '' GROUP BY b.currency, lt.code, lt.service_type
+  WHERE lt.inclusive AND lt.counter <> '' GROUP BY b.currency, lt.code, lt.counter
 )
 SELECT CASE WHEN x.amount > 0 THEN x.debit ELSE x.credit END, CASE WHEN x.amount > 0 THEN x.credit ELSE x.debit END,
        abs(x.amount), x.currency, x.kind, x.key, x.tags, x.ref_type, x.ref_id, x.memo
@@ -213,10 +241,11 @@ FROM (
   FROM rounding r JOIN billing_sys sa ON sa.code = 'rounding' AND sa.currency = r.currency WHERE r.amount <> 0
   UNION ALL
   SELECT rev.id, tp.id, i.amount, i.currency, 'tax',
-         'invoice-batch:' || %(batch)s || ':taxincl:' || i.code || ':' || i.service_type,
+         'invoice-batch:' || %(batch)s || ':taxincl:' || i.code || ':' || replace(i.counter, 'revenue:', ''),
          jsonb_build_object('invoice', 'batch:' || %(batch)s), 'billing.billrun', %(run_ref)s,
-         i.code || ' included in ' || i.service_type || ' revenue'
-  FROM incl i JOIN billing_sys rev ON rev.code = 'revenue:' || i.service_type AND rev.currency = i.currency
+         i.code || ' included in ' || replace(i.counter, 'revenue:', '') || CASE WHEN i.counter LIKE 'revenue:%%'
+           THEN ' revenue' ELSE '' END
+  FROM incl i JOIN billing_sys rev ON rev.code = i.counter AND rev.currency = i.currency
   JOIN billing_sys tp ON tp.code = 'taxes_payable:' || i.code AND tp.currency = i.currency
   WHERE i.amount <> 0
 ) x

@@ -185,20 +185,60 @@ def _tax_entries(amount: Decimal, rates) -> tuple[Decimal, list[dict]]:
                  for t in tax_lines]
 
 
+def is_spread(line) -> bool:
+    """A discount without a service type: it reduces the tax base of the lines it discounts."""
+    return line.kind == DISCOUNT and not line.service_type
+
+
+def spread_targets(lines) -> list:
+    """The lines an untyped discount is spread over: charges (not discounts, not adjustments), in line order."""
+    return [ln for ln in lines if ln.kind not in (DISCOUNT, ADJUSTMENT) and ln.amount > 0]
+
+
+def spread_shares(amount: Decimal, targets) -> list[Decimal]:
+    """`amount` split over `targets` in proportion to their exact amounts (6 places, half up);
+    the last target takes the remainder, so the shares add up to `amount` exactly."""
+    weight = sum((t.amount for t in targets), ZERO)
+    shares = [q6(amount * t.amount / weight) for t in targets[:-1]]
+    return [*shares, amount - sum(shares, ZERO)]
+
+
+def _spread_entries(amount: Decimal, targets, taxes: dict) -> list[dict]:
+    """Taxes of an untyped discount: each target's share at that target's rates, summed per tax."""
+    acc: dict[tuple, dict] = {}
+    for target, share in zip(targets, spread_shares(amount, targets), strict=True):
+        rates = sorted(taxes.get(target.service_type, ()) if target.service_type else (), key=lambda r: r.code)
+        for e in _tax_entries(share, rates)[1]:
+            a = acc.setdefault((e["code"], e["rate"], e["inclusive"]), {**e, "base": ZERO, "tax": ZERO})
+            a["base"] += e["base"]
+            a["tax"] += e["tax"]
+    return [acc[k] for k in sorted(acc, key=lambda k: (not k[2], k[0], k[1]))]
+
+
 def generate(*, sources, invoiced=frozenset(), taxes: dict, rounding: str = LINE, currency: str,
              minor_digits: int = 2) -> Draft:
     """The draft invoice of `sources` not in `invoiced` (ids of sources already on an invoice line).
 
     `taxes`: {service type code: [TaxRate, …]} as they apply to this customer on the
     invoice date (rates of a type missing here: none). Pure and deterministic.
+
+    A discount without a service type is not a tax-free line: it is spread over the invoice's
+    charges in proportion to their amounts (`spread_shares`) and each share is taxed at its
+    charge's rates, so the discount reduces the tax base (49.00 incl. 20 % VAT less a 10.00
+    discount is 39.00 incl. 6.50 VAT).
     """
     fresh = [s for s in sources if s.id not in invoiced]
     lines = group(fresh)
+    targets = spread_targets(lines)
     summary: dict[tuple, dict] = {}
     for line in lines:
         rates = sorted(taxes.get(line.service_type, ()) if line.service_type else (), key=lambda r: r.code)
         base_amount = rnd(line.amount, minor_digits) if rounding == LINE else line.amount
-        net, entries = _tax_entries(base_amount, rates)
+        if is_spread(line) and targets:
+            entries = _spread_entries(base_amount, targets, taxes)
+            net = base_amount - sum((e["tax"] for e in entries if e["inclusive"]), ZERO)
+        else:
+            net, entries = _tax_entries(base_amount, rates)
         if rounding == LINE:
             for e in entries:
                 e["tax"] = rnd(e["tax"], minor_digits)
@@ -261,19 +301,166 @@ def period_bounds(period: str, day_of_month: int) -> tuple[dt.date, dt.date]:
     return start, nxt - dt.timedelta(days=1)
 
 
-def credit_note_split(invoice_total: Decimal, tax_summary: list, amount: Decimal, minor_digits: int) -> list[dict]:
-    """The tax split of a partial credit of `amount` (gross) on an invoice: proportional per tax."""
-    if invoice_total == 0:
+@dataclass
+class CreditableLine:
+    """An invoice line as a credit note sees it: what it charged and what earlier notes took back.
+
+    `total` is the line's gross amount (with added taxes); `taxes` its tax entries
+    ({"code", "rate", "inclusive", "base", "tax"}); `credited` the gross amount earlier credit
+    notes took back from it and `credited_taxes` {(code, rate, inclusive): (base, tax)} theirs.
+    """
+
+    key: str
+    description: str
+    total: Decimal
+    taxes: list = field(default_factory=list)
+    credited: Decimal = ZERO
+    credited_taxes: dict = field(default_factory=dict)
+    kind: str = ""
+    service_type: str = ""
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.total - self.credited
+
+
+@dataclass
+class CreditLineDraft:
+    key: str
+    description: str
+    total: Decimal  # gross amount credited (positive: what the customer gets back)
+    tax: Decimal
+    net: Decimal
+    amount: Decimal  # total less the added (exclusive) taxes: the price part
+    taxes: list  # [{"code", "rate", "inclusive", "base", "tax"}] positive
+
+
+@dataclass
+class CreditDraft:
+    lines: list
+    total: Decimal
+    tax_total: Decimal
+    tax_summary: list  # [{"code", "rate", "inclusive", "base", "tax"}] positive, sorted by code
+
+
+def _within(value: Decimal, limit: Decimal) -> Decimal:
+    """`value` clamped between 0 and `limit` (either sign)."""
+    return min(max(value, min(ZERO, limit)), max(ZERO, limit))
+
+
+def credit_shares(amount: Decimal, remaining: list[Decimal], step: Decimal) -> list[Decimal]:
+    """`amount` split over lines in proportion to what each can still be credited (`remaining`,
+    signed), on the grid `step`, half up; the line with the largest remainder takes the rest.
+    No share leaves the interval between 0 and its line's remainder: an excess moves to lines
+    with room, in line order. The shares add up to `amount` exactly."""
+    weight = sum(remaining, ZERO)
+    if amount == weight:
+        return list(remaining)
+    if weight == 0 or not remaining:
+        raise ValueError("nothing to credit")
+    largest = max(range(len(remaining)), key=lambda i: (abs(remaining[i]), -i))
+    shares = [(amount * r / weight).quantize(step, rounding=ROUND_HALF_UP) for r in remaining]
+    shares[largest] = ZERO
+    shares[largest] = amount - sum(shares, ZERO)
+    for _ in range(len(remaining) + 1):
+        excess = ZERO
+        for i, r in enumerate(remaining):
+            clamped = _within(shares[i], r)
+            excess += shares[i] - clamped
+            shares[i] = clamped
+        if excess == 0:
+            break
+        for i, r in enumerate(remaining):
+            room = r - shares[i]
+            if excess and room and (room > 0) == (excess > 0):
+                take = excess if abs(excess) <= abs(room) else room
+                shares[i] += take
+                excess -= take
+        if excess:
+            raise ValueError("the amount exceeds what the lines can be credited")
+    return shares
+
+
+def _line_credit_taxes(line: CreditableLine, share: Decimal, rounding: str, minor_digits: int) -> list[dict]:
+    """The taxes of crediting `share` (gross) of `line`, at the line's own rates.
+
+    The rest of a line takes back the rest of each of its taxes. Otherwise the share splits
+    as the line was taxed: net = share × 100 / (100 + the line's rates), each tax = net × rate
+    / 100 (an inclusive-only line: share × rate / (100 + rate)), the last tax taking the
+    remainder; a discount spread over several charges (taxes on different bases) takes back
+    each tax in the line's own tax-to-total ratio. Per-line rounding rounds each tax half up
+    to the minor unit; no tax ever exceeds what is left of it on the line."""
+    entries = [{**t, "rate": Decimal(t["rate"]), "base": Decimal(t["base"]), "tax": Decimal(t["tax"])}
+               for t in line.taxes]
+    if not entries:
         return []
+    left = {}
+    for e in entries:
+        k = (e["code"], e["rate"], e["inclusive"])
+        cb, ct = line.credited_taxes.get(k, (ZERO, ZERO))
+        left[k] = (e["base"] - cb, e["tax"] - ct)
+    if share == line.remaining:
+        return [{"code": k[0], "rate": k[1], "inclusive": k[2], "base": b, "tax": t} for k, (b, t) in left.items()]
     out = []
-    for t in tax_summary:
-        tax = rnd(Decimal(t["tax"]) * amount / invoice_total, minor_digits)
-        base = rnd(Decimal(t["base"]) * amount / invoice_total, minor_digits)
-        out.append({"code": t["code"], "rate": Decimal(t["rate"]), "inclusive": t["inclusive"], "base": base,
-                    "tax": tax})
+    same_base = len({e["base"] for e in entries}) == 1
+    if same_base:
+        hundred = Decimal(100)
+        net = q6(share * hundred / (hundred + sum((e["rate"] for e in entries), ZERO)))
+        taken = ZERO
+        for i, e in enumerate(entries):
+            tax = share - net - taken if i == len(entries) - 1 else q6(net * e["rate"] / hundred)
+            taken += tax
+            out.append({"code": e["code"], "rate": e["rate"], "inclusive": e["inclusive"], "base": net, "tax": tax})
+    else:
+        for e in entries:
+            out.append({"code": e["code"], "rate": e["rate"], "inclusive": e["inclusive"],
+                        "base": q6(share * e["base"] / line.total) if line.total else ZERO,
+                        "tax": q6(share * e["tax"] / line.total) if line.total else ZERO})
+    for o in out:
+        if rounding == LINE:
+            o["tax"], o["base"] = rnd(o["tax"], minor_digits), rnd(o["base"], minor_digits)
+        b, t = left[(o["code"], o["rate"], o["inclusive"])]
+        o["tax"], o["base"] = _within(o["tax"], t), _within(o["base"], b)
     return out
 
 
+def credit_note(*, lines: list[CreditableLine], amount: Decimal, rounding: str = LINE,
+                minor_digits: int = 2) -> CreditDraft:
+    """What a credit note of `amount` (gross, positive) takes back, line by line. Pure.
+
+    Each line with something left to credit gets its share (`credit_shares`, on the minor
+    unit with per-line rounding, 6 places with per-invoice rounding), taxed back at its own
+    rates (`_line_credit_taxes`). The note's tax summary adds the lines' taxes per (code, rate,
+    inclusive): per-line rounding adds rounded taxes; per-invoice rounding rounds each sum once.
+    Raises ValueError when `amount` exceeds what the lines can still be credited.
+    """
+    open_lines = [ln for ln in lines if ln.remaining != 0]
+    step = quantum(minor_digits) if rounding == LINE else quantum(6)
+    shares = credit_shares(amount, [ln.remaining for ln in open_lines], step)
+    drafts, summary = [], {}
+    for line, share in zip(open_lines, shares, strict=True):
+        if share == 0:
+            continue
+        taxes = _line_credit_taxes(line, share, rounding, minor_digits)
+        tax = sum((t["tax"] for t in taxes), ZERO)
+        excl = sum((t["tax"] for t in taxes if not t["inclusive"]), ZERO)
+        drafts.append(CreditLineDraft(key=line.key, description=line.description, total=share, tax=tax,
+                                      net=share - tax, amount=share - excl, taxes=taxes))
+        for t in taxes:
+            sm = summary.setdefault((t["code"], t["rate"], t["inclusive"]),
+                                    {"code": t["code"], "rate": t["rate"], "inclusive": t["inclusive"], "base": ZERO,
+                                     "tax": ZERO})
+            sm["base"] += t["base"]
+            sm["tax"] += t["tax"]
+    tax_summary = [summary[k] for k in sorted(summary, key=lambda k: (k[0], k[1]))]
+    if rounding == INVOICE:
+        for t in tax_summary:
+            t["base"], t["tax"] = rnd(t["base"], minor_digits), rnd(t["tax"], minor_digits)
+    return CreditDraft(lines=drafts, total=amount, tax_total=sum((t["tax"] for t in tax_summary), ZERO),
+                       tax_summary=tax_summary)
+
+
 __all__ = ["ADJUSTMENT", "DISCOUNT", "INVOICE", "LINE", "ONE_TIME_FEE", "RECURRING_FEE", "USAGE", "Draft",
-           "LineDraft", "Source", "TaxRate", "credit_note_split", "generate", "period_bounds", "rounding_note",
+           "CreditDraft", "CreditLineDraft", "CreditableLine", "LineDraft", "Source", "TaxRate", "credit_note",
+           "credit_shares", "generate", "period_bounds", "rounding_note",
            "state_for"]

@@ -334,13 +334,16 @@ def _book(invoice: Invoice, *, actor) -> int:
                  f"{t['code']} {t['rate']}%")
     inclusive: dict[tuple, Decimal] = {}
     for line in invoice.lines.all():
+        # An untyped discount's taxes (spread over the charges) reduce the tax out of `discounts`.
+        counter = "discounts" if line.kind == "discount" and not line.service_type else line.service_type
         for t in line.taxes:
-            if t["inclusive"] and line.service_type:
-                k = (t["code"], line.service_type)
+            if t["inclusive"] and counter:
+                k = (t["code"], counter)
                 inclusive[k] = inclusive.get(k, ZERO) + Decimal(t["tax"])
     for (code, st), amount in sorted(inclusive.items()):
-        post(_system(f"revenue:{st}", cur), _system(f"taxes_payable:{code}", cur), amount, "tax",
-             f"taxincl:{code}:{st}", f"{code} included in {st} revenue")
+        account_code = st if st == "discounts" else f"revenue:{st}"
+        post(_system(account_code, cur), _system(f"taxes_payable:{code}", cur), amount, "tax",
+             f"taxincl:{code}:{st}", f"{code} included in {st}{'' if st == 'discounts' else ' revenue'}")
     excl = sum((Decimal(t["tax"]) for t in invoice.tax_summary if not t["inclusive"]), ZERO)
     difference = invoice.total - invoice.ledger_amount - excl
     post(account, _system("rounding", cur), difference, "adjustment", "rounding", invoice.rounding_note[:200],
@@ -454,7 +457,9 @@ def credit_invoice(invoice: Invoice, *, actor, amount=None, reason: str) -> Invo
     """A credit note for `amount` (gross; default: all that is still creditable) of an issued invoice.
 
     Never more than the invoice's total less what earlier credit notes took back
-    (`credit_too_large`, naming the remaining amount). Taxes are taken back in proportion.
+    (`credit_too_large`, naming the remaining amount). A partial note credits a share of each
+    line (in proportion to what is left of it) at that line's rates (`generation.credit_note`);
+    no line and no tax of a line is ever credited beyond what it charged.
     Booked at once: the customer is credited against the taxes and `credit_notes`.
     Errors: not_issued, not_an_invoice, reason_required, credit_too_large, amount errors.
     """
@@ -481,51 +486,45 @@ def credit_invoice(invoice: Invoice, *, actor, amount=None, reason: str) -> Invo
                           f" {invoice.number} can still be credited: {remaining:f} {invoice.currency}"
                           f" (total {invoice.total:f}, credited {invoice.credited_amount:f}).",
                           code="credit_too_large", status=409, fields={"amount": [f"At most {remaining:f}."]})
-    full = amount == invoice.total and invoice.credited_amount == 0
-    if full:
-        split = [{**t, "rate": Decimal(t["rate"]), "base": Decimal(t["base"]), "tax": Decimal(t["tax"])}
-                 for t in invoice.tax_summary]
-    else:
-        split = generation.credit_note_split(invoice.total, invoice.tax_summary, amount, minor)
-    tax = sum((t["tax"] for t in split), ZERO)
+    originals = list(invoice.lines.order_by("position"))
+    try:
+        draft = generation.credit_note(lines=_creditable_lines(invoice, originals), amount=amount,
+                                       rounding=invoice.rounding, minor_digits=minor)
+    except ValueError:
+        raise DomainError(f"Invoice {invoice.number}'s lines cannot take back {amount:f} {invoice.currency} more.",
+                          code="credit_too_large", status=409, fields={"amount": [f"At most {remaining:f}."]}) from None
+    tax = draft.tax_total
     note = Invoice.objects.create(
         kind=Invoice.Kind.CREDIT_NOTE, billing_account=account, customer=account.customer, cycle=invoice.cycle,
         period="", period_start=invoice.period_start, period_end=invoice.period_end, invoice_date=today(),
         due_date=today(), currency=invoice.currency, rounding=invoice.rounding, rounding_note=invoice.rounding_note,
         subtotal=-(amount - tax), tax_total=-tax, total=-amount, ledger_amount=-amount,
-        tax_summary=_json_taxes([{**t, "base": -t["base"], "tax": -t["tax"]} for t in split]),
+        tax_summary=_json_taxes([{**t, "base": -t["base"], "tax": -t["tax"]} for t in draft.tax_summary]),
         credited_invoice=invoice, reason=str(reason).strip(), language=invoice.language)
-    if full:
-        for line in invoice.lines.order_by("position"):
-            InvoiceLine.objects.create(
-                invoice=note, position=line.position, kind=InvoiceLine.Kind.CREDIT, key=f"credit:{line.key}"[:200],
-                description=f"Credit: {line.description}"[:300], service=line.service,
-                service_type=line.service_type, subscription_id=line.subscription_id,
-                period_start=line.period_start, period_end=line.period_end, quantity=line.quantity, unit=line.unit,
-                amount=-line.amount, net=-line.net, tax=-line.tax, total=-line.total,
-                taxes=[{**t, "base": f"{-Decimal(t['base']):f}", "tax": f"{-Decimal(t['tax']):f}"}
-                       for t in line.taxes])
-        adjust = -amount - sum((-ln.total for ln in invoice.lines.all()), ZERO)
-        if adjust:
-            InvoiceLine.objects.create(invoice=note, position=invoice.lines.count() + 1, kind=InvoiceLine.Kind.CREDIT,
-                                       key="credit:rounding", description="Rounding", amount=adjust, net=adjust,
-                                       total=adjust)
-    else:
+    by_key = {ln.key: ln for ln in originals}
+    for position, d in enumerate(draft.lines, start=1):
+        line = by_key.get(d.key)
+        whole = line is not None and d.total == line.total
         InvoiceLine.objects.create(
-            invoice=note, position=1, kind=InvoiceLine.Kind.CREDIT, key=f"credit:{invoice.number}",
-            description=f"Credit for invoice {invoice.number}: {str(reason).strip()}"[:300],
-            amount=-amount, net=-(amount - tax), tax=-tax, total=-amount,
-            taxes=_json_taxes([{**t, "base": -t["base"], "tax": -t["tax"]} for t in split]))
+            invoice=note, position=position, kind=InvoiceLine.Kind.CREDIT, key=f"credit:{d.key}"[:200],
+            description=f"Credit: {d.description}"[:300], service=line.service if line else "",
+            service_type=line.service_type if line else "", subscription_id=line.subscription_id if line else None,
+            period_start=line.period_start if line else None, period_end=line.period_end if line else None,
+            quantity=line.quantity if whole else Decimal(1), unit=line.unit if whole else "",
+            amount=-d.amount, net=-d.net, tax=-d.tax, total=-d.total,
+            taxes=_json_taxes([{**t, "base": -t["base"], "tax": -t["tax"]} for t in d.taxes]))
     cur = invoice.currency
     tags = {"invoice": str(note.pk), "credits": str(invoice.pk)}
-    rest = amount
-    for t in split:
-        if not t["inclusive"] and t["tax"] > 0:
-            ledger.post_transfer(actor=actor, debit=_system(f"taxes_payable:{t['code']}", cur), credit=account,
-                                 amount=t["tax"], currency=cur, kind="tax", enforce_limit=False,
-                                 idempotency_key=f"invoice:{note.pk}:tax:{t['code']}", tags=tags, reference=note,
-                                 memo=f"credit note: {t['code']}")
-            rest -= t["tax"]
+    customer_side = amount
+    for t in draft.tax_summary:
+        if not t["inclusive"] and t["tax"] != 0:
+            payable, tax_amount = _system(f"taxes_payable:{t['code']}", cur), t["tax"]
+            debit, credit = (payable, account) if tax_amount > 0 else (account, payable)
+            ledger.post_transfer(actor=actor, debit=debit, credit=credit, amount=abs(tax_amount), currency=cur,
+                                 kind="tax", enforce_limit=False, idempotency_key=f"invoice:{note.pk}:tax:{t['code']}",
+                                 tags=tags, reference=note, memo=f"credit note: {t['code']}")
+            customer_side -= tax_amount
+    rest = customer_side
     if rest > 0:
         ledger.post_transfer(actor=actor, debit=_system("credit_notes", cur), credit=account, amount=rest,
                              currency=cur, kind="adjustment", enforce_limit=False,
@@ -549,6 +548,28 @@ def credit_invoice(invoice: Invoice, *, actor, amount=None, reason: str) -> Invo
         "billing_account": str(account.pk), "customer": str(account.customer_id), "total": f"{note.total:f}",
         "currency": cur, "kind": note.kind})
     return note
+
+
+def _creditable_lines(invoice: Invoice, originals: list) -> list:
+    """The invoice's lines (and its rounding difference) with what earlier credit notes took back of each."""
+    credited: dict[str, list] = {}
+    for pl in InvoiceLine.objects.filter(invoice__credited_invoice=invoice, invoice__kind=Invoice.Kind.CREDIT_NOTE):
+        key = pl.key.removeprefix("credit:")
+        entry = credited.setdefault(key, [ZERO, {}])
+        entry[0] -= pl.total
+        for t in pl.taxes:
+            k = (t["code"], Decimal(t["rate"]), bool(t["inclusive"]))
+            b, x = entry[1].get(k, (ZERO, ZERO))
+            entry[1][k] = (b - Decimal(t["base"]), x - Decimal(t["tax"]))
+    lines = [generation.CreditableLine(key=ln.key, description=ln.description, total=ln.total, taxes=ln.taxes,
+                                       credited=credited.get(ln.key, [ZERO])[0],
+                                       credited_taxes=credited.get(ln.key, [ZERO, {}])[1], kind=ln.kind,
+                                       service_type=ln.service_type) for ln in originals]
+    difference = invoice.total - sum((ln.total for ln in originals), ZERO)
+    if difference or "rounding" in credited:
+        lines.append(generation.CreditableLine(key="rounding", description="Rounding", total=difference,
+                                               credited=credited.get("rounding", [ZERO])[0]))
+    return lines
 
 
 # --- payment allocation -----------------------------------------------------------------------------

@@ -77,12 +77,15 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
         assert taxes(tv) == {"VAT": (Decimal("8.33"), Decimal("1.67")), "TVL": (Decimal("8.33"), Decimal("0.17"))}
         assert (tv.net, tv.tax, tv.total) == (Decimal("8.33"), Decimal("1.84"), Decimal("10.17"))
         assert taxes(call) == {"VAT": (Decimal("0.17"), Decimal("0.03"))}  # 0.20 / 1.2 = 0.1667
-        assert taxes(invoice.lines.get(kind="discount")) == {}  # the loyalty discount has no service type
-        # Fees 15 + 32 + 15.50 + 10 + activation 5 + tariff change 1, usage 0.20, discount −5, levy 0.17.
+        # The loyalty discount has no service type: it is spread over the charges and reduces their
+        # tax base (issue 10, item 5): 5.00 incl. VAT takes 0.83 VAT back; TV's share 0.01 of levy.
+        assert taxes(invoice.lines.get(kind="discount")) == {"VAT": (Decimal("-4.17"), Decimal("-0.83")),
+                                                             "TVL": (Decimal("-0.53"), Decimal("-0.01"))}
+        # Fees 15 + 32 + 15.50 + 10 + activation 5 + tariff change 1, usage 0.20, discount −5, levy 0.17 − 0.01.
         assert (invoice.total, invoice.tax_total, invoice.subtotal) == (
-            Decimal("73.87"), Decimal("13.28"), Decimal("60.59"))
+            Decimal("73.86"), Decimal("12.44"), Decimal("61.42"))
         assert [(t["code"], Decimal(t["base"]), Decimal(t["tax"]), t["inclusive"]) for t in invoice.tax_summary] == [
-            ("TVL", Decimal("8.33"), Decimal("0.17"), False), ("VAT", Decimal("65.59"), Decimal("13.11"), True)]
+            ("TVL", Decimal("7.80"), Decimal("0.16"), False), ("VAT", Decimal("61.42"), Decimal("12.28"), True)]
         assert "rounded half up to 0.01 EUR" in invoice.rounding_note
         assert invoice.state == "issued" and invoice.number.endswith("I0000001")
         assert check(period="2025-03")["ok"], check(period="2025-03")
