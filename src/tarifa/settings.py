@@ -220,6 +220,10 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "procrastinate": {"level": env("TARIFA_JOBS_LOG_LEVEL", "WARNING")},
+        # PDF rendering: fontTools logs every subset table and WeasyPrint every step at INFO
+        # (hundreds of lines per invoice); their warnings and errors still show.
+        "fontTools": {"level": env("TARIFA_PDF_LOG_LEVEL", "WARNING")},
+        "weasyprint": {"level": env("TARIFA_PDF_LOG_LEVEL", "WARNING")},
     },
 }
 

@@ -33,7 +33,7 @@ from tarifa.kernel import events
 from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, DomainError, NotFound, ValidationFailed
 from tarifa.kernel.money import CURRENCIES, parse_amount
-from tarifa.kernel.numbering import next_number
+from tarifa.kernel.numbering import check_configurable_series, next_number
 from tarifa.ledger import services as ledger
 from tarifa.ledger.models import BillingAccount, Transfer
 
@@ -104,9 +104,8 @@ CYCLE_FIELDS = ("code", "name", "day_of_month", "invoice_date_offset_days", "pay
 @transaction.atomic
 def create_cycle(*, actor, **fields) -> BillCycle:
     """A bill cycle. Errors: validation_failed (day of month 1–28, series A–Z, unique code)."""
-    if fields.get("series") == CREDIT_NOTE_SERIES:
-        raise ValidationFailed("The series CN is the credit notes'.", code="reserved_series",
-                               fields={"series": ["Reserved for credit notes."]})
+    if fields.get("series"):
+        check_configurable_series(fields["series"])  # CN (credit notes), P (payments), S, SH, … are taken
     if BillCycle.objects.filter(code=fields.get("code")).exists():
         raise ValidationFailed(f"A cycle {fields.get('code')!r} exists.", code="duplicate_code",
                                fields={"code": ["Already used."]})
@@ -117,9 +116,8 @@ def create_cycle(*, actor, **fields) -> BillCycle:
 def update_cycle(cycle: BillCycle, *, actor, **changes) -> BillCycle:
     """Change a cycle's terms; invoices already made keep theirs."""
     changes.pop("code", None)
-    if changes.get("series") == CREDIT_NOTE_SERIES:
-        raise ValidationFailed("The series CN is the credit notes'.", code="reserved_series",
-                               fields={"series": ["Reserved for credit notes."]})
+    if changes.get("series"):
+        check_configurable_series(changes["series"])
     return recorded.update(cycle, actor=actor, **{k: v for k, v in changes.items() if k in CYCLE_FIELDS})
 
 

@@ -85,23 +85,25 @@ def load(*, actor) -> dict:
     accounts = _accounts(actor, usd)
     a0, a1, a2 = accounts[0], accounts[1], accounts[2]
 
-    # Cash desks: Carla's shift at the front desk is closed with a 5.00 shortage; Ben's is open.
+    # Cash desks, worked by the demo cashiers themselves (admin has no shift: they open their own
+    # at the cashier page): Carla's shift at the front desk is closed with a 5.00 shortage; Ben's
+    # at the kiosk is open.
     front = services.create_cash_desk(actor=actor, code="DESK1", name="Front desk", currency=usd,
                                       location="Main office, ground floor", cashiers=[carla, ben])
     kiosk = services.create_cash_desk(actor=actor, code="DESK2", name="Mall kiosk", currency=usd,
                                       location="Springfield Mall", cashiers=[ben])
-    shift = services.open_shift(actor=actor, desk=front, opening_float="100.00", cashier=carla)
+    shift = services.open_shift(actor=carla, desk=front, opening_float="100.00")
     for i, (account, amount) in enumerate([(a0, "20.00"), (a1, "45.00"), (a2, "15.50")]):
-        services.accept_payment(actor=actor, account=account, amount=amount, channel="cash", shift=shift,
+        services.accept_payment(actor=carla, account=account, amount=amount, channel="cash", shift=shift,
                                 idempotency_key=_key(f"cash:{i}"), payer=account.customer.display_name)
     expected = services.expected_cash(shift)
-    services.close_shift(shift, actor=actor, counted_cash=expected - 5, note="Counted twice; 5.00 short.")
-    services.hand_over_cash(actor=actor, from_desk=front, amount="60.00", destination="bank",
+    services.close_shift(shift, actor=carla, counted_cash=expected - 5, note="Counted twice; 5.00 short.")
+    services.hand_over_cash(actor=carla, from_desk=front, amount="60.00", destination="bank",
                             bank_reference="DEP-0001", note="Evening deposit", idempotency_key=_key("deposit"))
-    open_shift = services.open_shift(actor=actor, desk=kiosk, opening_float="50.00", cashier=ben)
-    services.accept_payment(actor=actor, account=a1, amount="10.00", channel="cash", shift=open_shift,
+    open_shift = services.open_shift(actor=ben, desk=kiosk, opening_float="50.00")
+    services.accept_payment(actor=ben, account=a1, amount="10.00", channel="cash", shift=open_shift,
                             idempotency_key=_key("cash:kiosk"))
-    services.hand_over_cash(actor=actor, from_desk=kiosk, amount="10.00", destination="desk", to_desk=front,
+    services.hand_over_cash(actor=ben, from_desk=kiosk, amount="10.00", destination="desk", to_desk=front,
                             received_by=carla, idempotency_key=_key("to-front"), note="Kiosk takings to the front desk")
 
     # A terminal network: check, then pay.

@@ -19,6 +19,9 @@ from ..models import CashDesk, CashHandover, CashierShift
 from . import common
 
 DISCREPANCY_ACCOUNT = "cash_discrepancy"
+# Shifts were numbered in S (the subscriptions' series) before: those keep their numbers.
+SHIFT_SERIES = "SH"
+HANDOVER_SERIES = "H"
 
 
 # --- desks -------------------------------------------------------------------------------------
@@ -80,28 +83,33 @@ def desk_cash(locked_account) -> Decimal:
 def open_shift(*, actor, desk: CashDesk, opening_float=0, cashier=None) -> CashierShift:
     """Open the cashier's shift at `desk` with the float counted in the drawer.
 
-    The cashier is the acting user (or `cashier` for internal actors). Permission
-    `payments.operate_cash_desk`; the cashier must be assigned to the desk (or see all
-    desks). One open shift per cashier and per desk (also a database constraint).
-    Locks the desk's cash account to note what the books hold at opening. Errors:
-    permission_denied, desk_not_assigned (403), shift_already_open (409), amount errors,
-    archived.
+    The shift is `cashier`'s, else the acting user's. Permission
+    `payments.operate_cash_desk`; opening a shift for another cashier also needs
+    `payments.change_cashiershift` (a supervisor). The cashier must be assigned to the
+    desk (or see all desks). One open shift per cashier and per desk (also a database
+    constraint). Locks the desk's cash account to note what the books hold at opening.
+    Errors: permission_denied, desk_not_assigned (403), shift_already_open (409), amount
+    errors, archived.
     """
     common.require(actor, "payments.operate_cash_desk")
-    user = common.user_of(actor) or cashier
+    acting = common.user_of(actor)
+    user = cashier or acting
     if user is None:
         raise ValidationFailed("A shift belongs to a cashier.", code="cashier_required", fields={"cashier": ["Required."]})
+    if acting is not None and user.pk != acting.pk:
+        common.require(actor, "payments.change_cashiershift")
     if desk.archived_at is not None:
         raise DomainError(f"Desk {desk.code} is archived.", code="archived", status=409)
-    if common.user_of(actor) is not None and not may_use_desk(user, desk):
-        raise errors.DeskNotAssigned(f"You are not a cashier of desk {desk.code}.")
+    if (acting is not None or cashier is not None) and not may_use_desk(user, desk):
+        who = "You are" if user == acting else f"{user.get_username()} is"
+        raise errors.DeskNotAssigned(f"{who} not a cashier of desk {desk.code}.")
     opening_float = common.non_negative_amount(opening_float, desk.currency, field="opening_float")
     locked = ledger.lock_accounts(desk.ledger_account_id)[desk.ledger_account_id]
     clash = CashierShift.objects.filter(Q(cashier=user) | Q(desk=desk), status=CashierShift.Status.OPEN).first()
     if clash is not None:
         whose = "You have" if clash.cashier_id == user.pk else f"Desk {desk.code} has"
         raise errors.ShiftAlreadyOpen(f"{whose} an open shift ({clash.number}): close it first.")
-    shift = CashierShift(id=uuid7(), number=next_number("S"), desk=desk, cashier=user, currency=desk.currency,
+    shift = CashierShift(id=uuid7(), number=next_number(SHIFT_SERIES), desk=desk, cashier=user, currency=desk.currency,
                          opened_at=now(), opening_float=opening_float, book_at_open=desk_cash(locked))
     try:
         with transaction.atomic():
@@ -212,7 +220,7 @@ def hand_over_cash(*, actor, from_desk: CashDesk, amount, destination: str, idem
                                       " books; a hand-over cannot exceed it.", fields={"amount": ["More than held."]})
     shift = CashierShift.objects.filter(desk=from_desk, status=CashierShift.Status.OPEN).first()
     handover_id = uuid7()
-    number = next_number("H")
+    number = next_number(HANDOVER_SERIES)
     transfer = ledger.post_transfer(actor=actor, debit=target, credit=from_desk.ledger_account_id, amount=amount,
                                     currency=from_desk.currency, kind=Transfer.Kind.TRANSFER,
                                     idempotency_key=f"payments:handover:{key}",

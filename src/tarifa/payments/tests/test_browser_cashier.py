@@ -30,7 +30,7 @@ def test_a_cashier_takes_cash_and_closes_the_shift_short(page, live_server, cash
     form.get_by_label("Cash desk").select_option("FRONT")
     form.get_by_label("Opening float").fill("100.00")
     form.get_by_role("button", name="Open shift").click()
-    assert page.get_by_test_id("shift-number").inner_text().startswith("HQ-S")
+    assert page.get_by_test_id("shift-number").inner_text().startswith("HQ-SH")
     assert page.get_by_test_id("expected-cash").inner_text() == "100.00"
 
     # Find Maria by her phone number, take 25.50 in cash.

@@ -22,7 +22,7 @@ def test_a_cashier_s_day(desk, cashier, account, key):
     carla = cashier(desk=front)
     acc = account()
     shift = services.open_shift(actor=carla, desk=front, opening_float="100.00")
-    assert shift.number.startswith("HQ-S") and shift.status == "open"
+    assert shift.number.startswith("HQ-SH") and shift.status == "open"
     payment = services.accept_payment(actor=carla, account=acc, amount="20.00", channel="cash", idempotency_key=key())
     assert (payment.desk, payment.shift, payment.cashier) == (front, shift, carla)
     assert payment.transfer.debit_account.code == "cash:FRONT"
