@@ -63,7 +63,8 @@ register(ModelScreens(
 
 register(ModelScreens(
     model=BillCycleAssignment, area=AREA, columns=["billing_account__number", "cycle__code", "assigned_at", "actor"],
-    form_class=AssignmentForm, create=_assign, filterset_fields=["cycle"], search_fields=["billing_account__number"],
+    form_class=AssignmentForm, create=_assign, permissions={"add": "billing.assign_cycle"},
+    filterset_fields=["cycle"], search_fields=["billing_account__number"],
     ordering=["cycle", "billing_account__number"], menu=False,
 ))
 

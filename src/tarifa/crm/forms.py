@@ -66,6 +66,8 @@ class CustomerForm(RecordForm):
             # The kind is fixed once registered; first contacts are added on the customer page.
             self.fields["kind"].disabled = True
             del self.fields["email"], self.fields["phone"]
+            if self.instance.tax_scheme_id:  # the choices are codes (to_field_name), the model holds the pk
+                self.initial["tax_scheme"] = self.instance.tax_scheme.code
 
 
     def clean_language(self):

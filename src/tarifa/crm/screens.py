@@ -31,14 +31,17 @@ def _create_customer(*, actor, email="", phone="", **data):
 
 def _customer_context(request, customer):
     user = request.user
+    # Notes and files (their names too) only for who may read them, in the history as well.
+    may_read = {"crm.note": user.has_perm("crm.view_note"), "crm.attachment": user.has_perm("crm.view_attachment")}
     return {
-        "history": selectors.customer_history(customer)[:200],
+        "history": selectors.customer_history(customer, exclude=[t for t, ok in may_read.items() if not ok])[:200],
         "contacts": customer.contacts.filter(archived_at__isnull=True),
         "addresses": customer.addresses.filter(archived_at__isnull=True),
         "authorised_contacts": customer.authorised_contacts.filter(archived_at__isnull=True),
         "contracts": customer.contracts.filter(archived_at__isnull=True).select_related("signed_document"),
-        "attachments": customer.attachments.filter(archived_at__isnull=True).select_related("contract"),
-        "notes": customer.notes.all()[:100],
+        "attachments": customer.attachments.filter(archived_at__isnull=True).select_related("contract")
+        if may_read["crm.attachment"] else None,
+        "notes": customer.notes.all()[:100] if may_read["crm.note"] else None,
         "panels": panels.panels_for(request, customer),
         "perms_crm": {
             "change_contact": user.has_perm("crm.change_contact"), "delete_contact": user.has_perm("crm.delete_contact"),

@@ -47,8 +47,9 @@ def billing_address(customer: Customer) -> Address | None:
     return addresses[0] if addresses else None
 
 
-def customer_history(customer: Customer) -> QuerySet:
-    """The audit trail of the customer and everything kept about it, newest first."""
+def customer_history(customer: Customer, *, exclude=()) -> QuerySet:
+    """The audit trail of the customer and everything kept about it, newest first; without the
+    events of the object types in `exclude` (e.g. "crm.note" for a user who may not read notes)."""
     related = {
         "crm.contact": Contact.objects.filter(customer=customer),
         "crm.address": Address.objects.filter(customer=customer),
@@ -59,6 +60,8 @@ def customer_history(customer: Customer) -> QuerySet:
     }
     cond = Q(object_type="crm.customer", object_id=str(customer.pk))
     for object_type, qs in related.items():
+        if object_type in exclude:
+            continue
         ids = [str(pk) for pk in qs.values_list("pk", flat=True)]
         if ids:
             cond |= Q(object_type=object_type, object_id__in=ids)

@@ -134,8 +134,19 @@ def registration_form(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if self.editing:
-                for name in ("currency", "payment_mode", "credit_limit"):
-                    del self.fields[name]
+                self.drop_account_terms()
+
+        def drop_account_terms(self):
+            for name in ("currency", "payment_mode", "credit_limit"):
+                self.fields.pop(name, None)
+
+        def set_request(self, request):
+            if hasattr(super(), "set_request"):
+                super().set_request(request)
+            from .services import may_open_accounts
+
+            if not may_open_accounts(request.user):  # no account is opened for them: no terms to ask
+                self.drop_account_terms()
 
     CustomerRegistrationForm.__name__ = CustomerRegistrationForm.__qualname__ = f"Registration{base.__name__}"
     return CustomerRegistrationForm

@@ -1,12 +1,13 @@
 """Operator screens: billing accounts, ledger accounts, transfers, holds; the customer page's
 "Billing accounts" panel; and customer registration that opens the first account."""
 
+from django.contrib import messages
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.crm.models import Contact, Customer
 from tarifa.crm.panels import register_panel
-from tarifa.web.registry import Action, ModelScreens, Page, register, register_page, screens_for
+from tarifa.web.registry import Action, ModelScreens, Page, Redirect, register, register_page, screens_for, url_for
 
 from . import selectors, services
 from .filters import TransferScreenFilter
@@ -196,14 +197,21 @@ register_panel(_("Billing accounts"), "ledger/customer_accounts_panel.html", con
 
 
 def _register_customer(*, actor, email="", phone="", currency="", payment_mode="", credit_limit="", **data):
-    """The customer form's create: crm's fields plus the first account's terms → register_customer."""
+    """The customer form's create: crm's fields plus the first account's terms → register_customer.
+    A user who may not open accounts sees no account fields; the customer is registered without one."""
     contacts = []
     if email:
         contacts.append({"kind": Contact.Kind.EMAIL, "value": email, "is_preferred": True})
     if phone:
         contacts.append({"kind": Contact.Kind.PHONE, "value": phone, "is_preferred": True})
-    return services.register_customer(actor=actor, currency=currency or None, payment_mode=payment_mode or "prepaid",
-                                      credit_limit=credit_limit or "0", contacts=contacts, **data)
+    customer = services.register_customer(actor=actor, currency=currency or None, payment_mode=payment_mode or None,
+                                          credit_limit=credit_limit or None, contacts=contacts, **data)
+    if services.may_open_accounts(actor):
+        return customer
+    return Redirect(url_for(customer), messages=[
+        (messages.SUCCESS, _("Registered %(customer)s.") % {"customer": customer}),
+        (messages.WARNING, _("No billing account was opened: that needs the permission to open billing accounts "
+                             "(ledger.add_billingaccount). Ask someone who has it to open one."))])
 
 
 def _wire_customer_registration():

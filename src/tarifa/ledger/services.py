@@ -803,18 +803,32 @@ def default_currency() -> str:
     return _default_currency()
 
 
+def may_open_accounts(actor) -> bool:
+    """Whether `actor` may open billing accounts (internal actors, strings, may)."""
+    return not hasattr(actor, "has_perm") or actor.has_perm("ledger.add_billingaccount")
+
+
 @transaction.atomic
-def register_customer(*, actor, currency=None, payment_mode="prepaid", credit_limit=0, **customer_fields):
+def register_customer(*, actor, currency=None, payment_mode=None, credit_limit=None, **customer_fields):
     """Register a customer (crm) with their first billing account, in one transaction.
 
     crm cannot import the ledger (apps depend downward), so this is the write path the
     customer screens and `POST /api/v1/customers/` use. Errors: crm's, then open_account's.
+    The first account is opened only for an actor who may open accounts
+    (ledger.add_billingaccount): for one who may not, the customer is registered without an
+    account when no account terms were given (someone who may opens it later), and the whole
+    registration is refused (permission_denied, nothing written) when terms were given.
     """
     from tarifa.crm import services as crm
 
+    terms_given = any(v not in (None, "") for v in (currency, payment_mode, credit_limit))
+    if not may_open_accounts(actor):
+        if terms_given:
+            _require(actor, "ledger.add_billingaccount")
+        return crm.create_customer(actor=actor, **customer_fields)
     customer = crm.create_customer(actor=actor, **customer_fields)
     open_account(actor=actor, customer=customer, currency=currency or default_currency(),
-                 payment_mode=payment_mode, credit_limit=credit_limit)
+                 payment_mode=payment_mode or "prepaid", credit_limit=credit_limit or 0)
     return customer
 
 

@@ -266,7 +266,11 @@ class BundleForm(RecordForm):
 
     class Meta:
         model = Bundle
-        fields = ["tariff", "code", "name", "usage_type", "allowance", "period", "destinations"]
+        # `allowance` is the form's own field (300m, 10GB): the service parses it; a model field
+        # here would have the form validate the text as an integer.
+        fields = ["tariff", "code", "name", "usage_type", "period", "destinations"]
+
+    field_order = ["tariff", "code", "name", "usage_type", "allowance", "period", "destinations"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

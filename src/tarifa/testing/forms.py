@@ -82,15 +82,26 @@ def guess(name, field):
         return None
     if isinstance(field, forms.CharField):
         lowered = name.lower()
-        if lowered.endswith(("amount", "fee", "limit", "price", "nominal")):
+        if lowered.endswith(("amount", "fee", "limit", "price", "nominal", "cash")):
             return "1.00"
+        if lowered == "country":
+            return "US"
+        if lowered == "period":
+            from tarifa.kernel.clock import today
+
+            last_month = today().replace(day=1) - dt.timedelta(days=1)
+            return f"{last_month:%Y-%m}"
         if "phone" in lowered or lowered == "msisdn":
             return f"+1555{next(_counter) % 10_000_000:07d}"
         if "email" in lowered:
             return f"suite{unique_token().lower()}@example.com"
         token = unique_token()
-        text = f"S{token}" if lowered in ("code", "number", "login", "username", "prefix") or lowered.endswith(
-            "_code") else f"Suite {name} {token}"
+        if lowered in ("code", "number", "login", "username") or lowered.endswith("_code"):
+            text = f"s{token.lower()}"
+        elif lowered == "prefix":
+            text = f"99{next(_counter):06d}"
+        else:
+            text = f"Suite {name} {token}"
         max_length = field.max_length or 40
         return text[:max_length]
     return None

@@ -27,8 +27,9 @@ class Action:
     danger: bool = False
     available: Callable | None = None  # available(obj) -> bool
     pass_request: bool = False  # handler also gets request= (to show a one-time secret, say)
-    # form_sample(obj) -> {field: value}: what the form-submission suite types into this action's
-    # form for `obj` where its generic filler cannot guess (a file, a value that must match the record).
+    # form_sample(obj, user) -> {field: value}: what the form-submission suite types into this action's
+    # form for `obj` where its generic filler cannot guess (a file, a value that must match the record);
+    # it may prepare `user`, the acting user (open a cashier shift, say).
     form_sample: Callable | None = None
 
 
@@ -68,9 +69,12 @@ class ModelScreens:
     # "archive" or an action's name). Default: the first record that suits (not archived
     # for edit/archive, `available` for an action), taken from the demo data.
     sample: Callable | None = None
-    # form_sample(view, obj) -> {field: value}: what the form-submission suite types into the
+    # form_sample(view, obj, user) -> {field: value}: what the form-submission suite types into the
     # create ("add", obj None) or edit ("edit", obj) form where its generic filler cannot guess.
     form_sample: Callable | None = None
+    # The permission a generic view checks, when it is not <app>.<view>_<model>: e.g.
+    # {"add": "billing.assign_cycle"} where the create service checks that one.
+    permissions: dict[str, str] = field(default_factory=dict)
 
     @property
     def app_label(self):
@@ -89,7 +93,7 @@ class ModelScreens:
         return self.model._meta.verbose_name_plural
 
     def perm(self, action: str) -> str:
-        return f"{self.app_label}.{action}_{self.model_name}"
+        return self.permissions.get(action) or f"{self.app_label}.{action}_{self.model_name}"
 
     def url_name(self, view: str) -> str:
         return f"{self.app_label}:{self.model_name}_{view}"

@@ -16,7 +16,7 @@ def operator(make_user, staff_client):
     user = make_user("crm.view_customer", "crm.add_customer", "crm.change_customer", "crm.delete_customer",
                      "crm.add_contact", "crm.change_contact", "crm.delete_contact", "crm.add_note",
                      "crm.view_contract", "crm.add_contract", "crm.sign_contract", "crm.add_attachment",
-                     "crm.view_attachment", username="operator")
+                     "crm.view_attachment", "crm.view_note", username="operator")
     return staff_client(user)
 
 
@@ -183,3 +183,19 @@ def test_contact_edit_and_remove_screens(operator, person):
     html = operator.get(f"/crm/customer/{person.pk}/").content.decode()
     contacts = html.split('data-testid="contacts"')[1].split('data-testid="addresses"')[0]
     assert "new@example.com" not in contacts and "+15550100101" in contacts
+
+
+def test_customer_page_hides_notes_and_files_from_who_may_not_read_them(make_user, staff_client, person):
+    """Issue 10 item 14: without crm.view_note / crm.view_attachment, neither the notes, the file
+    names nor their history events show on the customer page."""
+    services.add_note(person, actor="test", text="Owes us a favour.")
+    services.attach_file(person, actor="test", file=SimpleUploadedFile("passport-scan.txt", b"scan", "text/plain"))
+    clerk = staff_client(make_user("crm.view_customer", username="clerk", password=None))
+    html = clerk.get(f"/crm/customer/{person.pk}/").content.decode()
+    assert "Owes us a favour." not in html and 'data-testid="notes"' not in html
+    assert "passport-scan" not in html and 'data-testid="attachments"' not in html
+    assert "Maria Garcia" in html
+    reader = staff_client(make_user("crm.view_customer", "crm.view_note", "crm.view_attachment", username="reader",
+                                    password=None))
+    html = reader.get(f"/crm/customer/{person.pk}/").content.decode()
+    assert "Owes us a favour." in html and "passport-scan" in html

@@ -163,3 +163,37 @@ def test_ledger_check_page_runs_on_request(ui, make_user, client):
     assert 'data-testid="ledger-check-result"' in ran and "OK" in ran and "1 transfers" in ran
     client.force_login(make_user("ledger.view_billingaccount"))
     assert client.get("/ledger/check/").status_code == 403
+
+
+def test_registering_a_customer_opens_no_account_for_a_user_who_may_not_open_accounts(make_user, staff_client):
+    """Issue 10 item 14: the clerk registers the customer; the account is left to someone who may
+    open it, and the page says so. With the right, the first account is opened as before."""
+    from tarifa.ledger import services as ledger_services
+    from tarifa.testing.forms import initial_post_data
+
+    from tarifa.kernel.errors import DomainError
+
+    clerk_user = make_user("crm.add_customer", "crm.view_customer", username="clerk", password=None)
+    clerk = staff_client(clerk_user)
+    form = clerk.get("/crm/customer/add/").context["form"]
+    assert not {"currency", "payment_mode", "credit_limit"} & set(form.fields)
+    r = clerk.post("/crm/customer/add/", initial_post_data(form, kind="individual", first_name="Ada",
+                                                           last_name="Clerk"), follow=True)
+    customer = Customer.objects.get(last_name="Clerk")
+    assert not customer.billing_accounts.exists()
+    assert "No billing account was opened" in r.content.decode()
+    with pytest.raises(DomainError) as err:  # asking for account terms without the right: refused, nothing written
+        ledger_services.register_customer(actor=clerk_user, kind="individual", first_name="Bo",
+                                          last_name="Terms", currency="USD")
+    assert err.value.code == "permission_denied" and not Customer.objects.filter(last_name="Terms").exists()
+
+    opener = staff_client(make_user("crm.add_customer", "crm.view_customer", "ledger.add_billingaccount",
+                                    username="opener", password=None))
+    form = opener.get("/crm/customer/add/").context["form"]
+    assert form["currency"].value() == "USD"
+    r = opener.post("/crm/customer/add/", initial_post_data(form, kind="individual", first_name="Ada",
+                                                            last_name="Opener"))
+    assert r.status_code == 302
+    (account,) = Customer.objects.get(last_name="Opener").billing_accounts.all()
+    assert (account.currency, account.payment_mode) == ("USD", "prepaid")
+
