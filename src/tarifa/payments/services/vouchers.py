@@ -143,7 +143,7 @@ def sell_batch(batch: VoucherBatch, *, actor, paid_via: str, sold_to: str = "", 
 
 def _failures(account_id, ip) -> bool:
     since = now() - THROTTLE_WINDOW
-    recent = VoucherAttempt.objects.filter(at__gte=since).exclude(outcome="redeemed")
+    recent = VoucherAttempt.objects.filter(at__gte=since).exclude(outcome__in=("redeemed", "replayed"))
     if account_id is not None and recent.filter(billing_account_id=account_id).count() >= THROTTLE_FAILURES:
         return True
     return bool(ip) and recent.filter(ip=ip).count() >= THROTTLE_FAILURES
@@ -153,7 +153,7 @@ def _attempt(account_id, ip, actor, outcome, serial=""):
     """Log the attempt so that it survives the refusal that follows (autocommit when not in a transaction)."""
     VoucherAttempt.objects.create(billing_account_id=account_id, ip=ip or None, actor=common.actor_label(actor),
                                   serial=serial, outcome=outcome)
-    if outcome != "redeemed":
+    if outcome not in ("redeemed", "replayed"):
         log.warning("voucher redemption refused: %s (account %s, address %s, actor %s, serial %s)", outcome,
                     account_id, ip or "-", common.actor_label(actor), serial or "-")
 
@@ -174,18 +174,16 @@ def redeem_voucher(*, actor, account, code: str, ip: str | None = None, idempote
     common.require(actor, "payments.redeem_voucher")
     ip = ip if ip is not None else (context.current().ip or None)
     account = common.billing_account(account)
+    digest = code_hash(code)
+    key = f"voucher:{common.idempotency_key(idempotency_key)}" if idempotency_key else None
+    # A replay answers the first result before anything else: it is not an attempt at a code,
+    # so it is neither throttled nor counted as a failure.
+    done = _replay(key, digest, account, ip, actor) if key else None
+    if done is not None:
+        return done
     if _failures(account.pk, ip):
         _attempt(account.pk, ip, actor, "throttled")
         raise errors.VoucherThrottled("Too many wrong voucher codes: try again in 15 minutes.")
-    digest = code_hash(code)
-    if idempotency_key:
-        done = Payment.objects.filter(idempotency_key=f"voucher:{common.idempotency_key(idempotency_key)}").first()
-        if done is not None:
-            voucher = Voucher.objects.filter(code_hash=digest).first()
-            if voucher is None or done.external_reference != voucher.serial or done.billing_account_id != account.pk:
-                raise errors.IdempotencyConflict("The idempotency key was used to redeem another voucher.")
-            done.replayed = True
-            return done
     outcome = None
     serial = ""
     try:
@@ -196,6 +194,11 @@ def redeem_voucher(*, actor, account, code: str, ip: str | None = None, idempote
                 outcome = "unknown"
                 raise errors.VoucherUnknown("No such voucher code.", fields={"code": ["Unknown code."]})
             serial = voucher.serial
+            if key and voucher.state == Voucher.State.REDEEMED:
+                # A concurrent request with this key redeemed it while we waited for the row lock.
+                done = _replay(key, digest, account, ip, actor, log_conflict=False)
+                if done is not None:
+                    return done
             if voucher.state == Voucher.State.REDEEMED:
                 outcome = "used"
                 raise errors.VoucherUsed(f"Voucher {voucher.serial} was already redeemed.", fields={"code": ["Used."]})
@@ -208,9 +211,7 @@ def redeem_voucher(*, actor, account, code: str, ip: str | None = None, idempote
                                             fields={"code": ["Expired."]})
             common.open_account(account, voucher.batch.currency)
             liability = ledger.system_account(LIABILITY_ACCOUNT, voucher.batch.currency)
-            if idempotency_key:
-                key = f"voucher:{common.idempotency_key(idempotency_key)}"
-            else:  # one key per redemption: a reversed card's second redemption is a new payment
+            if not key:  # one key per redemption: a reversed card's second redemption is a new payment
                 earlier = Payment.objects.filter(channel=Channel.VOUCHER, external_reference=voucher.serial).count()
                 key = f"voucher:{voucher.pk}:{earlier}"
             payment = accept_payment(actor=actor, account=account, amount=voucher.batch.nominal,
@@ -228,6 +229,22 @@ def redeem_voucher(*, actor, account, code: str, ip: str | None = None, idempote
         raise
     _attempt(account.pk, ip, actor, "redeemed", serial)
     return payment
+
+
+def _replay(key: str, digest: str, account, ip, actor, *, log_conflict: bool = True) -> Payment | None:
+    """The payment this idempotency key made, if any (marked `replayed`, logged as a replay);
+    idempotency_conflict when the key redeemed another card or to another account."""
+    done = Payment.objects.filter(idempotency_key=key).first()
+    if done is None:
+        return None
+    voucher = Voucher.objects.filter(code_hash=digest).first()
+    if voucher is None or done.external_reference != voucher.serial or done.billing_account_id != account.pk:
+        if log_conflict:  # (inside redeem_voucher's try, the refusal is logged there)
+            _attempt(account.pk, ip, actor, "idempotency_conflict", voucher.serial if voucher else "")
+        raise errors.IdempotencyConflict("The idempotency key was used to redeem another voucher.")
+    _attempt(account.pk, ip, actor, "replayed", voucher.serial)
+    done.replayed = True
+    return done
 
 
 def reinstate_for_payment(payment: Payment, *, actor) -> None:
