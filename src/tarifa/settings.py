@@ -190,7 +190,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tarifa.web.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tarifa.web.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["tarifa.web.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
@@ -207,6 +207,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's error answers and its Idempotency-Key header (tarifa.web.schema).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "tarifa.web.schema.document_errors"],
 }
 
 PROCRASTINATE_ON_APP_READY = "tarifa.web.jobs.on_app_ready"

@@ -164,7 +164,8 @@ class TariffSerializer(StrictModelSerializer):
         extra_kwargs = {"code": {"validators": []}}
         validators = []
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field({"type": "string", "format": "decimal", "nullable": True,
+                          "description": "Today's recurring fee; null when no price version is in force."})
     def get_current_price(self, obj):
         version = obj.version_on(services.today())
         return str(version.recurring_fee) if version else None

@@ -53,7 +53,13 @@ class DecimalText(serializers.Field):
 
 @extend_schema_field(OpenApiTypes.STR)
 class DurationField(serializers.Field):
-    """Base units (an integer) or a CGRateS duration string such as "60s"."""
+    """Base units (an integer) or a CGRateS duration string such as "60s"; answered as base units."""
+
+    openapi_schema = {  # read by tarifa.web.schema.AutoSchema
+        "request": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "example": "60s"}],
+                    "description": "Base units (nanoseconds of time, bytes, units) or a duration such as 60s."},
+        "response": {"type": "integer", "minimum": 0, "description": "Base units (nanoseconds of time, bytes, units)."},
+    }
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or isinstance(data, float):

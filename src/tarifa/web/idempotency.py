@@ -141,6 +141,7 @@ def idempotent(func=None, *, required: bool = True, scope=None):
                     transaction.set_rollback(True)
                 return response
 
+        wrapper.idempotency_key_required = required  # the OpenAPI schema declares the header (web.schema)
         return wrapper
 
     return decorate(func) if func is not None else decorate
