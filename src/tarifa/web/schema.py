@@ -151,10 +151,8 @@ def document_errors(result, generator, request, public):
                 codes.pop("401", None)  # open to anonymous callers (e.g. POST auth/token/)
             responses = operation["responses"]
             for code, description in codes.items():
-                if code in responses:
-                    continue
-                answer = {"description": description, "content": {"application/json": {"schema": ref}}}
+                answer = responses.setdefault(code, {"description": description})
+                answer.setdefault("content", {"application/json": {"schema": ref}})
                 if code == "429":
-                    answer["headers"] = RETRY_AFTER
-                responses[code] = answer
+                    answer.setdefault("headers", RETRY_AFTER)
     return result
