@@ -11,7 +11,7 @@ from tarifa.ledger.models import BillingAccount
 from . import billrun, dunning, services
 from .models import BillCycle, DocumentTemplate, Invoice
 
-STATEMENT_TEMPLATE = """<!doctype html><html><head><meta charset="utf-8">{% include "billing/documents/_style.html" %}</head>
+STATEMENT_TEMPLATE = """<!doctype html><html><head><meta charset="utf-8">{{ style }}</head>
 <body><h1>{{ operator.name }} — statement of account {{ account.number }}</h1>
 <p>{{ customer.display_name }}, {{ start|date:"Y-m-d" }} – {{ end|date:"Y-m-d" }}</p>
 <table><tr><td>Opening balance</td><td class="num">{{ opening|floatformat:2 }}</td></tr>

@@ -11,9 +11,10 @@ attempt's outcome stays in the log.
 import datetime as dt
 
 from django.db import IntegrityError, transaction
-from django.template import Context, Template, TemplateSyntaxError
+from django.db import models
 
 from tarifa.audit import services as recorded
+from tarifa.kernel import sandbox
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import DomainError, ValidationFailed
 
@@ -27,12 +28,38 @@ BASE_BACKOFF = dt.timedelta(minutes=1)
 ATTACHMENTS: dict = {}
 
 
+# What a notification template sees of each record: plain dicts of these fields (the template
+# sandbox, tarifa.kernel.sandbox: no model objects, no {% load %} / {% include %}; docs/notifications.md).
+TEMPLATE_FIELDS = {
+    "crm.customer": ["number", "kind", "display_name", "first_name", "last_name", "legal_name", "language"],
+    "ledger.billingaccount": ["number", "currency", "payment_mode", "payment_mode_display", "status",
+                              "status_display"],
+    "subscriptions.subscription": ["number", "status", "status_display", "login", "phone_number", "service__name",
+                                   "tariff__name", "activated_on"],
+    "billing.invoice": ["number", "kind", "kind_display", "period", "invoice_date", "due_date", "currency",
+                        "subtotal", "tax_total", "total", "outstanding"],
+}
+
+
+def template_data(value):
+    """`value` with every record replaced by the dict of its TEMPLATE_FIELDS (another record: its name)."""
+    if isinstance(value, models.Model):
+        fields = TEMPLATE_FIELDS.get(value._meta.label_lower)
+        return sandbox.record(value, fields) if fields else str(value)
+    if isinstance(value, dict):
+        return {k: template_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [template_data(v) for v in value]
+    return value
+
+
 def _check_template(subject, body):
+    """Compile both in the sandbox; a refused tag or a syntax error is a field error (`invalid_template`)."""
     for name, text in (("subject", subject), ("body", body)):
         try:
-            Template(text or "")
-        except TemplateSyntaxError as exc:
-            raise ValidationFailed(f"{name}: {exc}", code="invalid_template", fields={name: [str(exc)]}) from None
+            sandbox.compile_template(text or "", field=name)
+        except sandbox.TemplateRefused as exc:
+            raise ValidationFailed(f"{name}: {exc.message}", code="invalid_template", fields=exc.fields) from None
 
 
 @transaction.atomic
@@ -90,10 +117,10 @@ def notify(*, event, customer, context: dict, source_event: str) -> Notification
         note = Notification(status=Notification.Status.SKIPPED, language=customer.language,
                             last_error="no active template with a known address for any channel", **values)
     else:
-        ctx = Context({"customer": customer, **context})
+        data = template_data({"customer": customer, **context})
         note = Notification(channel=channel, recipient=address, language=template.language,
-                            subject=Template(template.subject).render(ctx).strip()[:200],
-                            body=Template(template.body).render(ctx).strip(), **values)
+                            subject=sandbox.render(template.subject, data).strip()[:200],
+                            body=sandbox.render(template.body, data).strip(), **values)
     try:
         with transaction.atomic():
             note.save(force_insert=True)

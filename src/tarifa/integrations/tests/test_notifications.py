@@ -223,3 +223,31 @@ def test_api_lists_the_delivery_log(admin_user, api):
     demo.load(actor="test")
     r = api(admin_user).get("/api/v1/notifications/")
     assert r.status_code == 200 and r.json()["count"] >= 1
+
+
+# --- the template sandbox (issue 11, High 2) ------------------------------------------------------
+
+@pytest.mark.parametrize("body", ['{% load static %}', '{% include "web/base.html" %}', '{% debug %}',
+                                  '{% extends "web/base.html" %}'])
+def test_templates_outside_the_sandbox_are_refused_with_the_tag_named(body, make_user, api):
+    editor = make_user("integrations.add_notificationtemplate", username="writer", password=None)
+
+    response = api(editor).post("/api/v1/notification-templates/", {
+        "event": "resumed", "channel": "sms", "language": "en", "body": f"Hello {body}"}, format="json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_template" and "is not allowed" in error["message"]
+    assert error["fields"]["body"]
+
+
+def test_a_notification_sees_only_plain_data_not_the_records_behind_it():
+    customer, account = customer_with("sms")
+    services.create_template(actor="test", event="payment_received", channel="sms", body=(
+        "[{{ customer.display_name }}][{{ account.number }}][{{ customer.contacts.all }}]"
+        "[{{ account.customer.document_number }}][{{ account.ledger_account.balance }}][{{ customer.pk }}]"))
+
+    note = services.notify(event="payment_received", customer=customer, source_event="sandbox-test",
+                           context={"account": account, "amount": "1.00", "currency": "EUR", "balance": "1.00"})
+
+    assert note.body == f"[{customer.display_name}][{account.number}][][][][]"
