@@ -137,11 +137,19 @@ def _database_url():
 
     url = database_url()
     os.environ["DATABASE_URL"] = url  # child processes (server, workers) share it
+    # The embedded installation (someone trying Tarifa) has the built-in TEST card provider on,
+    # in this process and its children (which see DATABASE_URL set).
+    os.environ.setdefault("TARIFA_TEST_CARD_PROVIDER", "1")
     return url
 
 
 DATABASES = {"default": dj_database_url.parse(_database_url(), conn_max_age=int(env("TARIFA_CONN_MAX_AGE", "60")))}
 DATABASES["default"]["TEST"] = {"NAME": env("TARIFA_TEST_DATABASE_NAME", "test_tarifa")}
+# The built-in TEST card provider (payments/gateways/testcards.py): a hosted payment page served by
+# Tarifa itself, so that card payments work end to end without a real provider. On by default for
+# the embedded database (set above), DEBUG and tests; a production installation switches it on
+# explicitly (TARIFA_TEST_CARD_PROVIDER=1), e.g. for a staging server.
+TARIFA_TEST_CARD_PROVIDER = env_bool("TARIFA_TEST_CARD_PROVIDER", DEBUG or TESTING)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "identity.User"

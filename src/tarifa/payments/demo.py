@@ -1,6 +1,6 @@
 """Demo payments through the services: cashiers and desks, a closed shift with a shortage and an
-open one, hand-overs, a terminal network's check/pay, a card payment confirmed by a signed
-webhook with the card stored and an automatic top-up, a bank statement (booked, unmatched,
+open one, hand-overs, a terminal network's check/pay, the built-in TEST card provider and a card
+payment confirmed by its signed webhook with the card stored and an automatic top-up, a bank statement (booked, unmatched,
 duplicate, rejected lines), vouchers sold and redeemed, a refund and a reversal.
 Loading twice changes nothing."""
 
@@ -14,6 +14,7 @@ from tarifa.ledger import services as ledger
 from tarifa.ledger.models import BillingAccount
 
 from . import services
+from .gateways import testcards
 from .gateways.reference import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .models import Payment, PaymentGateway
 from .services import terminals
@@ -115,16 +116,20 @@ def load(*, actor) -> dict:
         terminals.pay(qpay, {**params, "command": "pay", "txn_date": now().strftime("%Y%m%d%H%M%S")})
     terminals.check(qpay, {"command": "check", "txn_id": "QP-1002", "account": a1.number, "sum": "5.00"})
 
-    # An online card provider (simulated), its signed webhook, a stored card and an automatic top-up.
-    cards, _secret = services.create_gateway(actor=actor, code="CARDSIM", name="Card payments (simulated)",
-                                             kind="card", adapter="simulated", currency=usd,
-                                             api_url="https://checkout.example.com")
+    # Card payments through the built-in TEST provider (a payment page served by Tarifa itself:
+    # an account's "Card payment" → the page → a test card → the signed webhook applies it), a
+    # checkout already paid with the card stored, and an automatic top-up from that card. Where
+    # the test provider is switched off, the same story runs on the simulated adapter.
+    adapter = "test" if testcards.enabled() else "simulated"
+    cards, _secret = services.create_gateway(actor=actor, code="TESTCARD", kind="card", adapter=adapter,
+                                             name="Test card provider (TEST — no real money)", currency=usd,
+                                             min_amount="1.00", max_amount="1000.00")
     checkout = services.start_card_checkout(actor=actor, account=a2, amount="30.00", gateway=cards, save_card=True,
-                                            notify_url="http://127.0.0.1:8000/api/v1/gateways/CARDSIM/webhook/",
+                                            notify_url="http://127.0.0.1:8000/api/v1/gateways/TESTCARD/webhook/",
                                             return_url="http://127.0.0.1:8000/", idempotency_key=_key("checkout"))
-    body = json.dumps({"event": "payment.succeeded", "order": str(checkout.pk), "txn_id": "SIM-CHK-1",
+    body = json.dumps({"event": "payment.succeeded", "order": str(checkout.pk), "txn_id": f"TEST-{checkout.pk}",
                        "amount": "30.00", "currency": usd, "card_token": "tok_demo_4242",
-                       "card_label": "VISA •••• 4242"}).encode()
+                       "card_label": "VISA •••• 4242 (TEST)"}).encode()
     ts = str(int(now().timestamp()))
     services.handle_webhook(cards.code, {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"sha256={sign(cards.hmac_secret, ts, body)}"},
                             body)

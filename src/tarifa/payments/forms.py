@@ -127,7 +127,8 @@ class GatewayForm(forms.Form):
     currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES,
                                  initial=default_currency)
     adapter = forms.ChoiceField(label=_("Card adapter"), required=False,
-                                choices=[("", "—"), ("reference", "reference"), ("simulated", "simulated (demo)")])
+                                choices=[("", "—"), ("reference", "reference"), ("simulated", "simulated (demo)"),
+                                         ("test", "TEST card provider (built in, no real money)")])
     username = forms.CharField(label=_("Username (terminals)"), max_length=100, required=False)
     allowed_ips = forms.CharField(label=_("Allowed IP addresses"), required=False,
                                   help_text=_("Comma-separated addresses or CIDR networks; empty: any."))

@@ -365,6 +365,7 @@ class CardCheckout(BusinessRecord):
         CREATED = "created", _("Waiting for the customer")
         APPLIED = "applied", _("Paid and applied")
         FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired (no answer from the provider)")
 
     gateway = models.ForeignKey(PaymentGateway, on_delete=models.PROTECT, related_name="checkouts",
                                 verbose_name=_("gateway"))
@@ -390,7 +391,11 @@ class CardCheckout(BusinessRecord):
         default_permissions = ("view", "add")
 
     def __str__(self):
-        return f"{self.gateway.code} {self.amount.normalize():f} {self.currency} ({self.state})"
+        return f"{self.gateway.code} {self.amount:.2f} {self.currency} ({self.state})"
+
+    @property
+    def is_test(self) -> bool:
+        return self.gateway.adapter == "test"
 
 
 class StoredPaymentMethod(BusinessRecord, Archivable):

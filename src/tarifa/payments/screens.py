@@ -167,21 +167,32 @@ register(ModelScreens(
     ordering=["-checked_at"],
 ))
 
+def _checkout_context(request, checkout):
+    return {"can_view_account": request.user.has_perm("ledger.view_billingaccount"),
+            "expires_at": checkout.created_at + services.cards.CHECKOUT_TTL}
+
+
 register(ModelScreens(
     model=CardCheckout, area="Payments",
     columns=["created_at", "gateway__code", "billing_account__number", "amount", "currency", "state",
              "provider_txn_id", "payment__number"],
     filterset_fields=["gateway", "state"], search_fields=["provider_txn_id", "billing_account__number"],
-    ordering=["-created_at"],
+    ordering=["-created_at"], detail_template="payments/cardcheckout_detail.html",
+    detail_context=_checkout_context,
+    detail_fields=["billing_account", "gateway", "amount", "currency", "state", "created_at", "completed_at",
+                   "payment", "provider_txn_id", "failure_reason", "save_card"],
 ))
 
 
 def _card_checkout(account, *, actor, request, gateway, amount, idempotency_key, save_card=False):
     """A card payment started by an operator (on the phone with the customer): the checkout's page
-    shows the provider's URL to send the customer to; the provider's webhook applies the payment."""
+    links to the provider's payment page (send it to the customer, or open it with them); the
+    provider's webhook applies the payment; the page sends the payer back to the account."""
     notify = request.build_absolute_uri(reverse("api:payments-gateway-webhook", args=[gateway.code]))
+    back = request.build_absolute_uri(reverse("ledger:billingaccount_detail", args=[account.pk]))
     return services.start_card_checkout(actor=actor, account=account, amount=amount, gateway=gateway,
-                                        notify_url=notify, save_card=save_card, idempotency_key=idempotency_key)
+                                        notify_url=notify, return_url=back, save_card=save_card,
+                                        idempotency_key=idempotency_key)
 
 
 def _wire_card_checkout():

@@ -14,3 +14,12 @@ def autopay(timestamp: int) -> dict:
     from .services.autopay import run_autopay
 
     return run_autopay(as_of=now())
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="payments.expire_checkouts")
+@app.task(queue="payments", name="payments.expire_checkouts", queueing_lock="payments.expire_checkouts")
+def expire_checkouts(timestamp: int) -> int:
+    """Every 5 minutes: card checkouts the provider never answered (30 minutes) become expired."""
+    from .services.cards import expire_checkouts as expire
+
+    return expire(as_of=now())

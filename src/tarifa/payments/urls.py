@@ -23,6 +23,7 @@ from tarifa.web.views import PermissionRequiredView
 from . import selectors, services
 from .forms import CashPaymentForm, CloseShiftForm, GenerateVouchersForm, OpenShiftForm, RedeemVoucherForm
 from .models import Channel, Payment
+from .test_provider import HostedCheckoutView
 
 MAX_RESULTS = 20
 
@@ -203,4 +204,6 @@ urlpatterns = [
     path("payment/<uuid:pk>/receipt/", ReceiptView.as_view(), name="payment_receipt"),
     path("vouchers/generate/", GenerateVouchersView.as_view(), name="voucher_generate"),
     path("vouchers/redeem/", RedeemVoucherView.as_view(), name="voucher_redeem"),
+    # The built-in TEST card provider's hosted page (not a staff page: the signed link is the key).
+    path("test-card-provider/checkout/", HostedCheckoutView.as_view(), name="test_provider_checkout"),
 ]

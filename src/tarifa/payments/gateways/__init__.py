@@ -3,8 +3,10 @@
 from .base import ChargeResult, GatewayAdapter, WebhookEvent  # noqa: F401
 from .reference import ReferenceAdapter
 from .simulated import SimulatedAdapter
+from .testcards import TestProviderAdapter
 
-ADAPTERS: dict[str, type[GatewayAdapter]] = {"reference": ReferenceAdapter, "simulated": SimulatedAdapter}
+ADAPTERS: dict[str, type[GatewayAdapter]] = {"reference": ReferenceAdapter, "simulated": SimulatedAdapter,
+                                             "test": TestProviderAdapter}
 
 
 def adapter_for(gateway) -> GatewayAdapter:

@@ -5,7 +5,7 @@ write `from tarifa.payments import services; services.accept_payment(...)`.
 """
 
 from .autopay import cancel_agreement, create_agreement, run_autopay, update_agreement
-from .cards import handle_webhook, remove_payment_method, start_card_checkout
+from .cards import expire_checkouts, handle_webhook, remove_payment_method, start_card_checkout
 from .cashdesk import (archive_cash_desk, close_shift, create_cash_desk, expected_cash, hand_over_cash, open_shift,
                        update_cash_desk)
 from .gateways import archive_gateway, authenticate_terminal, create_gateway, rotate_credentials, update_gateway
@@ -18,6 +18,6 @@ __all__ = [
     "cancel_agreement", "close_shift", "create_agreement", "create_cash_desk", "create_gateway", "expected_cash",
     "generate_batch", "hand_over_cash", "handle_webhook", "ignore_line", "import_statement", "open_shift",
     "open_shift_of", "redeem_voucher", "refund_payment", "remove_payment_method", "reverse_payment",
-    "rotate_credentials", "run_autopay", "sell_batch", "start_card_checkout", "update_agreement",
+    "rotate_credentials", "run_autopay", "expire_checkouts", "sell_batch", "start_card_checkout", "update_agreement",
     "update_cash_desk", "update_gateway",
 ]

@@ -1,5 +1,6 @@
 """Online card payments: start a hosted checkout, apply the provider's signed webhook once."""
 
+import datetime as dt
 import uuid
 
 from django.db import transaction
@@ -14,6 +15,10 @@ from ..gateways import adapter_for
 from ..models import CardCheckout, Channel, PaymentGateway, StoredPaymentMethod
 from . import common
 from .payments import _check_gateway, accept_payment
+
+
+# A checkout nobody answers expires (the hosted link is valid as long: gateways/testcards.py).
+CHECKOUT_TTL = dt.timedelta(minutes=30)
 
 
 def card_gateway(code_or_gateway) -> PaymentGateway:
@@ -90,6 +95,8 @@ def handle_webhook(gateway_code: str, headers, body: bytes) -> CardCheckout:
         if checkout.state == CardCheckout.State.APPLIED:
             checkout.replayed = True
             return checkout
+        # A late answer for an expired checkout still counts: a succeeded payment took the
+        # customer's money, so it is applied; a failure just records the provider's reason.
         if event.kind == "payment.failed":
             checkout.state = CardCheckout.State.FAILED
             checkout.failure_reason = event.reason or "declined"
@@ -118,6 +125,26 @@ def handle_webhook(gateway_code: str, headers, body: bytes) -> CardCheckout:
                 recorded.record(method, actor=actor, action="create", changes={"label": [None, method.label]})
     checkout.replayed = False
     return checkout
+
+
+@transaction.atomic
+def expire_checkouts(*, as_of=None, actor="system:checkouts") -> int:
+    """Checkouts still waiting CHECKOUT_TTL after they were started become `expired` (the
+    provider never answered: the customer left, or the issuer timed out). Nothing is booked.
+    Rows another transaction holds (a webhook being applied) are left for the next run.
+    Returns how many expired."""
+    at = as_of or now()
+    due = list(CardCheckout.objects.select_for_update(skip_locked=True)
+               .filter(state=CardCheckout.State.CREATED, created_at__lt=at - CHECKOUT_TTL)
+               .order_by("created_at")[:1000])
+    reason = f"no answer from the provider within {int(CHECKOUT_TTL.total_seconds() // 60)} minutes"
+    for checkout in due:
+        checkout.state, checkout.failure_reason, checkout.completed_at = CardCheckout.State.EXPIRED, reason, at
+        checkout.updated_at = at
+        checkout.save(update_fields=["state", "failure_reason", "completed_at", "updated_at"])
+        recorded.record(checkout, actor=actor, action="expire", changes={"state": ["created", "expired"]},
+                        message=reason)
+    return len(due)
 
 
 @transaction.atomic
