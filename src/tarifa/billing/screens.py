@@ -1,3 +1,4 @@
+import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -47,6 +48,45 @@ def _assign(*, actor, billing_account, cycle):
     return services.assign_cycle(actor=actor, billing_account=billing_account, cycle=cycle)
 
 
+# --- what the form-submission suite types where its generic filler cannot guess --------------------
+
+def _account_without(related_name):
+    """An active account with no `related_name` row (a fresh one when every demo account has one)."""
+    from tarifa.ledger import services as ledger
+    from tarifa.ledger.models import BillingAccount
+
+    account = (BillingAccount.objects.filter(status="active", **{f"{related_name}__isnull": True})
+               .order_by("pk").first())
+    if account is None:
+        first = BillingAccount.objects.filter(status="active").order_by("pk").first()
+        account = ledger.open_account(actor="system", customer=first.customer, currency=first.currency)
+    return account
+
+
+def _invoice_sample(view, obj, user):
+    """An account and a closed period it has no invoice for."""
+    from tarifa.kernel.clock import today
+    from tarifa.ledger.models import BillingAccount
+
+    start = (today().replace(day=1) - dt.timedelta(days=1)).replace(day=1)  # last month may not be closed yet
+    for _back in range(12):
+        start = (start - dt.timedelta(days=1)).replace(day=1)
+        period = f"{start:%Y-%m}"
+        account = (BillingAccount.objects.filter(status="active").exclude(invoices__period=period)
+                   .order_by("pk").first())
+        if account is not None:
+            return {"billing_account": str(account.pk), "period": period}
+    return {}
+
+
+def _allocate_sample(invoice, user):
+    from tarifa.ledger.models import Transfer
+
+    payment = (Transfer.objects.filter(credit_account=invoice.billing_account.ledger_account, kind="payment")
+               .order_by("-created_at").first())
+    return {"transfer": str(payment.pk)} if payment else {}
+
+
 def _invoice_now(*, actor, billing_account, period):
     return services.generate_invoice(actor=actor, billing_account=billing_account, period=period)
 
@@ -64,6 +104,7 @@ register(ModelScreens(
 register(ModelScreens(
     model=BillCycleAssignment, area=AREA, columns=["billing_account__number", "cycle__code", "assigned_at", "actor"],
     form_class=AssignmentForm, create=_assign, permissions={"add": "billing.assign_cycle"},
+    form_sample=lambda view, obj, user: {"billing_account": str(_account_without("bill_cycle_assignment").pk)},
     filterset_fields=["cycle"], search_fields=["billing_account__number"],
     ordering=["cycle", "billing_account__number"], menu=False,
 ))
@@ -72,7 +113,7 @@ register(ModelScreens(
     model=Invoice, area=AREA,
     columns=["number", "kind", "billing_account__number", "period", "invoice_date", "due_date", "total",
              "paid_amount", "state"],
-    form_class=InvoiceNowForm, create=_invoice_now,
+    form_class=InvoiceNowForm, create=_invoice_now, form_sample=_invoice_sample,
     filterset_fields=["state", "kind", "period", "cycle", "currency"],
     search_fields=["number", "billing_account__number", "period"], ordering=["-invoice_date", "-number"],
     detail_template="billing/invoice_detail.html", detail_context=_invoice_context,
@@ -89,7 +130,7 @@ register(ModelScreens(
         Action("allocate", _("Allocate a payment"), "billing.allocate_payment",
                lambda inv, *, actor, transfer, amount=None: services.allocate_payment(
                    actor=actor, invoice=inv, transfer=_transfer(transfer), amount=amount),
-               form_class=AllocateForm, available=_open_invoice),
+               form_class=AllocateForm, available=_open_invoice, form_sample=_allocate_sample),
     ],
 ))
 
@@ -107,7 +148,7 @@ def _transfer(pk):
 register(ModelScreens(
     model=PendingItem, area=AREA, columns=["billing_account__number", "kind", "description", "amount", "service_type",
                                            "day"],
-    form_class=PendingItemForm,
+    form_class=PendingItemForm, form_sample=lambda view, obj, user: {"amount": "5.00"},
     create=lambda *, actor, day=None, **d: services.add_pending_item(actor=actor, day=day, **d),
     filterset_fields=["kind"], search_fields=["billing_account__number", "description"], ordering=["-day"],
     menu_label=_("Pending charges and credits"),
@@ -117,6 +158,7 @@ register(ModelScreens(
     model=BillRun, area=AREA, columns=["cycle__code", "period", "dry_run", "status", "accounts", "done", "invoiced",
                                        "skipped", "started_at", "finished_at"],
     form_class=BillRunForm, create=_create_run, filterset_fields=["status", "period", "cycle", "dry_run"],
+    permissions={"add": "billing.run_bill_run"},
     ordering=["-started_at"], detail_template="billing/billrun_detail.html", detail_context=_run_context,
 ))
 
@@ -138,12 +180,14 @@ register(ModelScreens(
     model=DunningStep, area=AREA, columns=["policy__code", "position", "name", "min_days_overdue",
                                            "min_amount_overdue", "min_unpaid_invoices", "action", "late_fee"],
     form_class=DunningStepForm, create=dunning.create_step, update=dunning.update_step,
+    form_sample=lambda view, obj, user: {"position": "99"} if view == "add" else {},
     filterset_fields=["policy", "action"], ordering=["policy__code", "position"], menu=False,
 ))
 
 register(ModelScreens(
     model=DunningAssignment, area=AREA, columns=["billing_account__number", "policy__code", "assigned_at"],
     form_class=DunningAssignmentForm, create=dunning.assign_policy, filterset_fields=["policy"],
+    form_sample=lambda view, obj, user: {"billing_account": str(_account_without("dunning_assignment").pk)},
     search_fields=["billing_account__number"], ordering=["billing_account__number"],
     menu_label=_("Dunning policy per account"),
 ))

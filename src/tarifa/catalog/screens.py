@@ -81,10 +81,52 @@ register(ModelScreens(
     filterset_fields=["tariff", "kind"], search_fields=["code", "label", "tariff__code"], ordering=["tariff", "code"],
 ))
 
+def _future_version():
+    """A price version that has not applied yet: the only kind that may still change."""
+    from tarifa.kernel.clock import today
+
+    return PriceVersion.objects.filter(valid_from__gt=today(), tariff__archived_at__isnull=True).order_by("pk").first()
+
+
+def _of_future_version(model):
+    def sample(view):
+        if view != "edit":
+            return None
+        version = _future_version()
+        found = model.objects.filter(price_version=version).order_by("pk").first() if version else None
+        if found is None and version is not None and model is ChannelPrice:  # the demo's future price has none
+            channel = Channel.objects.filter(archived_at__isnull=True).order_by("pk").first()
+            found = services.create_channel_price(actor="system", price_version=version, channel=channel,
+                                                  amount="1.00")
+        return found
+
+    return sample
+
+
+def _new_fee_sample(view, obj, user):
+    """form_sample: a kind the future version has no fee of yet."""
+    version = _future_version()
+    if view != "add" or version is None:
+        return {}
+    used = set(version.one_time_fees.values_list("kind", flat=True))
+    kind = next(k for k in OneTimeFee.Kind.values if k not in used)
+    return {"price_version": str(version.pk), "kind": kind, "amount": "2.50"}
+
+
+def _new_channel_price_sample(view, obj, user):
+    version = _future_version()
+    if view != "add" or version is None:
+        return {}
+    priced = set(version.channel_prices.values_list("channel_id", flat=True))
+    channel = Channel.objects.filter(archived_at__isnull=True).exclude(pk__in=priced).order_by("pk").first()
+    return {"price_version": str(version.pk), "channel": str(channel.pk), "amount": "1.50"}
+
+
 register(ModelScreens(
     model=PriceVersion, area=AREA, columns=["tariff__code", "valid_from", "recurring_fee", "note"],
     form_class=PriceVersionForm, create=services.create_price_version, update=services.update_price_version,
     filterset_fields=["tariff"], search_fields=["tariff__code", "note"], ordering=["tariff__code", "-valid_from"],
+    sample=lambda view: _future_version() if view == "edit" else None,
     detail_template="catalog/related_detail.html",
     detail_context=lambda request, v: {"related_rows": [(_("One-time fees"), v.one_time_fees.all()),
                                                         (_("Channel prices"), v.channel_prices.all())]},
@@ -93,12 +135,14 @@ register(ModelScreens(
 register(ModelScreens(
     model=OneTimeFee, area=AREA, columns=["price_version", "kind", "amount"], form_class=OneTimeFeeForm,
     create=services.create_one_time_fee, update=services.update_one_time_fee,
+    sample=_of_future_version(OneTimeFee), form_sample=_new_fee_sample,
     filterset_fields=["kind", "price_version__tariff"], ordering=["price_version__tariff__code", "kind"],
 ))
 
 register(ModelScreens(
     model=ChannelPrice, area=AREA, columns=["price_version", "channel__name", "package__name", "amount"],
     form_class=ChannelPriceForm, create=services.create_channel_price, update=services.update_channel_price,
+    sample=_of_future_version(ChannelPrice), form_sample=_new_channel_price_sample,
     filterset_fields=["price_version__tariff"], ordering=["price_version__tariff__code"],
 ))
 

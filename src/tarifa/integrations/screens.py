@@ -9,6 +9,8 @@ from .models import Notification, NotificationTemplate
 register(ModelScreens(
     model=NotificationTemplate, area="Operations", columns=["event", "channel", "language", "subject", "active"],
     form_class=TemplateForm, create=services.create_template, update=services.update_template,
+    # A language the demo templates do not have yet (one template per event, channel and language).
+    form_sample=lambda view, obj, user: {"language": "de", "subject": "Ihr Guthaben"} if view == "add" else {},
     filterset_fields=["event", "channel", "language", "active"], search_fields=["subject", "body"],
     ordering=["event", "channel", "language"],
 ))

@@ -74,6 +74,20 @@ def _active(account):
     return account.status == BillingAccount.Status.ACTIVE
 
 
+def _empty_account():
+    """The permission and form suites close a new, empty account (only those can be closed)."""
+    customer = Customer.objects.filter(archived_at__isnull=True).order_by("pk").first()
+    return services.open_account(actor="system", customer=customer, currency=services.default_currency())
+
+
+def _create_system_account(*, actor, code, currency, name=""):
+    from tarifa.audit import services as recorded
+
+    account = services.system_account(code, currency, name=name)
+    recorded.record(account, actor=actor, action="create", changes={"code": [None, code], "currency": [None, currency]})
+    return account
+
+
 register(ModelScreens(
     model=BillingAccount, area="Customers",
     columns=["number", "customer", "currency", "payment_mode", "credit_limit", "current_balance", "status"],
@@ -84,6 +98,8 @@ register(ModelScreens(
     search_fields=["number", "customer__number", "customer__last_name", "customer__legal_name"],
     queryset=billing_accounts, ordering=["number"],
     detail_template="ledger/billingaccount_detail.html", detail_context=_account_context,
+    sample=lambda view: _empty_account() if view == "close" else None,
+    form_sample=lambda view, account, user: {"credit_limit": "15.00"} if view == "edit" else {},
     actions=[
         Action("switch-mode", _("Switch payment mode"), "ledger.switch_payment_mode",
                lambda account, *, actor, payment_mode, reason="": services.switch_payment_mode(
@@ -113,7 +129,8 @@ register(ModelScreens(
     columns=["code", "kind", "currency", "name", "current_balance", "debits_posted", "credits_posted",
              "debits_pending", "credits_pending"],
     form_class=SystemAccountForm,
-    create=lambda *, actor, code, currency, name="": services.system_account(code, currency, name=name),
+    create=_create_system_account,
+    form_sample=lambda view, obj, user: {"code": "cash:SUITE"},
     filterset_fields=["kind", "currency"], search_fields=["code", "name"],
     queryset=lambda request: LedgerAccount.objects.annotate(
         current_balance=F("credits_posted") - F("debits_posted")),

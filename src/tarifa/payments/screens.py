@@ -44,11 +44,43 @@ def _payment_context(request, payment):
             "can_view_account": request.user.has_perm("ledger.view_billingaccount")}
 
 
+# --- what the form-submission suite types where its generic filler cannot guess --------------------
+
+def _an_account_number():
+    from tarifa.ledger.models import BillingAccount
+
+    return BillingAccount.objects.filter(status="active").order_by("pk").first().number
+
+
+def _handover_sample(view, obj, user):
+    """The acting user becomes a cashier of a desk holding cash (only a desk's cashier hands it over)."""
+    desk = CashDesk.objects.filter(archived_at__isnull=True).order_by("pk").first()
+    services.update_cash_desk(desk, actor="system", cashiers=[*desk.cashiers.all(), user])
+    return {"from_desk": desk.code, "destination": "bank", "bank_reference": "DEP-1"}
+
+
+def _agreement_sample(view, obj, user):
+    if view != "add":
+        return {}
+    card = StoredPaymentMethod.objects.filter(archived_at__isnull=True).order_by("pk").first()
+    return {"billing_account": card.billing_account.number, "payment_method": str(card.pk), "threshold": "5.00",
+            "amount": "20.00"}
+
+
+def _statement_sample(view, obj, user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    content = ("date,amount,currency,reference,payer,bank_txn_id\n"
+               f"2026-01-05,12.00,USD,{_an_account_number()},Suite Payer,SUITE-TXN-1\n").encode()
+    return {"file": SimpleUploadedFile("suite-statement.csv", content, "text/csv")}
+
+
 register(ModelScreens(
     model=Payment, area="Payments",
     columns=["number", "received_at", "billing_account__number", "amount", "currency", "channel", "status",
              "desk__code", "cashier__username", "gateway__code", "external_reference"],
     form_class=ManualPaymentForm, create=_manual_payment,
+    form_sample=lambda view, obj, user: {"account": _an_account_number()},
     filterset_fields=["channel", "status", "currency", "desk", "gateway"],
     search_fields=["number", "billing_account__number", "external_reference", "payer", "provider_txn_id"],
     queryset=lambda request: selectors.payments_for(request.user), ordering=["-created_at"],
@@ -126,7 +158,7 @@ register(ModelScreens(
     model=CashHandover, area="Payments",
     columns=["number", "handed_at", "from_desk__code", "destination", "to_desk__code", "amount", "currency",
              "handed_by_label", "received_by__username", "bank_reference"],
-    form_class=HandoverForm, create=services.hand_over_cash,
+    form_class=HandoverForm, create=services.hand_over_cash, form_sample=_handover_sample,
     filterset_fields=["destination", "from_desk", "to_desk"], search_fields=["number", "bank_reference", "note"],
     queryset=lambda request: selectors.handovers_for(request.user), ordering=["-handed_at"],
 ))
@@ -222,6 +254,7 @@ register(ModelScreens(
     model=AutoPayAgreement, area="Payments",
     columns=["billing_account__number", "payment_method__label", "threshold", "amount", "is_active", "created_at"],
     form_class=AgreementForm, create=_create_agreement, update=services.update_agreement,
+    form_sample=_agreement_sample,
     archive=services.cancel_agreement, filterset_fields=["is_active"], search_fields=["billing_account__number"],
     ordering=["-created_at"], menu_label=_("Automatic payments"),
 ))
@@ -252,7 +285,7 @@ register(ModelScreens(
     model=BankStatement, area="Payments",
     columns=["number", "created_at", "filename", "lines_read", "lines_booked", "lines_unmatched", "lines_duplicate",
              "lines_rejected", "imported_by"],
-    form_class=StatementUploadForm, create=_import_statement, search_fields=["number", "filename"],
+    form_class=StatementUploadForm, create=_import_statement, form_sample=_statement_sample, search_fields=["number", "filename"],
     ordering=["-created_at"], detail_template="payments/bankstatement_detail.html",
     detail_context=_statement_context,
 ))
@@ -278,7 +311,8 @@ register(ModelScreens(
     ordering=["-created_at", "line_no"], menu_label=_("Bank statement lines"),
     actions=[
         Action("assign", _("Assign to an account"), "payments.resolve_statement_line", _assign,
-               form_class=AssignLineForm, available=_unmatched),
+               form_class=AssignLineForm, available=_unmatched,
+               form_sample=lambda line, user: {"account": _an_account_number()}),
         Action("ignore", _("Ignore"), "payments.resolve_statement_line", _ignore, form_class=ReasonForm,
                available=_unmatched),
     ],
@@ -301,6 +335,7 @@ register(ModelScreens(
     filterset_fields=["state", "currency"], search_fields=["number", "sold_to", "note"], ordering=["-created_at"],
     detail_template="payments/voucherbatch_detail.html", detail_context=_batch_context,
     actions=[Action("sell", _("Sell / activate"), "payments.sell_voucherbatch", _sell, form_class=SellBatchForm,
+                    form_sample=lambda batch, user: {"paid_via": "bank"},
                     available=lambda b: b.state == VoucherBatch.State.GENERATED)],
 ))
 

@@ -280,6 +280,21 @@ class BundleForm(RecordForm):
 
             self.initial["allowance"] = format_usage(self.instance.allowance, self.instance.usage_type)
 
+    def clean(self):
+        cleaned = super().clean()
+        usage_type, allowance = cleaned.get("usage_type"), cleaned.get("allowance")
+        if usage_type and allowance:  # checked here, so a bad quantity is a field error; the service converts
+            from tarifa.kernel.errors import DomainError
+
+            from .services import _allowance
+
+            try:
+                _allowance(allowance, usage_type)
+            except DomainError as exc:
+                for name, errors in (exc.fields or {"allowance": [exc.message]}).items():
+                    self.add_error(name if name in self.fields else None, errors)
+        return cleaned
+
 
 class UsageTypeForm(RecordForm):
     class Meta:

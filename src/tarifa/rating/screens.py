@@ -75,9 +75,38 @@ register(ModelScreens(
     filterset_fields=["tenant"], search_fields=["code", "name"], ordering=["tenant__code", "code"],
 ))
 
+# --- what the form-submission suite types where its generic filler cannot guess --------------------
+
+def _binding_sample(view, obj, user):
+    if view != "add":
+        return {}
+    plan = RatingPlan.objects.filter(archived_at__isnull=True).order_by("pk").first()
+    rate = DestinationRate.objects.filter(tenant=plan.tenant, archived_at__isnull=True).order_by("pk").first()
+    return {"rating_plan": str(plan.pk), "destination_rate_code": rate.code, "weight": "5"}
+
+
+def _tariff_rating_sample(view, obj, user):
+    from tarifa.catalog.models import Tariff
+
+    if view != "add":
+        return {}
+    tariff = (Tariff.objects.filter(archived_at__isnull=True).exclude(pk__in=TariffRating.objects.values("tariff"))
+              .order_by("pk").first())
+    return {"tariff": str(tariff.pk)}
+
+
+def _usage_format_sample(view, obj, user):
+    import json
+
+    from .formats import builtin
+
+    return {"spec": json.dumps(next(iter(builtin().values())))} if view == "add" else {}
+
+
 register(ModelScreens(
     model=Rate, area=AREA, columns=["tenant__code", "code", "name"], form_class=RateForm,
     create=services.create_rate, update=services.update_rate, archive=services.archive,
+    form_sample=lambda view, obj, user: {"slots": "0, 0.2, 60s, 60s, 0s"} if view == "add" else {},
     filterset_fields=["tenant"], search_fields=["code", "name"], ordering=["tenant__code", "code"],
     detail_template="rating/related_detail.html",
     detail_context=lambda request, r: _related(_("Slots"), r.slots.order_by("id")),
@@ -87,6 +116,8 @@ register(ModelScreens(
     model=RateSlot, area=AREA, columns=["rate__code", "connect_fee", "price", "rate_unit", "rate_increment",
                                         "group_interval_start"],
     form_class=RateSlotForm, create=services.create_rate_slot, update=services.update_rate_slot,
+    form_sample=lambda view, obj, user: ({"rate_unit": "60s", "rate_increment": "1s", "group_interval_start": "3600s"}
+                                         if view == "add" else {}),
     filterset_fields=["rate"], ordering=["rate__code", "id"], menu=False,
     actions=[Action("remove", _("Remove"), "rating.delete_rateslot", _remove, danger=True)],
 ))
@@ -112,6 +143,7 @@ register(ModelScreens(
     model=RatingPlanBinding, area=AREA, columns=["rating_plan__code", "destination_rate_code", "timing__code",
                                                  "weight"],
     form_class=BindingForm, create=services.create_binding, update=services.update_binding,
+    form_sample=_binding_sample,
     filterset_fields=["rating_plan"], ordering=["rating_plan__code", "id"], menu=False,
     actions=[Action("remove", _("Remove"), "rating.delete_ratingplanbinding", _remove, danger=True)],
 ))
@@ -120,6 +152,7 @@ register(ModelScreens(
     model=RatingProfile, area=AREA,
     columns=["tenant__code", "category", "subject", "activation_time", "rating_plan__code", "fallback_subjects"],
     form_class=RatingProfileForm, create=services.create_rating_profile, update=services.update_rating_profile,
+    form_sample=lambda view, obj, user: {"category": "call", "subject": "suite_subject"} if view == "add" else {},
     archive=services.archive, filterset_fields=["tenant", "category"], search_fields=["subject", "category"],
     ordering=["tenant__code", "category", "subject", "activation_time"],
 ))
@@ -128,6 +161,7 @@ register(ModelScreens(
     model=TariffRating, area=AREA, columns=["tariff__code", "tenant__code", "subject", "rating_plan__code",
                                             "categories"],
     form_class=TariffRatingForm, create=services.create_tariff_rating, update=services.update_tariff_rating,
+    form_sample=_tariff_rating_sample,
     archive=services.archive_record, filterset_fields=["tenant"], search_fields=["tariff__code"],
     ordering=["tariff__code"], menu_label=_("Tariffs' rating"),
 ))
@@ -136,6 +170,7 @@ register(ModelScreens(
     model=Bundle, area=AREA, columns=["tariff__code", "code", "name", "usage_type", "allowance", "period",
                                       "destinations"],
     form_class=BundleForm, create=services.create_bundle, update=services.update_bundle,
+    form_sample=lambda view, obj, user: {"usage_type": "data", "allowance": "10MB"} if view == "add" else {},
     archive=services.archive_record, filterset_fields=["usage_type", "period"], search_fields=["code", "name",
                                                                                                   "tariff__code"],
     ordering=["tariff__code", "code"], menu_label=_("Bundles (free units)"),
@@ -156,6 +191,7 @@ register(ModelScreens(
 register(ModelScreens(
     model=UsageFormat, area=AREA, columns=["code", "name"], form_class=UsageFormatForm,
     create=services.create_usage_format, update=services.update_usage_format, archive=services.archive_record,
+    form_sample=_usage_format_sample,
     search_fields=["code", "name"], ordering=["code"],
 ))
 

@@ -29,6 +29,29 @@ def _detail_context(request, sub):
     }
 
 
+def _channel_not_on(sub):
+    """form_sample of "Add TV channel": a channel or package sold under the tariff, not on the subscription yet."""
+    from tarifa.catalog.models import ChannelPrice
+
+    items = sub.items.filter(removed_on__isnull=True)
+    taken = {*items.values_list("channel_id", flat=True), *items.values_list("package_id", flat=True)} - {None}
+    for price in ChannelPrice.objects.filter(price_version__tariff=sub.tariff).order_by("pk"):
+        target = price.channel_id or price.package_id
+        if target not in taken:
+            return {"channel": str(price.channel_id)} if price.channel_id else {"package": str(price.package_id)}
+    return {}
+
+
+def _promise_candidate():
+    """form_sample of a promised payment: an account whose live tariff offers one, not taken yet."""
+    from tarifa.ledger.models import BillingAccount
+
+    return (BillingAccount.objects.filter(status="active", promised_payments__isnull=True,
+                                          subscriptions__status__in=[S.ACTIVE, S.SUSPENDED],
+                                          subscriptions__tariff__promised_payment_amount__gt=0)
+            .order_by("pk").first())
+
+
 def _live(sub):
     return sub.status in (S.ACTIVE, S.SUSPENDED)
 
@@ -64,6 +87,7 @@ register(ModelScreens(
                available=lambda sub: sub.is_live and "phone_number" in sub.service.service_type.identifier_kinds),
         Action("add-channel", _("Add TV channel"), "subscriptions.change_subscription",
                lambda sub, *, actor, **d: services.add_item(sub, actor=actor, **d), form_class=AddItemForm,
+               form_sample=lambda sub, user: _channel_not_on(sub),
                available=lambda sub: sub.is_live and sub.service.service_type.category == "iptv"),
         Action("terminate", _("Terminate"), "subscriptions.terminate_subscription",
                lambda sub, *, actor, **d: services.terminate(sub, actor=actor, **d), form_class=ReasonForm,
@@ -93,6 +117,7 @@ register(ModelScreens(
                                                     "expired_at", "actor"],
     form_class=PromisedPaymentForm,
     create=lambda *, actor, billing_account: services.grant_promised_payment(billing_account, actor=actor),
+    form_sample=lambda view, obj, user: {"billing_account": str(_promise_candidate().pk)},
     search_fields=["billing_account__number"], ordering=["-granted_at"],
 ))
 

@@ -67,7 +67,7 @@ class ModelScreens:
     detail_context: Callable | None = None  # detail_context(request, obj) -> dict
     # sample(view) -> the record the permission suite opens for `view` ("detail", "edit",
     # "archive" or an action's name). Default: the first record that suits (not archived
-    # for edit/archive, `available` for an action), taken from the demo data.
+    # for edit/archive, `available` for an action), taken from the demo data; also where it returns None.
     sample: Callable | None = None
     # form_sample(view, obj, user) -> {field: value}: what the form-submission suite types into the
     # create ("add", obj None) or edit ("edit", obj) form where its generic filler cannot guess.

@@ -64,7 +64,14 @@ def _available(action):
 def _sampled(screens, view, default):
     if screens.sample is None:
         return default
-    return lambda qs: screens.sample(view)
+
+    def pick(qs):  # the screen's sample, or the default where it gives none for this view
+        obj = screens.sample(view)
+        if obj is None:
+            obj = default(qs) if default else qs.first()
+        return obj
+
+    return pick
 
 
 def screen_cases():
