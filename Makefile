@@ -13,6 +13,10 @@ CHROMIUM := /usr/bin/chromium
 # pytest-xdist processes for the main suite; browser tests run in their own, serial invocation.
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+# FUZZ=0 leaves out the schemathesis run against the running application (marker fuzz): CI runs
+# it once, on the embedded server, not again on the second PostgreSQL server.
+FUZZ ?= 1
+MAIN_MARKERS := not browser$(if $(filter 0,$(FUZZ)), and not fuzz)
 # pyflakes and pycodestyle errors: what ruff used to check by default (newer ruff enables far more).
 RUFF_RULES ?= E4,E7,E9,F
 HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
@@ -75,13 +79,13 @@ pdf-deps:
 # collected", e.g. PYTEST_ARGS selected none of a part) is not a failure.
 test: $(VENV)/.installed-test browser-deps pdf-deps
 	@rc1=0; rc2=0; \
-	$(BIN)/python -m pytest -m "not browser" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS) || rc1=$$?; \
+	$(BIN)/python -m pytest -m "$(MAIN_MARKERS)" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS) || rc1=$$?; \
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS) || rc2=$$?; \
 	for rc in $$rc1 $$rc2; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; done
 
 # Quicker loop while developing: no browser tests, no dependency checks.
 test-fast:
-	$(BIN)/python -m pytest -m "not browser" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not fuzz" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(BENCH)
