@@ -325,6 +325,26 @@ def resolve_parameters(tariff, given: dict | None) -> dict:
     return result
 
 
+def carry_parameters(tariff, current: dict | None, given: dict | None = None) -> dict:
+    """The parameters of a subscription moving to `tariff`: the new tariff's fixed values
+    replace the old ones; of the values it had (`current`), those the new tariff leaves
+    open are kept where still valid (an integer still an integer, a choice still among
+    the new choices) and dropped otherwise; `given` values override. Then as
+    resolve_parameters (a required parameter left without a value is a field error)."""
+    open_params = {p.code: p for p in tariff.parameters.all() if not p.value}
+    values = {}
+    for code, value in (current or {}).items():
+        param = open_params.get(code)
+        if param is None:
+            continue
+        try:
+            values[code] = _check_parameter(param.kind, value, param.choices)
+        except ValidationFailed:
+            continue
+    values.update(given or {})
+    return resolve_parameters(tariff, {k: v for k, v in values.items() if v not in ("", None)})
+
+
 # Price versions -----------------------------------------------------------------------
 
 def _check_new_version_date(tariff, valid_from: dt.date, *, allow_past: bool):

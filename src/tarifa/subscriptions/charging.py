@@ -4,7 +4,8 @@
 stages: one transfer per (subscription, fee, period), debiting the customer's ledger
 account and crediting `revenue:<service type>`, kind `charge`, tagged with the
 subscription, service, tariff, fee and period, idempotency key
-`fee:<subscription>:<fee>:<period>`. Keys already posted are left out, so a re-run, a
+`fee:<subscription>:<fee>:<period>` (`…:<n>` when the period's charge was reversed n − 1
+times before, see `ReversedFee`). Keys already posted are left out, so a re-run, a
 catch-up over missed days, or a day charged earlier by an activation or a resumption
 charges nothing twice.
 
@@ -24,13 +25,14 @@ accounts are not limited here (they accumulate; dunning and thresholds act on th
 """
 
 import dataclasses
-
 import datetime as dt
+from decimal import Decimal
 
 from django.db import connection
 
 from tarifa.catalog.models import ServiceType
 from tarifa.kernel.clock import now
+from tarifa.kernel.money import format_money
 from tarifa.ledger import services as ledger
 from tarifa.ledger.errors import InsufficientFunds
 
@@ -112,8 +114,12 @@ WITH days AS (
                     + interval '1 month - 1 day'), 6)
     END AS amount
   FROM due d
+), based AS (
+  SELECT a.*, 'fee:' || a.sub_id || ':' || a.fee || ':' || a.period_key AS base_key FROM amounts a WHERE a.amount > 0
 ), keyed AS (
-  SELECT a.*, 'fee:' || a.sub_id || ':' || a.fee || ':' || a.period_key AS key FROM amounts a WHERE a.amount > 0
+  -- A period whose charge was reversed (and is due again) is charged under a new key.
+  SELECT b.*, b.base_key || coalesce(':' || (rf.times + 1)::text, '') AS key
+  FROM based b LEFT JOIN subscriptions_reversedfee rf ON rf.key = b.base_key
 )
 SELECT k.account_id, k.revenue_id, k.amount, k.currency, 'charge',
        k.key, jsonb_build_object('subscription', k.sub_id::text, 'service', k.service_code, 'tariff', k.tariff_code,
@@ -166,7 +172,7 @@ REFUSED = ("suspend", "raise", "skip")
 
 
 def post_charges(*, first: dt.date, last: dt.date, actor="system", scope: str = "TRUE", params: dict | None = None,
-                 revenue=None, refused: str = "suspend") -> Charged:
+                 revenue=None, refused: str = "suspend", by: str | None = None) -> Charged:
     """Post every recurring charge due from `first` to `last` within `scope`.
 
     Runs in the caller's transaction; the ledger locks the accounts it charges (rule 7)
@@ -174,7 +180,8 @@ def post_charges(*, first: dt.date, last: dt.date, actor="system", scope: str = 
     do not fit are refused, then by `refused`:
     - "suspend": their subscriptions are suspended for cause `balance` in this
       transaction (suspension row, status change, `subscription.suspended` event), even
-      when the funds are above the tariff's *suspend below*;
+      when the funds are above the tariff's *suspend below*; the reason (and audit message)
+      says "Suspended by <by>: balance … below the day's fee …";
     - "raise": `InsufficientFunds` (409 `insufficient_funds`) — the caller's transaction
       rolls back, nothing is written;
     - "skip": nothing more (termination's final days).
@@ -193,7 +200,7 @@ def post_charges(*, first: dt.date, last: dt.date, actor="system", scope: str = 
         if refused == "suspend":
             from .thresholds import suspend_refused
 
-            suspended = suspend_refused(actor=actor, day=last)
+            suspended = suspend_refused(actor=actor, day=last, by=by)
     return Charged(staged=result.staged, inserted=result.inserted, existing=result.existing,
                    refused=result.refused, suspended=suspended)
 
@@ -211,6 +218,69 @@ def _insufficient() -> InsufficientFunds:
         f"Account {number} has {available.normalize():f} {currency} available; the {fee} fee for {period}"
         f" ({amount.normalize():f} {currency}) would take it below {floor.normalize():f}.",
         fields={"billing_account": ["Insufficient funds."]})
+
+
+def last_charged_day():
+    """The day of the last finished charge run (days up to it are charged), or None."""
+    from .models import ChargeRun
+
+    run = ChargeRun.objects.filter(finished_at__isnull=False).order_by("-as_of").first()
+    return run.as_of if run else None
+
+
+# Recurring charges of subscription %(sub)s for periods after %(day)s (a month key after
+# %(month)s), not yet reversed; `%(suspension)s`: only tariffs that do not charge suspended
+# days (a suspension), else all (a termination).
+CHARGED_AFTER_SQL = """
+SELECT t.id FROM ledger_transfer t
+LEFT JOIN catalog_tariff tr ON tr.code = t.tags->>'tariff'
+WHERE t.reference_type = 'subscriptions.subscription' AND t.reference_id = %(sub)s AND t.kind = 'charge'
+  AND (t.tags->>'fee' = 'recurring' OR t.tags->>'fee' LIKE 'channel-%%' OR t.tags->>'fee' LIKE 'package-%%')
+  AND CASE WHEN length(t.tags->>'period') = 10 THEN t.tags->>'period' > %(day)s
+           ELSE t.tags->>'period' > %(month)s END
+  AND NOT (%(suspension)s AND coalesce(tr.charge_suspended_days, false))
+  AND NOT EXISTS (SELECT 1 FROM ledger_transfer r WHERE r.reverses_id = t.id)
+ORDER BY t.tags->>'period', t.tags->>'fee'
+"""
+
+
+def reverse_charged_after(sub, *, day: dt.date, actor, reason: str, suspension: bool) -> list:
+    """Reverse the recurring charges of `sub` for periods after `day` — days charged ahead
+    (a charge run for a later day) that a termination on `day`, or a suspension from `day`
+    on a tariff that does not charge suspended days, leaves unserved. Each is a new
+    `reversal` transfer (the ledger is append-only) whose memo is `reason`; the period's
+    next charge, if it becomes due again (a resumption), gets a new key (`ReversedFee`).
+    One audit event on the subscription names the days and the total. Runs in the
+    caller's transaction, under the account lock. Returns the reversal transfers."""
+    from tarifa.audit import services as recorded
+    from tarifa.ledger.models import Transfer
+
+    from .models import ReversedFee
+
+    with connection.cursor() as cursor:
+        cursor.execute(CHARGED_AFTER_SQL, {"sub": str(sub.pk), "day": day.isoformat(), "month": f"{day:%Y-%m}",
+                                           "suspension": suspension})
+        ids = [r[0] for r in cursor.fetchall()]
+    if not ids:
+        return []
+    label = recorded.actor_label(actor)[:150]  # the operation was permission-checked; the ledger trusts it
+    done = []
+    for original in sorted(Transfer.objects.filter(pk__in=ids), key=lambda t: (t.tags["period"], t.tags["fee"])):
+        done.append(ledger.reverse_transfer(original, actor=label, reason=reason,
+                                            idempotency_key=f"reversal:{original.idempotency_key}"))
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {ReversedFee._meta.db_table} (key, times) VALUES (%s, 1)"
+                           " ON CONFLICT (key) DO UPDATE SET times = EXCLUDED.times + "
+                           f"{ReversedFee._meta.db_table}.times",
+                           [f"fee:{sub.pk}:{original.tags['fee']}:{original.tags['period']}"])
+    periods = sorted({t.tags["period"] for t in done})
+    total = sum((t.amount for t in done), Decimal(0))
+    currency = done[0].currency
+    span = periods[0] if len(periods) == 1 else f"{periods[0]} … {periods[-1]}"
+    recorded.record(sub, actor=actor, action="fees_reversed",
+                    changes={"reversed": [None, [str(t.reverses_id) for t in done]]},
+                    message=f"{len(done)} fees charged for {span} reversed, {format_money(total, currency)}: {reason}")
+    return done
 
 
 def preview(*, first: dt.date, last: dt.date, scope: str = "TRUE", params: dict | None = None) -> list[dict]:

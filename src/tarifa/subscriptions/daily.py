@@ -27,6 +27,7 @@ from .models import ChargeRun
 MAX_CATCH_UP_DAYS = 366
 BATCH_ACCOUNTS = 100_000
 WORK_MEM = "128MB"
+BY = "the daily charge"  # who suspended / resumed, in the audit trail's sentences
 
 
 def first_day_to_charge(as_of: dt.date) -> dt.date:
@@ -73,11 +74,11 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
             t0 = time.monotonic()
             result = charging.post_charges(first=first, last=as_of, actor=actor, revenue=revenue,
                                            scope="s.billing_account_id BETWEEN %(lo)s AND %(hi)s",
-                                           params={"lo": lo, "hi": hi})
+                                           params={"lo": lo, "hi": hi}, by=BY)
             t1 = time.monotonic()
             totals["charge_s"] += t1 - t0
             changed = thresholds.evaluate(scope="ba.id BETWEEN %(lo)s AND %(hi)s", params={"lo": lo, "hi": hi},
-                                          actor=actor, as_of=as_of)
+                                          actor=actor, as_of=as_of, by=BY)
             totals["thresholds_s"] += time.monotonic() - t1
         totals["staged"] += result.staged
         totals["inserted"] += result.inserted

@@ -110,6 +110,8 @@ class TariffPeriod(models.Model):
     tariff = models.ForeignKey("catalog.Tariff", on_delete=models.PROTECT, related_name="+")
     valid_from = models.DateField(_("valid from"))
     valid_until = models.DateField(_("valid until (excluded)"), null=True, blank=True)
+    parameters = models.JSONField(_("parameters given"), default=dict, blank=True,
+                                  help_text=_("Open parameters given for a scheduled change; applied when it starts."))
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -263,6 +265,26 @@ class ChargeRun(models.Model):
 
     def __str__(self):
         return f"{self.first_day}…{self.as_of}"
+
+
+class ReversedFee(models.Model):
+    """How many times the charge of one recurring fee for one period was reversed.
+
+    A recurring charge's idempotency key is `fee:<subscription>:<fee>:<period>`; once it
+    has been reversed (fees charged past a termination or a suspension), charging that
+    period again — the subscription resumed within days already charged ahead — uses the
+    key `…:<period>:<times + 1>`, so the ledger's keys still post each charge once.
+    """
+
+    key = models.CharField(_("fee key"), max_length=200, primary_key=True)
+    times = models.PositiveIntegerField(_("times reversed"), default=0)
+
+    class Meta:
+        verbose_name = _("reversed fee")
+        verbose_name_plural = _("reversed fees")
+
+    def __str__(self):
+        return f"{self.key} ×{self.times}"
 
 
 class BalanceWarning(models.Model):

@@ -31,7 +31,7 @@ from django.db.models import F, Sum
 
 from tarifa.audit import services as recorded
 from tarifa.catalog import selectors as catalog
-from tarifa.catalog.services import resolve_parameters
+from tarifa.catalog.services import carry_parameters, resolve_parameters
 from tarifa.kernel import events
 from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
@@ -256,7 +256,8 @@ def suspend(sub, *, actor, cause, reason="", planned_end=None) -> Subscription:
     """Open the blocking cause `cause`; an active subscription becomes suspended.
 
     Customer requests must be allowed by the tariff, within its max days, and pay the
-    voluntary-suspension fee when it has one. Suspending for a cause already open is a
+    voluntary-suspension fee when it has one. Recurring fees already charged for days after
+    today are reversed unless the tariff charges suspended days. Suspending for a cause already open is a
     conflict (`already_suspended`). Emits `subscription.suspended` on the transition.
     """
     if cause not in Cause.values:
@@ -281,6 +282,8 @@ def suspend(sub, *, actor, cause, reason="", planned_end=None) -> Subscription:
                                            planned_end=planned_end, reason=str(reason or ""), actor=_label(actor))
     if cause == Cause.CUSTOMER_REQUEST:  # a prepaid account short of the fee: refused
         _one_time_fee(sub, actor=actor, kind="voluntary_suspension", event=suspension.pk, day=day)
+    charging.reverse_charged_after(sub, day=day, actor=actor, suspension=True,
+                                   reason=f"{sub.number} suspended from {day} ({cause}): day not served")
     if sub.status == Status.ACTIVE:
         _transition(sub, actor=actor, to=Status.SUSPENDED, cause=cause, reason=reason)
         _event("subscription.suspended", sub, cause=cause)
@@ -315,7 +318,8 @@ def resume(sub, *, actor, cause, reason="") -> Subscription:
         if cause == Cause.DUNNING:
             _one_time_fee(sub, actor=actor, kind="reconnection", event=open_.pk, day=day)
         _event("subscription.resumed", sub, cause=cause)
-        _charge_days(sub, actor=actor, first=day, last=day,
+        # Today, and the days a charge run already covered (charged ahead, reversed at the suspension).
+        _charge_days(sub, actor=actor, first=day, last=max(day, charging.last_charged_day() or day),
                      refused="raise" if cause == Cause.BALANCE else "suspend")
         thresholds.evaluate(scope="ba.id = %(account)s", params={"account": sub.billing_account_id}, actor=actor)
     else:
@@ -343,6 +347,9 @@ def change_tariff(sub, *, actor, tariff, effective=None, parameters=None, reason
     Fees follow the tariff period in force each day, so the change is prorated by day.
     A day already charged under the old tariff is not charged again. A future change
     replaces any other future change. The new tariff's tariff-change fee is charged now.
+    Parameters: the new tariff's fixed values replace the old; values the new tariff leaves
+    open are kept where still valid, else dropped (`parameters` gives or overrides them);
+    for a scheduled change they are set when it takes effect.
     Errors: tariff_other_service, currency_mismatch, backdated_change, not_active,
     insufficient_funds (a prepaid account cannot pay the fee or today under the new tariff).
     """
@@ -366,20 +373,21 @@ def change_tariff(sub, *, actor, tariff, effective=None, parameters=None, reason
         raise DomainError(f"Tariff {tariff.code} has no price in force on {effective}.", code="tariff_not_priced")
     if tariff.pk == sub.tariff_id and not sub.tariff_periods.filter(valid_from__gt=day).exists():
         raise DomainError("The subscription already has this tariff.", code="tariff_unchanged", status=409)
-    params = resolve_parameters(tariff, parameters if parameters is not None else
-                                {k: v for k, v in sub.parameters.items()
-                                 if tariff.parameters.filter(code=k, value="").exists()})
+    # The new tariff's fixed parameters; open ones carried over where still valid, or given.
+    params = carry_parameters(tariff, sub.parameters, parameters)
     # Drop future changes; cut the period in force at `effective`.
     sub.tariff_periods.filter(valid_from__gt=day).delete()
     current = sub.tariff_periods.filter(valid_from__lte=effective).order_by("-valid_from").first()
     if current.valid_from == effective:
         current.tariff = tariff
         current.valid_until = None
-        current.save(update_fields=["tariff", "valid_until"])
+        current.parameters = dict(parameters or {})
+        current.save(update_fields=["tariff", "valid_until", "parameters"])
     else:
         current.valid_until = effective
         current.save(update_fields=["valid_until"])
-        TariffPeriod.objects.create(subscription=sub, tariff=tariff, valid_from=effective)
+        TariffPeriod.objects.create(subscription=sub, tariff=tariff, valid_from=effective,
+                                    parameters=dict(parameters or {}))
     old = sub.tariff
     if effective == day:
         recorded.update(sub, actor=actor, action="change_tariff", message=reason, tariff=tariff, parameters=params)
@@ -399,13 +407,21 @@ def change_tariff(sub, *, actor, tariff, effective=None, parameters=None, reason
 
 
 def apply_due_tariff_changes(*, as_of: dt.date, actor="system") -> int:
-    """Make the tariff period in force on `as_of` the subscription's current tariff."""
+    """Make the tariff period in force on `as_of` the subscription's current tariff, with its
+    parameters: the new tariff's fixed ones, the open ones carried where still valid and
+    those given when the change was scheduled."""
     n = 0
     due = (TariffPeriod.objects.filter(valid_from__lte=as_of, valid_until__isnull=True)
            .exclude(subscription__tariff_id=F("tariff_id"))
            .exclude(subscription__status=Status.TERMINATED).select_related("subscription", "tariff"))
     for period in due:
-        recorded.update(period.subscription, actor=actor, action="change_tariff", tariff=period.tariff,
+        sub = period.subscription
+        try:
+            params = carry_parameters(period.tariff, sub.parameters, period.parameters)
+        except ValidationFailed as err:  # e.g. a required parameter the catalog added since: kept, said
+            params = sub.parameters
+            recorded.record(sub, actor=actor, action="parameters_not_carried", message=err.message)
+        recorded.update(sub, actor=actor, action="change_tariff", tariff=period.tariff, parameters=params,
                         message=f"scheduled change effective {period.valid_from}")
         n += 1
     return n
@@ -488,7 +504,8 @@ def remove_item(item, *, actor, reason="") -> SubscriptionItem:
 @transaction.atomic
 def terminate(sub, *, actor, reason="") -> Subscription:
     """End the service today with final charges: every day up to today not yet charged,
-    and the termination fee. Identifiers become free for other subscriptions. Open
+    and the termination fee. Recurring fees already charged for later days (a charge run
+    for a future day) are reversed — new reversal transfers naming the termination. Identifiers become free for other subscriptions. Open
     suspensions are closed. Emits `subscription.terminated`. Never refused for funds: on
     a prepaid account the final days are charged while they fit, and a termination fee
     that does not fit is not charged (recorded in the subscription's history)."""
@@ -505,6 +522,8 @@ def terminate(sub, *, actor, reason="") -> Subscription:
     first = max(sub.activated_on, (last_run + dt.timedelta(days=1)) if last_run else sub.activated_on)
     sub.terminated_on = day
     _charge_days(sub, actor=actor, first=min(first, day), last=day, refused="skip")
+    charging.reverse_charged_after(sub, day=day, actor=actor, suspension=False,
+                                   reason=f"{sub.number} terminated on {day}: day not served")
     Suspension.objects.filter(subscription=sub, ended_at__isnull=True).update(
         ended_at=now(), ended_on=day, ended_by=_label(actor))
     sub.tariff_periods.filter(valid_from__gt=day).delete()
@@ -516,10 +535,7 @@ def terminate(sub, *, actor, reason="") -> Subscription:
 
 
 def charging_last_day():
-    from .models import ChargeRun
-
-    run = ChargeRun.objects.filter(finished_at__isnull=False).order_by("-as_of").first()
-    return run.as_of if run else None
+    return charging.last_charged_day()
 
 
 # Promised payment -------------------------------------------------------------------------------
@@ -551,7 +567,8 @@ def grant_promised_payment(account, *, actor) -> PromisedPayment:
     events.emit("account.promised_payment", obj=account, payload={"billing_account": str(account.pk),
                                                                   "amount": str(promise.amount),
                                                                   "expires_at": promise.expires_at.isoformat()})
-    thresholds.evaluate(scope="ba.id = %(account)s", params={"account": account.pk}, actor=actor)
+    thresholds.evaluate(scope="ba.id = %(account)s", params={"account": account.pk}, actor=actor,
+                        by="a promised payment")
     return promise
 
 
@@ -565,6 +582,6 @@ def expire_promised_payments(*, actor="system") -> int:
             PromisedPayment.objects.filter(pk=promise.pk).update(expired_at=at)
             recorded.record(promise, actor=actor, action="expire")
             thresholds.evaluate(scope="ba.id = %(account)s", params={"account": promise.billing_account_id},
-                                actor=actor)
+                                actor=actor, by="a promised payment's expiry")
         n += 1
     return n

@@ -123,7 +123,8 @@ def test_postpaid_accounts_are_charged_beyond_their_limit_as_before(world):
     assert balance(account) == Decimal("-3.00")
     for sub in subs:
         sub.refresh_from_db()
-        assert sub.status == "suspended" and sub.suspensions.get().reason.startswith("funds")
+        assert sub.status == "suspended" and sub.suspensions.get().reason == (
+            "Suspended by the daily charge: balance -3.00 EUR beyond the credit limit 1.60 EUR")
     sub = services.replace_sim(subs[0], actor=ACTOR, iccid="8998")  # a one-time fee is not limited either
     assert charged(sub, "sim_replacement") == Decimal("5.00")
     assert check_ledger()["ok"]
