@@ -255,10 +255,13 @@ class ChargeRunViewSet(RecordViewSet):
 
 class ChargeRequestSerializer(StrictSerializer):
     as_of = serializers.DateField()
+    dry_run = serializers.BooleanField(required=False, default=False,
+                                       help_text="Preview only: what the run would charge and suspend; nothing written.")
 
 
 class ChargeView(APIView):
-    """Charge every fee due up to `as_of` (idempotent; catches up missed days)."""
+    """Charge every fee due up to `as_of` (idempotent; catches up missed days). With
+    `dry_run: true`, a preview: counts, totals per currency, suspensions; nothing written."""
 
     required_permission = "subscriptions.charge_fees"
 
@@ -266,8 +269,12 @@ class ChargeView(APIView):
     def post(self, request):
         from .daily import run
 
+        from .daily import preview
+
         body = ChargeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if body.validated_data["dry_run"]:
+            return Response(preview(as_of=body.validated_data["as_of"], actor=request.user))
         return Response(run(as_of=body.validated_data["as_of"], actor=request.user.get_username()))
 
 

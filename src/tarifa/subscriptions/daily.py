@@ -16,10 +16,12 @@ charges the day of resumption.
 
 import datetime as dt
 import time
+import uuid
 
 from django.db import connection, transaction
 
-from tarifa.kernel.clock import now
+from tarifa.kernel.clock import now, today
+from tarifa.kernel.money import round_minor
 
 from . import charging, services, thresholds
 from .models import ChargeRun
@@ -95,3 +97,52 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     totals["thresholds_s"] = round(totals["thresholds_s"], 2)
     return {"as_of": str(as_of), "first_day": str(first), **totals,
             "seconds": round(time.monotonic() - started, 3)}
+
+
+class _Rollback(Exception):
+    """Raised to roll back a preview's transaction."""
+
+
+PREVIEW_CHARGES_SQL = """
+SELECT currency, count(*), sum(amount) FROM ledger_transfer
+WHERE id >= %(since)s AND actor = %(actor)s AND kind = 'charge'
+GROUP BY currency ORDER BY currency
+"""
+
+
+def preview(*, as_of: dt.date, actor="system") -> dict:
+    """What `run(as_of=…)` would do, without doing it: the run itself, in a transaction that
+    is rolled back — so the preview applies exactly the charge rule, the prepaid limit and
+    the thresholds of the real run, and writes nothing (no transfer, charge run, suspension,
+    audit or domain event, job). While it computes it holds the accounts' locks as a run does.
+
+    Returns the run's counts plus `charges` (transfers of kind charge it would post),
+    `totals` per currency in the currency's units and `totals_exact` (ledger precision),
+    `days` charged, and `future` (the day is after today: fees would be charged ahead).
+    """
+    from tarifa.audit.services import actor_label
+
+    label = f"preview:{actor_label(actor)}"[:150]
+    # Every transfer the run posts has a time-ordered id from now on: the lowest id of a
+    # second ago bounds them (the primary key's index), the actor label tells them apart.
+    since = uuid.UUID(int=((time.time_ns() // 1_000_000 - 1000) << 80) | (0x7 << 76) | (0b10 << 62))
+    outcome = {}
+    try:
+        with transaction.atomic():
+            outcome.update(run(as_of=as_of, actor=label))
+            with connection.cursor() as cursor:
+                cursor.execute(PREVIEW_CHARGES_SQL, {"since": since, "actor": label})
+                rows = cursor.fetchall()
+            raise _Rollback
+    except _Rollback:
+        pass
+    first = dt.date.fromisoformat(outcome["first_day"])
+    return {
+        "preview": True, "as_of": str(as_of), "first_day": str(first), "days": (as_of - first).days + 1,
+        "future": as_of > today(),
+        "charges": sum(r[1] for r in rows),
+        "totals": {cur: str(round_minor(total, cur)) for cur, _n, total in rows},
+        "totals_exact": {cur: str(total) for cur, _n, total in rows},
+        **{k: outcome[k] for k in ("staged", "inserted", "refused", "suspended", "resumed", "warned")},
+        "seconds": outcome["seconds"],
+    }

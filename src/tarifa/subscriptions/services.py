@@ -26,6 +26,7 @@ Events: `subscription.activated`, `subscription.suspended`, `subscription.resume
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 
@@ -39,7 +40,7 @@ from tarifa.kernel.numbering import next_number
 from tarifa.ledger import services as ledger
 from tarifa.ledger.errors import InsufficientFunds
 
-from . import charging, thresholds
+from . import charging, identifiers, thresholds
 from .models import (IDENTIFIERS, IdentifierAssignment, PromisedPayment, StatusChange, Subscription,
                      SubscriptionItem, Suspension, TariffPeriod)
 
@@ -74,11 +75,24 @@ def _transition(sub, *, actor, to, cause="", reason=""):
                     changes={"status": [frm, to]}, message=str(reason or "") + (f" ({cause})" if cause else ""))
 
 
+def normalise_identifier(name: str, value) -> str:
+    """`value` in the one notation of identifier `name` (E.164 phone numbers, …, see
+    identifiers.py); `invalid_identifier` (400) when it cannot be read. Every write of an
+    identifier goes through here (screens, API, import), before uniqueness is checked."""
+    try:
+        return identifiers.normalise(name, value, country_code=settings.TARIFA_DEFAULT_COUNTRY_CODE)
+    except identifiers.BadIdentifier as err:
+        raise ValidationFailed(f"{name} {value!r}: {err}", code="invalid_identifier",
+                               fields={name: [str(err)]}) from None
+
+
 def _check_identifiers(service, values: dict, *, exclude_pk=None) -> dict:
+    """The identifiers given, normalised, checked against the service type and unique among
+    live subscriptions (`identifier_in_use`, 409, naming the other subscription)."""
     allowed = service.service_type.identifier_kinds
     clean = {}
     for name in IDENTIFIERS:
-        value = str(values.get(name) or "").strip()
+        value = normalise_identifier(name, values.get(name))
         if not value:
             continue
         if allowed and name not in allowed:
@@ -434,6 +448,7 @@ def replace_sim(sub, *, actor, iccid, imsi="", reason="") -> Subscription:
     sub = _lock(sub)
     if sub.status == Status.TERMINATED:
         raise DomainError("The subscription is terminated.", code="terminated", status=409)
+    iccid, imsi = normalise_identifier("iccid", iccid), normalise_identifier("imsi", imsi)
     if not iccid:
         raise ValidationFailed("The new ICCID is required.", code="required", fields={"iccid": ["Required."]})
     if iccid == sub.iccid:
@@ -455,6 +470,7 @@ def change_number(sub, *, actor, phone_number, reason="") -> Subscription:
     sub = _lock(sub)
     if sub.status == Status.TERMINATED:
         raise DomainError("The subscription is terminated.", code="terminated", status=409)
+    phone_number = normalise_identifier("phone_number", phone_number)
     if not phone_number or phone_number == sub.phone_number:
         raise ValidationFailed("Give a new number.", code="number_unchanged", fields={"phone_number": ["A new number."]})
     _check_identifiers(sub.service, {"phone_number": phone_number}, exclude_pk=sub.pk)

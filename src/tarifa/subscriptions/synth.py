@@ -194,7 +194,7 @@ def run(*, summary=None, accounts=1000, seed=1, since=None, actor="demo", **_opt
             "service_id": service_case, "tariff_id": tariff_case, "status": "'active'", "parameters": "'{}'::jsonb",
             "login": "CASE WHEN s.k = 0 THEN 'syn' || (%(c0)s + s.n) ELSE '' END",
             "ip_address": "CASE WHEN s.k = 0 THEN '10.' || ((%(c0)s + s.n) / 65536) %% 256 || '.' || ((%(c0)s + s.n) / 256) %% 256 || '.' || (%(c0)s + s.n) %% 256 ELSE '' END",
-            "phone_number": "CASE WHEN s.tariff_code = 'MOB-DAY' THEN '+1700' || lpad((%(c0)s + s.n)::text, 8, '0') ELSE '' END",
+            "phone_number": "CASE WHEN s.tariff_code = 'MOB-DAY' THEN '+1700' || lpad((%(c0)s + s.n)::text, 7, '0') ELSE '' END",
             "iccid": "CASE WHEN s.tariff_code = 'MOB-DAY' THEN '8970' || lpad((%(c0)s + s.n)::text, 15, '0') ELSE '' END",
             "imsi": "CASE WHEN s.tariff_code = 'MOB-DAY' THEN '00199' || lpad((%(c0)s + s.n)::text, 10, '0') ELSE '' END",
             "smart_card": "CASE WHEN s.tariff_code = 'TV-BASIC' THEN 'SYN-SC-' || (%(c0)s + s.n) ELSE '' END",

@@ -33,7 +33,7 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
         account = postpaid_org(cycle)
         net = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login="acme",
                                        activate=True)
-        subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+100",
+        subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+15550100100",
                                  activate=True)
         subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["TV"], smart_card="SC1",
                                  activate=True)
@@ -48,7 +48,7 @@ def test_postpaid_organization_three_services_tariff_change_invoiced_paid_in_par
         daily.run(as_of=c.today(), actor="test")
         # Usage: the mobile tariff is rated by rating's test plan (national calls 0.10 per whole
         # minute); a 90 s call on 10 March costs 2 minutes = 0.20, kept for the postpaid invoice.
-        batch = usage.import_file(csv_file(line("call1", "+100", "1555123", at(2025, 3, 10), "90s")), actor=ACTOR)
+        batch = usage.import_file(csv_file(line("call1", "+15550100100", "1555123", at(2025, 3, 10), "90s")), actor=ACTOR)
         assert (batch.rated, RatedUsage.objects.get().cost) == (1, Decimal("0.2")), batch.summary()
         summary = billrun.run_period(actor=ACTOR, period="2025-03")
         assert summary["invoiced"] == 1 and summary["skipped"] == 0, summary["failures"]

@@ -249,10 +249,10 @@ def test_preview_counts_charges_totals_and_suspensions_and_writes_nothing(world)
     balances = (balance(rich), balance(poor))
     c.add_days(2)
     preview = daily.preview(as_of=c.today(), actor=ACTOR)
-    assert preview["charges"] == 3  # rich: 2 days; poor: the 2nd fits (0.10 left), the 3rd is refused
-    assert preview["totals"] == {"EUR": "1.50"}
-    assert preview["suspended"] == 1 and preview["refused"] == 1
-    assert preview["future"] is False and preview["first_day"] == "2025-01-02"
+    assert preview["charges"] == 2  # rich: the 2nd and 3rd; poor (0.10 left): both days refused
+    assert preview["totals"] == {"EUR": "1.00"}
+    assert preview["suspended"] == 1 and preview["refused"] == 2
+    assert preview["future"] is False and preview["first_day"] == "2025-01-01"  # no run before: from the first activation
     assert (Transfer.objects.count(), ChargeRun.objects.count(), Suspension.objects.count(),
             AuditEvent.objects.count(), StatusChange.objects.count()) == counts
     assert (balance(rich), balance(poor)) == balances
@@ -262,7 +262,7 @@ def test_preview_counts_charges_totals_and_suspensions_and_writes_nothing(world)
     assert daily.preview(as_of=c.today() + dt.timedelta(days=3), actor=ACTOR)["future"] is True
     # The run itself does what the preview said.
     result = daily.run(as_of=c.today(), actor=ACTOR)
-    assert (result["inserted"], result["suspended"]) == (3, 1)
+    assert (result["inserted"], result["refused"], result["suspended"]) == (2, 2, 1)
 
 
 def test_charge_api_dry_run(world, admin_user, api):
@@ -356,3 +356,35 @@ def test_mac_addresses_in_one_notation(world):
             services.create_subscription(actor=ACTOR, billing_account=account, tariff=t["NET-31"], login="m2",
                                          mac_address=notation)
         assert err.value.code == "identifier_in_use"
+
+
+def test_data_migration_normalises_stored_identifiers_and_reports_what_it_leaves(world, us_numbers, capsys):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("tarifa.subscriptions.migrations.0005_normalise_identifiers")
+    c, t = world
+    account = customer_account()
+    keep = services.create_subscription(actor=ACTOR, billing_account=account, tariff=t["MOB"],
+                                        phone_number="+15550199001")
+    odd, clash, bad = (services.create_subscription(actor=ACTOR, billing_account=account, tariff=t["MOB"],
+                                                    phone_number=f"+1555019910{n}") for n in range(3))
+    net = services.create_subscription(actor=ACTOR, billing_account=account, tariff=t["NET-31"], login="old1",
+                                       mac_address="aa:bb:cc:00:11:23")
+    # Stored before normalisation existed, in other notations.
+    Subscription.objects.filter(pk=odd.pk).update(phone_number="555-0199-002")
+    Subscription.objects.filter(pk=clash.pk).update(phone_number="(555) 0199-001")
+    Subscription.objects.filter(pk=bad.pk).update(phone_number="call me")
+    Subscription.objects.filter(pk=net.pk).update(mac_address="AABB.CC00.1123")
+    migration.forwards(apps, None)
+    values = dict(Subscription.objects.values_list("pk", "phone_number"))
+    assert values[keep.pk] == "+15550199001" and values[odd.pk] == "+15550199002"
+    assert values[clash.pk] == "(555) 0199-001" and values[bad.pk] == "call me"  # left, and said
+    assert Subscription.objects.get(pk=net.pk).mac_address == "aa:bb:cc:00:11:23"
+    out = capsys.readouterr().out
+    assert clash.number in out and keep.number in out and bad.number in out
+    assert "2 normalised, 2 left" in out
+    assert audit(clash, action="identifier_not_normalised").get().message.endswith(f"is {keep.number}'s")
+    assert audit(odd, action="normalise_identifier").get().changes == {"phone_number": ["555-0199-002",
+                                                                                        "+15550199002"]}

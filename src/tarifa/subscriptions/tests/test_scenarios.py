@@ -158,7 +158,7 @@ def test_running_a_day_twice_and_catching_up_missed_days():
         tariffs = make_catalog()
         account = customer_account(payment_mode="postpaid", credit_limit="1000")
         sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"],
-                                           phone_number="+1555", activate=True)
+                                           phone_number="+15550101555", activate=True)
         c.add_days(1)
         charge_day(c)
         first = charge_day(c)
@@ -230,6 +230,6 @@ def test_subscription_numbers_and_identifiers(db):
         tariffs = make_catalog()
         account = customer_account()
         sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"],
-                                           phone_number="+1", iccid="111")
+                                           phone_number="+15550100001", iccid="111")
         assert sub.number.startswith("HQ-S")
         assert Subscription.objects.count() == 1

@@ -31,10 +31,10 @@ def world():
 
 def test_overlapping_identifiers_are_refused_and_nothing_is_written(world):
     c, tariffs, account = world
-    services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+100",
+    services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+15550100100",
                                  iccid="89001")
     count = Subscription.objects.count()
-    for ident in ({"phone_number": "+100"}, {"iccid": "89001", "phone_number": "+200"}):
+    for ident in ({"phone_number": "+15550100100"}, {"iccid": "89001", "phone_number": "+15550100200"}):
         with pytest.raises(DomainError) as err:
             services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], **ident)
         assert err.value.code == "identifier_in_use" and err.value.status == 409
@@ -49,12 +49,12 @@ def test_the_database_refuses_duplicates_among_live_subscriptions(world):
     from django.db import IntegrityError, transaction
 
     c, tariffs, account = world
-    a = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+1")
-    b = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+2")
+    a = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+15550100001")
+    b = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"], phone_number="+15550100002")
     with pytest.raises(IntegrityError), transaction.atomic():
-        Subscription.objects.filter(pk=b.pk).update(phone_number="+1")
+        Subscription.objects.filter(pk=b.pk).update(phone_number="+15550100001")
     services.terminate(a, actor=ACTOR)
-    Subscription.objects.filter(pk=b.pk).update(phone_number="+1")  # free once the other is terminated
+    Subscription.objects.filter(pk=b.pk).update(phone_number="+15550100001")  # free once the other is terminated
 
 
 def test_activation_on_a_closed_account_is_refused(world):
@@ -173,17 +173,17 @@ def test_promised_payment_resumes_then_expiry_suspends_again():
 def test_sim_replacement_and_number_change_charge_their_fees(world):
     c, tariffs, account = world
     sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"],
-                                       phone_number="+300", iccid="89100", activate=True)
+                                       phone_number="+15550100300", iccid="89100", activate=True)
     other = services.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["MOB"],
-                                         phone_number="+301", iccid="89101")
+                                         phone_number="+15550100301", iccid="89101")
     with pytest.raises(DomainError) as err:
         services.replace_sim(sub, actor=ACTOR, iccid="89101")
     assert err.value.code == "identifier_in_use"
     sub = services.replace_sim(sub, actor=ACTOR, iccid="89102", imsi="001")
     assert sub.iccid == "89102" and charged(sub, "sim_replacement") == Decimal("5.00")
-    sub = services.change_number(sub, actor=ACTOR, phone_number="+302")
-    assert sub.phone_number == "+302" and charged(sub, "number_change") == Decimal("4.00")
-    assert other.phone_number == "+301"
+    sub = services.change_number(sub, actor=ACTOR, phone_number="+15550100302")
+    assert sub.phone_number == "+15550100302" and charged(sub, "number_change") == Decimal("4.00")
+    assert other.phone_number == "+15550100301"
 
 
 def test_api_life_cycle(world, admin_user, api):

@@ -51,6 +51,8 @@ class Command(BaseCommand):
         charge.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD")
         charge.add_argument("--batch-accounts", type=int, default=None, help="Accounts per transaction.")
         charge.add_argument("--actor", default="system:cli")
+        charge.add_argument("--dry-run", action="store_true",
+                            help="Preview: what would be charged and suspended; nothing is written.")
 
         run = sub.add_parser("run", help="Invoice every billable account of a period (all cycles, or --cycle).")
         run.add_argument("--period", required=True, help="YYYY-MM")
@@ -121,8 +123,11 @@ class Command(BaseCommand):
             raise CommandError(f"--as-of {value!r}: expected YYYY-MM-DD") from None
 
     def do_charge(self, **opts):
-        from tarifa.subscriptions.daily import BATCH_ACCOUNTS, run
+        from tarifa.subscriptions.daily import BATCH_ACCOUNTS, preview, run
 
+        if opts["dry_run"]:
+            self.stdout.write(json.dumps(preview(as_of=self._day(opts["as_of"]), actor=opts["actor"]), indent=2))
+            return
         result = run(as_of=self._day(opts["as_of"]), actor=opts["actor"],
                      batch_accounts=opts["batch_accounts"] or BATCH_ACCOUNTS,
                      log=lambda line: self.stderr.write(line) if opts["verbosity"] > 1 else None)
