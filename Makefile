@@ -43,8 +43,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
+# The demo reads phone numbers written without a country code as North American (+1).
 run: $(VENV)/.installed pdf-deps
-	$(BIN)/tarifa run
+	TARIFA_DEFAULT_COUNTRY_CODE=$${TARIFA_DEFAULT_COUNTRY_CODE-1} $(BIN)/tarifa run
 
 # Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
 browser-deps:
