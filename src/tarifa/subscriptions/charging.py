@@ -277,9 +277,9 @@ def reverse_charged_after(sub, *, day: dt.date, actor, reason: str, suspension: 
     total = sum((t.amount for t in done), Decimal(0))
     currency = done[0].currency
     span = periods[0] if len(periods) == 1 else f"{periods[0]} … {periods[-1]}"
-    recorded.record(sub, actor=actor, action="fees_reversed",
-                    changes={"reversed": [None, [str(t.reverses_id) for t in done]]},
-                    message=f"{len(done)} fees charged for {span} reversed, {format_money(total, currency)}: {reason}")
+    amount = format_money(total, currency)
+    recorded.record(sub, actor=actor, action="fees_reversed", changes={"fees_reversed": [None, f"{span}: {amount}"]},
+                    message=f"{len(done)} fees charged for {span} reversed, {amount}: {reason}")
     return done
 
 
