@@ -18,14 +18,14 @@ operator.
 import ipaddress
 import re
 
-import phonenumbers
-
 
 class BadIdentifier(ValueError):
     pass
 
 
 def _phone(value: str, country_code: str) -> str:
+    import phonenumbers  # a dependency (pyproject); imported where phone numbers are read
+
     text = value.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
