@@ -109,6 +109,13 @@ WHERE id >= %(since)s AND actor = %(actor)s AND kind = 'charge'
 GROUP BY currency ORDER BY currency
 """
 
+# Status transitions the preview's run made (the run's own counts leave out the services'
+# resumptions, e.g. customer-request suspensions reaching their planned end).
+PREVIEW_TRANSITIONS_SQL = """
+SELECT to_status, count(*) FROM subscriptions_statuschange
+WHERE id >= %(since)s AND actor = %(actor)s GROUP BY to_status
+"""
+
 
 def preview(*, as_of: dt.date, actor="system") -> dict:
     """What `run(as_of=…)` would do, without doing it: the run itself, in a transaction that
@@ -116,7 +123,8 @@ def preview(*, as_of: dt.date, actor="system") -> dict:
     the thresholds of the real run, and writes nothing (no transfer, charge run, suspension,
     audit or domain event, job). While it computes it holds the accounts' locks as a run does.
 
-    Returns the run's counts plus `charges` (transfers of kind charge it would post),
+    Returns the run's counts plus `charges` (transfers of kind charge it would post, the
+    resumptions' too), `suspended` / `resumed` (subscriptions whose status would change),
     `totals` per currency in the currency's units and `totals_exact` (ledger precision),
     `days` charged, and `future` (the day is after today: fees would be charged ahead).
     """
@@ -133,6 +141,8 @@ def preview(*, as_of: dt.date, actor="system") -> dict:
             with connection.cursor() as cursor:
                 cursor.execute(PREVIEW_CHARGES_SQL, {"since": since, "actor": label})
                 rows = cursor.fetchall()
+                cursor.execute(PREVIEW_TRANSITIONS_SQL, {"since": since, "actor": label})
+                transitions = dict(cursor.fetchall())
             raise _Rollback
     except _Rollback:
         pass
@@ -143,6 +153,7 @@ def preview(*, as_of: dt.date, actor="system") -> dict:
         "charges": sum(r[1] for r in rows),
         "totals": {cur: str(round_minor(total, cur)) for cur, _n, total in rows},
         "totals_exact": {cur: str(total) for cur, _n, total in rows},
-        **{k: outcome[k] for k in ("staged", "inserted", "refused", "suspended", "resumed", "warned")},
+        **{k: outcome[k] for k in ("staged", "inserted", "refused", "warned")},
+        "suspended": transitions.get("suspended", 0), "resumed": transitions.get("active", 0),
         "seconds": outcome["seconds"],
     }

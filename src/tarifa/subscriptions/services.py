@@ -347,7 +347,9 @@ def end_voluntary_suspensions(*, as_of: dt.date, actor="system") -> int:
     n = 0
     for susp in Suspension.objects.filter(cause=Cause.CUSTOMER_REQUEST, ended_at__isnull=True,
                                           planned_end__lte=as_of).select_related("subscription"):
-        resume(susp.subscription, actor=actor, cause=Cause.CUSTOMER_REQUEST, reason="planned end")
+        resume(susp.subscription, actor=actor, cause=Cause.CUSTOMER_REQUEST,
+               reason=f"Resumed by the daily charge: the customer's suspension reached its planned end"
+                      f" {susp.planned_end}")
         n += 1
     return n
 
