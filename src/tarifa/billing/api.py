@@ -87,7 +87,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invoice
-        fields = ["id", "number", "kind", "state", "billing_account", "customer", "cycle", "period", "period_start",
+        fields = ["id", "number", "kind", "purpose", "state", "billing_account", "customer", "cycle", "period",
+                  "period_start",
                   "period_end", "invoice_date", "due_date", "currency", "rounding", "rounding_note", "subtotal",
                   "tax_total", "total", "paid_amount", "credited_amount", "outstanding", "tax_summary",
                   "credited_invoice", "reason", "language", "issued_at", "lines", "branch", "created_at"]
@@ -97,6 +98,12 @@ class InvoiceCreateSerializer(StrictSerializer):
     billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
     period = serializers.RegexField(PERIOD)
     issue = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class BillNowSerializer(StrictSerializer):
+    billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
+    purpose = serializers.ChoiceField(choices=["interim", "final"], default="interim")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class CreditSerializer(StrictSerializer):
@@ -131,6 +138,16 @@ class InvoiceViewSet(RecordViewSet):
     @action(detail=True, methods=["post"], required_permission="billing.issue_invoice")
     def issue(self, request, pk=None):
         return Response(InvoiceSerializer(services.issue_invoice(self.get_object(), actor=request.user)).data)
+
+    @extend_schema(request=BillNowSerializer, responses={201: InvoiceSerializer})
+    @action(detail=False, methods=["post"], url_path="bill-now", required_permission="billing.issue_invoice")
+    def bill_now(self, request):
+        """An interim invoice (what is due so far) or a final one (everything not yet invoiced),
+        issued at once; the next regular invoice starts where it ended. 409 nothing_to_invoice."""
+        data = self._body(request, BillNowSerializer)
+        invoice = services.bill_now(actor=request.user, billing_account=data["billing_account"],
+                                    purpose=data["purpose"], reason=data["reason"])
+        return Response(InvoiceSerializer(invoice).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=CreditSerializer, responses={201: InvoiceSerializer})
     @action(detail=True, methods=["post"], required_permission="billing.credit_invoice")

@@ -55,6 +55,23 @@ PENDING_SQL = BILLABLE_SQL + """
 """
 
 
+# Accounts of the cycle that did not live in the period: never invoiced for it, counted as skipped.
+NOT_LIVED_SQL = """
+  SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ledger_paymentmodechange pm
+                                            WHERE pm.billing_account_id = ba.id AND pm.effective_date <= %(end)s)),
+         count(*) FILTER (WHERE ba.status <> 'active' AND ba.closed_at::date < %(start)s)
+  FROM billing_billcycleassignment a JOIN ledger_billingaccount ba ON ba.id = a.billing_account_id
+  WHERE a.cycle_id = %(cycle)s
+"""
+
+
+def _not_lived(cycle, start, end) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(NOT_LIVED_SQL, {"cycle": cycle.pk, "start": start, "end": end})
+        opened_after, closed_before = cursor.fetchone()
+    return {"opened_after_period": opened_after, "closed_before_period": closed_before}
+
+
 def lock_key(cycle: BillCycle, period: str) -> str:
     return f"tarifa.billing.run:{cycle.pk}:{period}"
 
@@ -185,6 +202,11 @@ def process_batch(run_id, currency, lo, hi) -> dict:
 
 def _merge(into: dict, out: dict) -> None:
     into["invoiced"] += out.get("invoiced", 0)
+    empty = out.get("nothing_to_invoice", 0)
+    if empty:  # zero invoices are not issued: skipped, with the reason
+        into["skipped"] += empty
+        reasons = into.setdefault("skipped_reasons", {})
+        reasons["nothing_to_invoice"] = reasons.get("nothing_to_invoice", 0) + empty
     into["ledger_transfers"] = into.get("ledger_transfers", 0) + out.get("ledger_transfers", 0)
     for key in ("by_service", "by_tax"):
         for k, v in out.get(key, {}).items():
@@ -264,6 +286,8 @@ def execute_run(run: BillRun, *, progress=None, batch_size: int | None = None) -
             result["accounts"] += out["accounts"]
             result["skipped"] += out["skipped"]
             result["failures"] += out["failures"]
+            for code, n in out.get("skipped_reasons", {}).items():
+                result.setdefault("skipped_reasons", {})[code] = result.get("skipped_reasons", {}).get(code, 0) + n
             _merge(result, out)
             BillRun.objects.filter(pk=run.pk).update(done=done, invoiced=result["invoiced"], skipped=result["skipped"])
             if progress:
@@ -273,9 +297,10 @@ def execute_run(run: BillRun, *, progress=None, batch_size: int | None = None) -
                 cursor.execute("ANALYZE billing_invoice, billing_invoiceline, billing_invoicedsource,"
                                " billing_allocation")
         seconds = time.monotonic() - started
-        summary = _summary(run, result, billable=billable, pending=pending, seconds=seconds)
+        summary = _summary(run, result, billable=billable, pending=pending, seconds=seconds,
+                           not_lived=_not_lived(cycle, start, end))
         BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FINISHED, finished_at=now(), summary=summary,
-                                                 done=done, invoiced=result["invoiced"], skipped=result["skipped"])
+                                                 done=done, invoiced=result["invoiced"], skipped=summary["skipped"])
         return summary
     except BaseException as exc:
         BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FAILED, finished_at=now(), error=str(exc)[:2000])
@@ -297,14 +322,17 @@ def _results(run, todo):
         yield from pool.imap_unordered(_child_batch, args)
 
 
-def _summary(run, result, *, billable, pending, seconds) -> dict:
+def _summary(run, result, *, billable, pending, seconds, not_lived) -> dict:
     from collections import Counter
 
     reasons = Counter(f["code"] for f in result["failures"])
+    reasons.update(result.get("skipped_reasons", {}))
+    reasons.update({k: v for k, v in not_lived.items() if v})
     summary = {
         "cycle": run.cycle.code, "period": run.period, "dry_run": run.dry_run, "run": str(run.pk),
         "accounts": pending, "billable": billable, "already_invoiced": billable - pending,
-        "invoiced": result["invoiced"], "skipped": result["skipped"], "skipped_reasons": dict(reasons),
+        "invoiced": result["invoiced"], "skipped": result["skipped"] + sum(not_lived.values()),
+        "skipped_reasons": dict(reasons),
         "failures": result["failures"][:100], "totals": result["totals"], "by_service": result["by_service"],
         "by_tax": result["by_tax"], "ledger_transfers": result.get("ledger_transfers", 0),
         "seconds": round(seconds, 3), "accounts_per_s": round(pending / seconds, 1) if seconds > 0 else None,

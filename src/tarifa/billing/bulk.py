@@ -168,12 +168,17 @@ LEFT JOIN (
 """
 
 INSERT_INVOICES_SQL = """
-INSERT INTO billing_invoice (id, branch, created_at, updated_at, number, kind, billing_account_id, customer_id, cycle_id,
-  period, period_start, period_end, invoice_date, due_date, currency, state, rounding, rounding_note, subtotal,
+INSERT INTO billing_invoice (id, branch, created_at, updated_at, number, kind, purpose, billing_account_id, customer_id,
+  cycle_id, period, period_start, period_end, invoice_date, due_date, currency, state, rounding, rounding_note, subtotal,
   tax_total, total, ledger_amount, paid_amount, credited_amount, tax_summary, credited_invoice_id, reason, bill_run_id,
   language, issued_at)
-SELECT b.invoice_id, %(branch)s, %(now)s, %(now)s, '', 'invoice', b.account_id, b.customer_id, %(cycle)s,
-  %(period)s, %(start)s, %(end)s, %(invoice_date)s, %(due_date)s, b.currency, 'draft', %(rounding)s, %(note)s,
+SELECT b.invoice_id, %(branch)s, %(now)s, %(now)s, '', 'invoice', 'regular', b.account_id, b.customer_id, %(cycle)s,
+  %(period)s,
+  -- where the last interim or final invoice inside the period ended (services.regular_start)
+  coalesce((SELECT max(x.period_end) + 1 FROM billing_invoice x WHERE x.billing_account_id = b.account_id
+            AND x.kind = 'invoice' AND x.purpose IN ('interim', 'final') AND x.period_end >= %(start)s
+            AND x.period_end < %(end)s), %(start)s),
+  %(end)s, %(invoice_date)s, %(due_date)s, b.currency, 'draft', %(rounding)s, %(note)s,
   CASE WHEN %(per_line)s THEN t.l_net ELSE round(t.ledger_amount, %(d)s) + t.s_excl - t.s_tax END,
   CASE WHEN %(per_line)s THEN t.l_tax ELSE t.s_tax END,
   CASE WHEN %(per_line)s THEN t.l_total ELSE round(t.ledger_amount, %(d)s) + t.s_excl END,
@@ -313,8 +318,9 @@ def invoice_batch(*, cycle, period: str, account_ids: list, actor="system", run=
                   tax_rows=None) -> dict:
     """Invoice the accounts `account_ids` of `cycle` for `period`, set-based, in one transaction.
 
-    Accounts already invoiced for the period are left out (a resumed run). Returns
-    {"invoiced", "ledger_transfers", "totals", "by_service", "by_tax"}; a dry run computes the
+    Accounts already invoiced for the period are left out (a resumed run), and so are accounts
+    with nothing to invoice (no zero invoices). Returns {"invoiced", "nothing_to_invoice",
+    "ledger_transfers", "totals", "by_service", "by_tax"}; a dry run computes the
     same and rolls everything back. Raises the first error (the bill run then retries the
     batch account by account to name the offender).
     """
@@ -342,7 +348,8 @@ def _invoice_batch(*, cycle, period, account_ids, actor, run, start, end, invoic
         cursor.execute("SELECT count(*), array_agg(DISTINCT currency) FROM billing_batch")
         n, curs = cursor.fetchone()
         if not n:
-            return {"invoiced": 0, "ledger_transfers": 0, "totals": {}, "by_service": {}, "by_tax": {}}
+            return {"invoiced": 0, "ledger_transfers": 0, "totals": {}, "by_service": {}, "by_tax": {},
+                    "nothing_to_invoice": 0}
         currencies |= set(curs)
         if len(currencies) != 1:
             raise ValueError("a batch holds accounts of one currency")
@@ -366,6 +373,13 @@ def _invoice_batch(*, cycle, period, account_ids, actor, run, start, end, invoic
         per_line = cycle.rounding == "line"
         p = {"per_line": per_line, "d": d}
         cursor.execute(LINES_SQL)
+        # Zero invoices are not issued: an account with nothing to invoice is skipped (and counted).
+        cursor.execute("DELETE FROM billing_batch b WHERE NOT EXISTS (SELECT 1 FROM billing_ln l"
+                       " WHERE l.account_id = b.account_id)")
+        empty = cursor.rowcount
+        if empty == n:
+            return {"invoiced": 0, "ledger_transfers": 0, "totals": {}, "by_service": {}, "by_tax": {},
+                    "nothing_to_invoice": empty}
         cursor.execute("ANALYZE billing_ln")
         cursor.execute(LINE_TAXES_SQL, p)
         cursor.execute(LINE_AMOUNTS_SQL, p)
@@ -402,7 +416,7 @@ def _invoice_batch(*, cycle, period, account_ids, actor, run, start, end, invoic
             params=[note, batch_ref, batch_ref, str(run.pk) if run else ""], actor=actor, created_at=at)
         if cycle.auto_issue:
             _number_and_issue(cursor, cycle=cycle, count=invoiced, at=at, day=day)
-    return {"invoiced": invoiced, "ledger_transfers": posted.inserted, **summary}
+    return {"invoiced": invoiced, "ledger_transfers": posted.inserted, "nothing_to_invoice": empty, **summary}
 
 
 def _number_and_issue(cursor, *, cycle, count, at, day) -> None:

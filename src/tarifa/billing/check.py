@@ -1,7 +1,8 @@
 """Revenue assurance: `tarifa billing check --period YYYY-MM` and the check screen.
 
 For a period (of one cycle or all):
-- `missing_invoices`: every billable account has an invoice for the period;
+- `missing_invoices`: every billable account with something to invoice has an invoice for the
+  period (an account with nothing to invoice gets none: zero invoices are not issued);
 - `duplicate_invoices`: … exactly one (the database refuses a second; checked anyway);
 - `uninvoiced_sources`: every fee, usage charge, adjustment, rated postpaid usage and pending
   item of a billable account up to the period's end stands on an invoice line;
@@ -29,6 +30,8 @@ MISSING_SQL = f"""
 SELECT ba.number, 'no invoice for ' || %(period)s FROM ({BILLABLE_SQL}) b JOIN ledger_billingaccount ba ON ba.id = b.id
 WHERE NOT EXISTS (SELECT 1 FROM billing_invoice i WHERE i.billing_account_id = b.id AND i.period = %(period)s
                   AND i.kind = 'invoice')
+  -- nothing to invoice, no invoice: zero invoices are not issued
+  AND EXISTS (SELECT 1 FROM billing_unbilled u WHERE u.account_id = b.id)
 ORDER BY ba.number LIMIT %(limit)s
 """
 
@@ -112,10 +115,15 @@ def _uninvoiced(cursor, args) -> list:
         SELECT b.id AS account_id, ba.ledger_account_id AS ledger_id, %(end)s::date AS period_end
         FROM ({BILLABLE_SQL}) b JOIN ledger_billingaccount ba ON ba.id = b.id""", args)
     cursor.execute("ANALYZE billing_scope")
-    cursor.execute(f"""SELECT ba.number || ' ' || src.type || ' ' || src.id,
+    # Every source not on an invoice line, kept for the missing-invoice check (normally none).
+    cursor.execute("DROP TABLE IF EXISTS billing_unbilled")
+    cursor.execute(f"""CREATE TEMP TABLE billing_unbilled AS
+                       SELECT src.account_id, ba.number || ' ' || src.type || ' ' || src.id AS subject,
                               format('%%s %%s on %%s not on any invoice line', src.kind, src.amount, src.day_from)
-                       FROM ({sources_sql()}) src JOIN ledger_billingaccount ba ON ba.id = src.account_id
-                       ORDER BY ba.number, src.day_from LIMIT %(limit)s""", {**args, **source_params()})
+                                AS detail, ba.number, src.day_from
+                       FROM ({sources_sql()}) src JOIN ledger_billingaccount ba ON ba.id = src.account_id""",
+                   {**args, **source_params()})
+    cursor.execute("SELECT subject, detail FROM billing_unbilled ORDER BY number, day_from LIMIT %(limit)s", args)
     found = cursor.fetchall()
     cursor.execute("DROP TABLE billing_scope")
     return found
@@ -152,8 +160,8 @@ def check(*, period: str, cycle: str | None = None) -> dict:
                 cursor.execute("SELECT count(*) FROM billing_invoice WHERE cycle_id = %(cycle)s AND period = %(period)s",
                                args)
                 invoices += cursor.fetchone()[0]
-                for name, sql in (("missing_invoices", MISSING_SQL), ("duplicate_invoices", DUPLICATE_SQL),
-                                  ("uninvoiced_sources", None), ("line_totals", LINE_TOTALS_SQL),
+                for name, sql in (("uninvoiced_sources", None), ("missing_invoices", MISSING_SQL),
+                                  ("duplicate_invoices", DUPLICATE_SQL), ("line_totals", LINE_TOTALS_SQL),
                                   ("ledger", LEDGER_SQL)):
                     if sql is None:
                         found = _uninvoiced(cursor, args)
@@ -161,6 +169,8 @@ def check(*, period: str, cycle: str | None = None) -> dict:
                         cursor.execute(sql, args)
                         found = cursor.fetchall()
                     checks[name] = checks.get(name, 0) + len(found)
+                    if name == "missing_invoices":
+                        cursor.execute("DROP TABLE billing_unbilled")
                     problems += [{"check": name, "cycle": c.code, "subject": subject, "detail": detail}
                                  for subject, detail in found]
         finally:

@@ -79,6 +79,13 @@ class AllocateForm(forms.Form):
                                 help_text=_("Empty: as much as the payment and the invoice allow."))
 
 
+class BillNowForm(forms.Form):
+    purpose = forms.ChoiceField(label=_("Invoice"), choices=[
+        ("interim", _("Interim: what is due so far")),
+        ("final", _("Final: everything not yet invoiced (the customer leaves)"))], initial="interim")
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 

@@ -21,3 +21,35 @@ def allocate_and_reevaluate(event):
     if event.payload.get("kind") == "payment":
         services.allocate_account(account=account, actor="system:payment")
     dunning.evaluate_account(account, actor="system:payment")
+
+
+@subscribe("subscription.terminated")
+def final_invoice_on_termination(event):
+    """The account's last live subscription ended: the customer leaves, so they get a final
+    invoice at once for everything not yet invoiced (nothing is issued when nothing is left).
+
+    Idempotent: a second delivery finds nothing left to invoice."""
+    from tarifa.subscriptions.models import Subscription
+
+    account = BillingAccount.objects.filter(pk=event.payload.get("billing_account")).first()
+    if account is None:
+        return
+    if Subscription.objects.filter(billing_account=account).exclude(status=Subscription.Status.TERMINATED).exists():
+        return
+    from . import services
+
+    services.final_invoice_if_due(account=account, actor="system:termination",
+                                  reason=f"Final invoice: subscription {event.payload.get('number', '')} terminated"
+                                         f"{': ' + event.payload['reason'] if event.payload.get('reason') else ''}")
+
+
+@subscribe("ledger.account_closed")
+def final_invoice_on_closure(event):
+    """The account was closed: a final invoice for what is not yet invoiced, if anything."""
+    account = BillingAccount.objects.filter(pk=event.payload.get("billing_account")).first()
+    if account is None:
+        return
+    from . import services
+
+    services.final_invoice_if_due(account=account, actor="system:account-closed",
+                                  reason=f"Final invoice: account closed{': ' + event.payload['reason'] if event.payload.get('reason') else ''}")

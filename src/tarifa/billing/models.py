@@ -111,8 +111,16 @@ class Invoice(BusinessRecord):
         PAID = "paid", _("Paid")
         OVERDUE = "overdue", _("Overdue")
 
+    class Purpose(models.TextChoices):
+        REGULAR = "regular", _("Regular (the cycle's period)")
+        INTERIM = "interim", _("Interim (what is due so far)")
+        FINAL = "final", _("Final (the customer leaves)")
+
     number = models.CharField(_("number"), max_length=32, blank=True, editable=False)
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.INVOICE)
+    purpose = models.CharField(_("purpose"), max_length=8, choices=Purpose.choices, default=Purpose.REGULAR,
+                               db_default=Purpose.REGULAR,
+                               help_text=_("Interim and final invoices bill at once, outside the cycle's periods."))
     billing_account = models.ForeignKey("ledger.BillingAccount", on_delete=models.PROTECT, related_name="invoices",
                                         verbose_name=_("billing account"))
     customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="invoices",
@@ -152,7 +160,7 @@ class Invoice(BusinessRecord):
                        ("allocate_payment", "Can allocate payments to invoices")]
         constraints = [
             # Idempotency of bill runs (rule 5): one invoice per account and period.
-            models.UniqueConstraint(fields=["billing_account", "period"], condition=Q(kind="invoice"),
+            models.UniqueConstraint(fields=["billing_account", "period"], condition=Q(kind="invoice") & ~Q(period=""),
                                     name="billing_invoice_account_period"),
             models.UniqueConstraint(fields=["number"], condition=~Q(number=""), name="billing_invoice_number"),
             models.CheckConstraint(condition=Q(state="draft") | ~Q(number=""), name="billing_invoice_issued_numbered"),
@@ -378,7 +386,8 @@ class DocumentTemplate(BusinessRecord, Archivable):
     """
 
     class Kind(models.TextChoices):
-        INVOICE = "invoice", _("Invoice / credit note")
+        INVOICE = "invoice", _("Invoice")
+        CREDIT_NOTE = "credit_note", _("Credit note")
         STATEMENT = "statement", _("Statement of account")
         RECEIPT = "receipt", _("Payment receipt")
 

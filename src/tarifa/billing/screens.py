@@ -9,7 +9,8 @@ from tarifa.crm.panels import register_panel
 from tarifa.web.registry import Action, ModelScreens, Page, Redirect, register, register_page
 
 from . import billrun, dunning, services
-from .forms import (AllocateForm, AssignAccountsForm, AssignmentForm, BillCycleForm, BillRunForm, CreditForm,
+from .forms import (AllocateForm, AssignAccountsForm, AssignmentForm, BillCycleForm, BillNowForm, BillRunForm,
+                    CreditForm,
                     DocumentTemplateForm, DunningAssignmentForm, DunningPolicyForm, DunningStepForm, InvoiceNowForm,
                     PendingItemForm, ReasonForm)
 from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningAssignment,
@@ -211,3 +212,28 @@ def _customer_invoices(request, customer):
 
 register_panel(_("Invoices"), "billing/customer_panel.html", context_func=_customer_invoices,
                permission="billing.view_invoice", key="billing.invoices", order=30)
+
+
+# "Invoice now" on the billing account (ledger's screen; billing sits above ledger and adds it).
+def _bill_now_available(account) -> bool:
+    return account.status == "active" and BillCycleAssignment.objects.filter(billing_account=account).exists()
+
+
+def _add_bill_now_action():
+    import tarifa.ledger.screens  # noqa: F401 — the account's screens, registered first
+    from tarifa.ledger.models import BillingAccount
+    from tarifa.web.registry import screens_for
+
+    account_screens = screens_for(BillingAccount)
+    if account_screens is None or any(a.name == "bill-now" for a in account_screens.actions):
+        return
+    account_screens.actions.append(Action(
+        "bill-now", _("Invoice now"), "billing.issue_invoice",
+        lambda account, *, actor, purpose="interim", reason="": services.bill_now(
+            actor=actor, billing_account=account, purpose=purpose, reason=reason),
+        form_class=BillNowForm, available=_bill_now_available,
+        confirm=_("An invoice is issued now for what is not yet invoiced (interim: up to today; final: "
+                  "everything) and e-mailed; the next regular invoice starts where it ends.")))
+
+
+_add_bill_now_action()

@@ -268,9 +268,11 @@ def _json_taxes(entries) -> list:
              "base": f"{Decimal(e['base']):f}", "tax": f"{Decimal(e['tax']):f}"} for e in entries]
 
 
-def _write(account, cycle, period, draft, dates, *, actor, run=None) -> Invoice:
+def _write(account, cycle, period, draft, dates, *, actor, run=None, purpose=Invoice.Purpose.REGULAR,
+           reason="") -> Invoice:
     invoice = Invoice.objects.create(
-        kind=Invoice.Kind.INVOICE, billing_account=account, customer=account.customer, cycle=cycle, period=period,
+        kind=Invoice.Kind.INVOICE, purpose=purpose, reason=reason, billing_account=account, customer=account.customer,
+        cycle=cycle, period=period,
         period_start=dates["period_start"], period_end=dates["period_end"], invoice_date=dates["invoice_date"],
         due_date=dates["due_date"], currency=account.currency, rounding=draft.rounding,
         rounding_note=draft.rounding_note, subtotal=draft.subtotal, tax_total=draft.tax_total, total=draft.total,
@@ -295,7 +297,7 @@ def _write(account, cycle, period, draft, dates, *, actor, run=None) -> Invoice:
         raise Conflict("A source of this invoice was invoiced meanwhile; run again.", code="source_invoiced") from None
     recorded.record(invoice, actor=actor, action="create",
                     changes={"total": [None, f"{draft.total:f}"], "lines": [None, len(lines)]},
-                    message=f"{period} draft")
+                    message=f"{period or purpose} draft")
     return invoice
 
 
@@ -389,8 +391,10 @@ def generate_invoice(*, actor, billing_account: BillingAccount, period: str, iss
     Takes the account lock. Idempotent per (account, period): a second call returns the
     existing invoice (`invoice.existing = True`). Issues it (numbering, ledger postings,
     allocation of unallocated payments, event) when `issue` or, by default, the cycle's
-    `auto_issue` says so. Errors: no_cycle, invalid_period, period_not_closed,
-    account_closed (ledger), source_invoiced (a concurrent writer; retry).
+    `auto_issue` says so. Never a zero invoice, never one for a period the account did not
+    live in. Errors: no_cycle, invalid_period, period_not_closed, opened_after_period,
+    closed_before_period, nothing_to_invoice, account_closed (ledger), source_invoiced (a
+    concurrent writer; retry).
     """
     _require(actor, "billing.add_invoice")
     period = parse_period(period)
@@ -401,7 +405,11 @@ def generate_invoice(*, actor, billing_account: BillingAccount, period: str, iss
     if existing is not None:
         existing.existing = True
         return existing
+    check_lived(account, cycle, period)
     draft, dates = draft_for(account, cycle, period)
+    if draft.empty:
+        raise nothing_to_invoice(account, f"in {period}")
+    dates["period_start"] = regular_start(account, dates["period_start"], dates["period_end"])
     invoice = _write(account, cycle, period, draft, dates, actor=actor, run=run)
     if issue if issue is not None else cycle.auto_issue:
         _issue(invoice, actor=actor, series=cycle.series)
@@ -409,6 +417,107 @@ def generate_invoice(*, actor, billing_account: BillingAccount, period: str, iss
         invoice.refresh_from_db()
     invoice.existing = False
     return invoice
+
+
+def account_lifetime(account: BillingAccount) -> tuple[dt.date, dt.date | None]:
+    """(the day the account was opened — its first payment mode's effective day —, the day it was closed or None)."""
+    from django.db.models import Min
+    from django.utils import timezone
+
+    opened = account.mode_changes.aggregate(day=Min("effective_date"))["day"] or timezone.localtime(
+        account.created_at).date()
+    return opened, (timezone.localtime(account.closed_at).date() if account.closed_at else None)
+
+
+def check_lived(account: BillingAccount, cycle: BillCycle, period: str) -> None:
+    """Refuse a period the account did not live in: opened after its end, or closed before its start."""
+    start, end = period_of(cycle, period)
+    opened, closed = account_lifetime(account)
+    if opened > end:
+        message = (f"Account {account.number} was opened on {opened}, after period {period} ended ({end}):"
+                   f" there is nothing to invoice for {period}.")
+        raise DomainError(message, code="opened_after_period", status=409, fields={"period": [message]})
+    if closed is not None and closed < start:
+        message = f"Account {account.number} was closed on {closed}, before period {period} began ({start})."
+        raise DomainError(message, code="closed_before_period", status=409, fields={"period": [message]})
+
+
+def nothing_to_invoice(account: BillingAccount, when: str) -> DomainError:
+    return DomainError(f"Nothing to invoice for account {account.number} {when}: no charge, usage or pending item"
+                       " that is not on an invoice yet. Zero invoices are not issued.", code="nothing_to_invoice",
+                       status=409)
+
+
+def regular_start(account: BillingAccount, start: dt.date, end: dt.date) -> dt.date:
+    """A regular invoice starts where the last interim (or final) invoice inside its period ended."""
+    from django.db.models import Max
+
+    last = (Invoice.objects.filter(billing_account=account, kind=Invoice.Kind.INVOICE,
+                                   purpose__in=[Invoice.Purpose.INTERIM, Invoice.Purpose.FINAL],
+                                   period_end__gte=start, period_end__lt=end)
+            .aggregate(day=Max("period_end"))["day"])
+    return last + dt.timedelta(days=1) if last else start
+
+
+FAR_FUTURE = dt.date(9999, 12, 31)
+
+
+@transaction.atomic
+def bill_now(*, actor, billing_account: BillingAccount, purpose: str = Invoice.Purpose.INTERIM, reason: str = "",
+             issue: bool = True, as_of: dt.date | None = None) -> Invoice:
+    """An invoice now, outside the cycle's periods: *interim* — what is due so far (every source
+    not yet invoiced up to today) —, or *final* — everything not yet invoiced, also days charged
+    ahead and their reversals, because the customer leaves.
+
+    Takes the account lock. Issued at once (number, ledger, allocation, e-mail) unless `issue` is
+    false (a draft for review). The next regular invoice starts the day after it (`regular_start`)
+    and takes only what it left: each source stands on one invoice line. Never a zero invoice.
+    Errors: permission_denied, no_cycle, nothing_to_invoice, account_closed (ledger).
+    """
+    _require(actor, "billing.issue_invoice")
+    if purpose not in (Invoice.Purpose.INTERIM, Invoice.Purpose.FINAL):
+        raise ValidationFailed(f"Unknown purpose {purpose!r}.", code="invalid_purpose",
+                               fields={"purpose": ["interim or final."]})
+    cycle = cycle_of(billing_account)
+    account = _lock_account(billing_account)
+    day = as_of or today()
+    upto = day if purpose == Invoice.Purpose.INTERIM else FAR_FUTURE
+    srcs = sources.read_sources(account, upto)
+    draft = generation.generate(sources=srcs, taxes=tax_rates(tax_scheme=account.customer.tax_scheme, day=day),
+                                rounding=cycle.rounding, currency=account.currency,
+                                minor_digits=_minor(account.currency))
+    if draft.empty:
+        raise nothing_to_invoice(account, "today")
+    from django.db.models import Max
+
+    last = Invoice.objects.filter(billing_account=account, kind=Invoice.Kind.INVOICE).exclude(
+        period_end__isnull=True).aggregate(day=Max("period_end"))["day"]
+    start = last + dt.timedelta(days=1) if last else account_lifetime(account)[0]
+    dates = {"period_start": min(start, day), "period_end": day, "invoice_date": day,
+             "due_date": day + dt.timedelta(days=cycle.payment_terms_days)}
+    invoice = _write(account, cycle, "", draft, dates, actor=actor, purpose=purpose, reason=str(reason or "").strip())
+    if issue:
+        _issue(invoice, actor=actor, series=cycle.series)
+        allocate_account(account=account, actor=actor)
+        invoice.refresh_from_db()
+    return invoice
+
+
+def final_invoice_if_due(*, account: BillingAccount, actor, reason: str) -> Invoice | None:
+    """The final invoice of a customer who leaves, if anything is left to invoice (else None).
+
+    Accounts in no bill cycle are not invoiced (None). A closed account whose final invoice would
+    have to book something on it (a pending item, an added tax) is refused by the ledger: that is
+    recorded in the account's history for the operator, and None returned (never retried forever)."""
+    try:
+        return bill_now(actor=actor, billing_account=account, purpose=Invoice.Purpose.FINAL, reason=reason)
+    except DomainError as exc:
+        if exc.code in ("nothing_to_invoice", "no_cycle"):
+            return None
+        if exc.code == "account_closed":
+            recorded.record(account, actor=actor, action="final_invoice_refused", message=exc.message)
+            return None
+        raise
 
 
 def preview_invoice(*, billing_account: BillingAccount, period: str) -> tuple[generation.Draft, dict]:

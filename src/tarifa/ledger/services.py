@@ -697,7 +697,8 @@ def set_credit_limit(account: BillingAccount, *, actor, credit_limit) -> Billing
 
 @transaction.atomic
 def close_account(account: BillingAccount, *, actor, reason: str = "") -> BillingAccount:
-    """Close an account whose balance is zero and that has no pending holds. Final.
+    """Close an account whose balance is zero and that has no pending holds. Final. Emits
+    `ledger.account_closed`.
 
     Takes the account lock. Permission `ledger.close_account` for user actors. Errors:
     account_closed, balance_not_zero, holds_pending (409).
@@ -712,8 +713,12 @@ def close_account(account: BillingAccount, *, actor, reason: str = "") -> Billin
     if locked.debits_pending or locked.credits_pending:
         raise DomainError(f"Account {account} has pending holds; post or void them first.", code="holds_pending",
                           status=409)
-    return recorded.update(account, actor=actor, action="close", message=str(reason or ""),
-                           status=BillingAccount.Status.CLOSED, closed_at=now())
+    closed = recorded.update(account, actor=actor, action="close", message=str(reason or ""),
+                             status=BillingAccount.Status.CLOSED, closed_at=now())
+    # Upper layers react (billing: the final invoice), through the outbox.
+    emit("ledger.account_closed", obj=closed, payload={"billing_account": str(closed.pk), "number": closed.number,
+                                                       "reason": str(reason or "")})
+    return closed
 
 
 def system_account(code: str, currency: str, *, name: str = "") -> LedgerAccount:

@@ -45,12 +45,18 @@ def test_api_invoices_credit_and_errors(demo, admin_user, api):
     assert too_much.status_code == 409 and too_much.json()["error"]["code"] == "credit_too_large"
     pdf = client.get(f"/api/v1/invoices/{invoice.pk}/pdf/")
     assert pdf.status_code == 200 and pdf.content[:4] == b"%PDF"
-    again = client.post("/api/v1/invoices/", {"billing_account": invoice.billing_account.number,
-                                              "period": invoice.period}, format="json")
-    assert again.status_code == 201 and again.json()["id"] == str(invoice.pk)  # idempotent per (account, period)
+    from tarifa.billing.services import last_closed_period
+    from tarifa.kernel.clock import today
+
+    # The demo accounts were opened today: last month is a period they did not live in (issue 10, item 3).
+    period = last_closed_period(invoice.cycle, today())
+    before = client.post("/api/v1/invoices/", {"billing_account": invoice.billing_account.number,
+                                               "period": period}, format="json")
+    assert before.status_code == 409 and before.json()["error"]["code"] == "opened_after_period"
+    assert invoice.purpose == "interim" and invoice.period == ""  # billed now, "Invoice now"
     not_closed = client.post("/api/v1/bill-runs/", {"cycle": invoice.cycle.code, "period": "2999-01"}, format="json")
     assert not_closed.status_code == 409 and not_closed.json()["error"]["code"] == "period_not_closed"
-    check = client.get("/api/v1/billing/check/", {"period": invoice.period})
+    check = client.get("/api/v1/billing/check/", {"period": period})
     assert check.status_code == 200 and check.json()["ok"], check.json()["problems"][:3]
 
 

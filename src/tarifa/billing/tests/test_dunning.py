@@ -124,10 +124,13 @@ def test_bad_input_is_refused_clearly():
         with pytest.raises(DomainError) as err:
             services.create_template(actor=ACTOR, kind="invoice", language="de", body="{{ invoice.total|nosuchfilter }}")
         assert err.value.code == "template_error"
-        account = postpaid_org(cycle)
+        account = postpaid_org(cycle)  # opened on 10 March
         services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Setup",
-                                  amount="10.00", day=dt.date(2025, 2, 5))
-        invoice = services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-02")
+                                  amount="10.00", day=dt.date(2025, 3, 10))
+        with pytest.raises(DomainError) as err:  # a period the account did not live in
+            services.generate_invoice(actor=ACTOR, billing_account=account, period="2025-02")
+        assert err.value.code == "opened_after_period"
+        invoice = services.bill_now(actor=ACTOR, billing_account=account)
         with pytest.raises(DomainError) as err:
             services.credit_invoice(invoice, actor=ACTOR, amount="10.01", reason="too much")
         assert err.value.code == "credit_too_large" and "10.00" in err.value.message

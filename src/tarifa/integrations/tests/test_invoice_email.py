@@ -27,8 +27,9 @@ def test_issued_invoice_is_emailed_with_its_pdf():
         cycle = billing.create_cycle(actor="test", code="M", name="Monthly")
         billing.assign_cycle(actor="test", billing_account=account, cycle=cycle)
         billing.add_pending_item(actor="test", billing_account=account, kind="one_time_fee", description="Setup",
-                                 amount="50.00", day=dt.date(2025, 3, 10))
-        invoice = billing.generate_invoice(actor="test", billing_account=account, period="2025-03")
+                                 amount="50.00", day=dt.date(2025, 4, 2))
+        # Opened today: an interim invoice ("Invoice now"), not March's (a period it did not live in).
+        invoice = billing.bill_now(actor="test", billing_account=account)
         run_events()
         note = Notification.objects.get(event="invoice_issued", customer=customer)
         from tarifa.integrations.services import deliver_now

@@ -91,6 +91,12 @@ class Command(BaseCommand):
         invoice.add_argument("--dry-run", action="store_true")
         invoice.add_argument("--actor", default="system:cli")
 
+        now = sub.add_parser("bill-now", help="Invoice one account now: interim (what is due so far) or --final.")
+        now.add_argument("account", help="Billing account number")
+        now.add_argument("--final", action="store_true", help="Everything not yet invoiced (the customer leaves).")
+        now.add_argument("--reason", default="")
+        now.add_argument("--actor", default="system:cli")
+
         credit = sub.add_parser("credit", help="Issue a credit note for an invoice (full unless --amount).")
         credit.add_argument("invoice", help="Invoice number, e.g. HQ-I0000001")
         credit.add_argument("--amount", help="Gross amount to credit (default: all that is still creditable).")
@@ -213,6 +219,19 @@ class Command(BaseCommand):
         invoice = services.generate_invoice(actor=opts["actor"], billing_account=account, period=opts["period"])
         self.stdout.write(json.dumps({"invoice": str(invoice.pk), "number": invoice.number, "state": invoice.state,
                                       "total": invoice.total, "existing": invoice.existing}, default=str))
+
+    def do_bill_now(self, **opts):
+        from tarifa.billing import services
+        from tarifa.ledger.selectors import billing_account_by_number
+
+        account = billing_account_by_number(opts["account"])
+        if account is None:
+            raise CommandError(f"No billing account {opts['account']!r}.")
+        invoice = services.bill_now(actor=opts["actor"], billing_account=account,
+                                    purpose="final" if opts["final"] else "interim", reason=opts["reason"])
+        self.stdout.write(json.dumps({"invoice": str(invoice.pk), "number": invoice.number, "purpose": invoice.purpose,
+                                      "state": invoice.state, "period_start": invoice.period_start,
+                                      "period_end": invoice.period_end, "total": invoice.total}, default=str))
 
     def _invoice(self, number):
         from tarifa.billing.models import Invoice
