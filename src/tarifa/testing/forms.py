@@ -95,6 +95,11 @@ def guess(name, field):
             return f"+1555{next(_counter) % 10_000_000:07d}"
         if "email" in lowered:
             return f"suite{unique_token().lower()}@example.com"
+        if lowered in ("iccid", "imsi"):  # digits only (subscriptions normalise identifiers)
+            return f"{'8901' if lowered == 'iccid' else '00101'}{next(_counter) % 10_000_000_000:010d}"
+        if lowered == "mac_address":
+            n = next(_counter) % 2 ** 24
+            return "02:00:00:" + ":".join(f"{(n >> shift) & 0xff:02x}" for shift in (16, 8, 0))
         token = unique_token()
         if lowered in ("code", "number", "login", "username") or lowered.endswith("_code"):
             text = f"s{token.lower()}"
