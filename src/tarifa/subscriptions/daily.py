@@ -61,12 +61,12 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     """Charge every fee due up to `as_of`; returns what was done (also kept as a ChargeRun)."""
     started = time.monotonic()
     services.apply_due_tariff_changes(as_of=as_of, actor=actor)
-    services.end_voluntary_suspensions(as_of=as_of, actor=actor)
+    ended = services.end_voluntary_suspensions(as_of=as_of, actor=actor)
     services.expire_promised_payments(actor=actor)
     first = first_day_to_charge(as_of)
     record = ChargeRun.objects.create(as_of=as_of, first_day=first, actor=str(actor)[:150])
     revenue = charging.revenue_accounts()
-    totals = {"staged": 0, "inserted": 0, "refused": 0, "suspended": 0, "resumed": 0, "warned": 0, "charge_s": 0.0,
+    totals = {"staged": 0, "inserted": 0, "refused": 0, "suspended": 0, "resumed": ended, "warned": 0, "charge_s": 0.0,
               "thresholds_s": 0.0}
     for lo, hi in account_batches(first, batch_accounts):
         with transaction.atomic():

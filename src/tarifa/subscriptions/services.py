@@ -343,14 +343,15 @@ def resume(sub, *, actor, cause, reason="") -> Subscription:
 
 
 def end_voluntary_suspensions(*, as_of: dt.date, actor="system") -> int:
-    """Resume customer-requested suspensions whose planned end has come."""
+    """Resume customer-requested suspensions whose planned end has come; returns how many
+    subscriptions became active (another open cause keeps one suspended)."""
     n = 0
     for susp in Suspension.objects.filter(cause=Cause.CUSTOMER_REQUEST, ended_at__isnull=True,
                                           planned_end__lte=as_of).select_related("subscription"):
-        resume(susp.subscription, actor=actor, cause=Cause.CUSTOMER_REQUEST,
-               reason=f"Resumed by the daily charge: the customer's suspension reached its planned end"
-                      f" {susp.planned_end}")
-        n += 1
+        sub = resume(susp.subscription, actor=actor, cause=Cause.CUSTOMER_REQUEST,
+                     reason=f"Resumed by the daily charge: the customer's suspension reached its planned end"
+                            f" {susp.planned_end}")
+        n += sub.status == Status.ACTIVE
     return n
 
 

@@ -388,3 +388,21 @@ def test_data_migration_normalises_stored_identifiers_and_reports_what_it_leaves
     assert audit(clash, action="identifier_not_normalised").get().message.endswith(f"is {keep.number}'s")
     assert audit(odd, action="normalise_identifier").get().changes == {"phone_number": ["555-0199-002",
                                                                                         "+15550199002"]}
+
+
+def test_planned_end_of_a_customer_request_is_counted_by_the_run_and_audited(world):
+    c, t = world
+    account = customer_account()
+    pay(account, "100")
+    sub = services.create_subscription(actor=ACTOR, billing_account=account, tariff=t["NET-31"], login="hol1",
+                                       activate=True)
+    services.suspend(sub, actor=ACTOR, cause="customer_request", reason="holiday", planned_end=dt.date(2025, 1, 5))
+    c.add_days(4)
+    preview = daily.preview(as_of=c.today(), actor=ACTOR)
+    assert preview["resumed"] == 1
+    result = daily.run(as_of=c.today(), actor="system:daily")
+    assert result["resumed"] == 1
+    event = audit(sub, action="resume").get()
+    assert event.actor_label == "system:daily"
+    assert event.message.startswith("Resumed by the daily charge: the customer's suspension reached its planned end"
+                                    " 2025-01-05")
