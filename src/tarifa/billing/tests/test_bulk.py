@@ -40,7 +40,7 @@ def _random_account(rng, tariffs, schemes, cycle, n):
                                credit_limit="100000", tax_scheme=scheme)
     services.assign_cycle(actor=ACTOR, billing_account=account, cycle=cycle)
     sub_list = []
-    for code, ident in (("NET-31", {"login": f"u{n}"}), ("MOB", {"phone_number": f"+9{n:06d}"}),
+    for code, ident in (("NET-31", {"login": f"u{n}"}), ("MOB", {"phone_number": f"+1555{n:07d}"}),
                         ("TV", {"smart_card": f"SC{n}"})):
         if rng.random() < 0.8:
             sub_list.append(subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs[code],
