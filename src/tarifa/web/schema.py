@@ -98,6 +98,14 @@ def _model_fields_along(field):
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        # DELETE on a RecordViewSet archives (records are never deleted) and answers 200 with
+        # the archived record, not 204 with nothing.
+        read = getattr(self.view, "get_serializer_class_for_read", None)
+        if self.method == "DELETE" and read is not None and getattr(self.view, "archive_service", None) is not None:
+            return {"200": self._get_response_for_code(read(), "200", direction=direction)}
+        return super()._get_response_bodies(direction)
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         declared = getattr(field, "openapi_schema", None)
         if declared and direction in declared:

@@ -72,3 +72,9 @@ def test_answered_fields_have_the_types_the_server_answers(schema):
     # Durations: answered in base units, accepted as base units or "60s".
     assert props["RateSlot"]["properties"]["rate_unit"]["type"] == "integer"
     assert {"type": "string", "example": "60s"} in props["PatchedRateSlotRequest"]["properties"]["rate_unit"]["oneOf"]
+
+
+def test_delete_archives_and_is_documented_as_answering_the_archived_record(schema):
+    answers = schema["paths"]["/api/v1/services/{id}/"]["delete"]["responses"]
+    assert "204" not in answers
+    assert answers["200"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Service"
