@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 CUSTOMER_FIELDS = ["number", "kind", "display_name", "first_name", "last_name", "legal_name", "tax_id",
                    "registration_number", "legal_address", "language"]
 ACCOUNT_FIELDS = ["number", "currency", "payment_mode", "payment_mode_display", "status", "status_display"]
-INVOICE_FIELDS = ["number", "kind", "kind_display", "state", "state_display", "period", "period_start",
+INVOICE_FIELDS = ["number", "kind", "kind_display", "purpose", "purpose_display", "state", "state_display", "period",
+                  "period_start",
                   "period_end", "invoice_date", "due_date", "currency", "subtotal", "tax_total", "total",
                   "paid_amount", "credited_amount", "outstanding", "rounding_note", "reason", "language"]
 LINE_FIELDS = ["position", "kind", "kind_display", "description", "period_start", "period_end", "quantity", "unit",
@@ -191,20 +192,40 @@ def invoice_context(invoice: Invoice) -> dict:
         lines.append(data)
     credited = invoice.credited_invoice
     is_credit_note = invoice.kind == Invoice.Kind.CREDIT_NOTE
+    summary = _taxes(invoice.tax_summary)
+    credit = None
+    if is_credit_note:  # what is credited, as positive amounts (the credit note's own wording)
+        for ln in lines:
+            ln.update(net_credited=-ln["net"], tax_credited=-ln["tax"], total_credited=-ln["total"])
+            for t in ln["tax_list"]:
+                t["tax_credited"] = -t["tax"]
+        for t in summary:
+            t.update(base_credited=-t["base"], tax_credited=-t["tax"])
+        credit = {"net": -invoice.subtotal, "tax": -invoice.tax_total, "total": -invoice.total}
+    titles = {"interim": "Interim invoice", "final": "Final invoice"}
     return {"invoice": {**sandbox.record(invoice, INVOICE_FIELDS), "is_draft": invoice.is_draft},
-            "lines": lines, "tax_summary": _taxes(invoice.tax_summary),
+            "lines": lines, "tax_summary": summary,
             "customer": customer_data(invoice.customer),
             "account": sandbox.record(invoice.billing_account, ACCOUNT_FIELDS),
             "credited_invoice": sandbox.record(credited, INVOICE_FIELDS), "is_credit_note": is_credit_note,
-            "draft": invoice.is_draft, "title": "Credit note" if is_credit_note else "Invoice"}
+            "credit": credit, "draft": invoice.is_draft,
+            "title": "Credit note" if is_credit_note else titles.get(invoice.purpose, "Invoice")}
+
+
+def document_kind(invoice: Invoice) -> str:
+    """A credit note has its own document template (`credit_note`), an invoice `invoice`."""
+    return "credit_note" if invoice.kind == Invoice.Kind.CREDIT_NOTE else "invoice"
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice's PDF: rendered on first use and kept; drafts are rendered each time (marked DRAFT)."""
+    """The invoice's PDF as issued: rendered once when it is issued (billing's handler of
+    `billing.invoice_issued` / `billing.credit_note_issued`) and stored; every download serves the
+    stored one. Drafts are rendered each time (marked DRAFT). The document carries no payment
+    state (paid, credited, due now): that is the statement's."""
     stored = InvoiceDocument.objects.filter(invoice=invoice).first()
     if stored is not None:
         return bytes(stored.pdf)
-    name, html = render_html("invoice", invoice_context(invoice), invoice.language)
+    name, html = render_html(document_kind(invoice), invoice_context(invoice), invoice.language)
     pdf = html_to_pdf(html)
     if not invoice.is_draft:
         with transaction.atomic():
@@ -280,9 +301,21 @@ def _sample(kind: str) -> dict:
                "tax_total": Decimal("1.67"), "total": Decimal("10"), "paid_amount": Decimal(0),
                "credited_amount": Decimal(0), "outstanding": Decimal("10"), "rounding_note": "Sample rounding",
                "reason": "", "language": "en", "is_draft": False}
+    invoice.update(purpose="regular", purpose_display="Regular")
     if kind == "invoice":
         return {"invoice": invoice, "lines": [line], "tax_summary": [], "customer": customer, "account": account,
-                "credited_invoice": None, "is_credit_note": False, "draft": False, "title": "Invoice"}
+                "credited_invoice": None, "is_credit_note": False, "credit": None, "draft": False, "title": "Invoice"}
+    if kind == "credit_note":
+        note = {**invoice, "number": "HQ-CN0000001", "kind": "credit_note", "kind_display": "Credit note",
+                "total": Decimal("-10"), "subtotal": Decimal("-8.33"), "tax_total": Decimal("-1.67"),
+                "reason": "Sample reason"}
+        credited_line = {**line, "description": "Credit: Sample line", "net": Decimal("-8.33"),
+                         "tax": Decimal("-1.67"), "total": Decimal("-10"), "net_credited": Decimal("8.33"),
+                         "tax_credited": Decimal("1.67"), "total_credited": Decimal("10")}
+        return {"invoice": note, "lines": [credited_line], "tax_summary": [], "customer": customer,
+                "account": account, "credited_invoice": invoice, "is_credit_note": True,
+                "credit": {"net": Decimal("8.33"), "tax": Decimal("1.67"), "total": Decimal("10")}, "draft": False,
+                "title": "Credit note"}
     if kind == "statement":
         return {"account": account, "customer": customer, "start": today(), "end": today(), "opening": Decimal(0),
                 "closing": Decimal(0), "entries": [], "invoices": [invoice]}

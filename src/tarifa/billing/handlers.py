@@ -53,3 +53,28 @@ def final_invoice_on_closure(event):
 
     services.final_invoice_if_due(account=account, actor="system:account-closed",
                                   reason=f"Final invoice: account closed{': ' + event.payload['reason'] if event.payload.get('reason') else ''}")
+
+
+@subscribe("billing.invoice_issued")
+@subscribe("billing.credit_note_issued")
+def store_issued_document(event):
+    """Render an issued invoice's (or credit note's) PDF once, now, and store it: the document is
+    what was issued, served as stored ever after (not rendered later with later payment state).
+
+    Idempotent (kept once). A rendering failure (no PDF libraries, a broken operator template)
+    is logged and left to the first download, so the other handlers of the event still run."""
+    import logging
+
+    from tarifa.kernel.errors import DomainError
+
+    from .documents import invoice_pdf
+    from .models import Invoice
+
+    invoice = Invoice.objects.select_related("billing_account", "customer", "credited_invoice").filter(
+        pk=event.payload.get("invoice")).first()
+    if invoice is None or invoice.is_draft:
+        return
+    try:
+        invoice_pdf(invoice)
+    except DomainError as exc:
+        logging.getLogger(__name__).warning("invoice %s: document not rendered at issue: %s", invoice.number, exc)

@@ -19,6 +19,10 @@ TEMPLATES = {
     "invoice_issued": ("Invoice {{ invoice.number }}",
                        "Dear {{ customer.display_name }}, invoice {{ invoice.number }} of {{ total }} {{ currency }} "
                        "is attached; please pay by {{ due_date }}."),
+    "credit_note_issued": ("Credit note {{ credit_note.number }} for invoice {{ invoice.number }}",
+                           "Dear {{ customer.display_name }}, credit note {{ credit_note.number }} credits you "
+                           "{{ amount }} {{ currency }} of invoice {{ invoice.number }} ({{ reason }}); it is "
+                           "attached. There is nothing to pay: it is deducted from what you owe."),
     "dunning_notice": ("Overdue invoices on account {{ account.number }}",
                        "Dear {{ customer.display_name }}, {{ amount_overdue }} {{ currency }} is {{ days_overdue }} "
                        "days overdue ({{ step }}). Please pay to keep your services."),

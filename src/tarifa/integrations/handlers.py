@@ -1,6 +1,7 @@
 """Domain events → customer notifications (the integrations layer sits above every app)."""
 
 from tarifa.kernel.events import subscribe
+from tarifa.kernel.money import format_amount
 from tarifa.ledger.models import BillingAccount
 from tarifa.subscriptions.models import Subscription
 
@@ -69,17 +70,30 @@ def on_payment(event):
 def _invoice(event):
     from tarifa.billing.models import Invoice
 
-    return Invoice.objects.select_related("customer", "billing_account").filter(pk=event.payload.get("invoice")).first()
+    return (Invoice.objects.select_related("customer", "billing_account", "credited_invoice")
+            .filter(pk=event.payload.get("invoice")).first())
 
 
 @subscribe("billing.invoice_issued")
-@subscribe("billing.credit_note_issued")
 def on_invoice_issued(event):
     invoice = _invoice(event)
     if invoice is not None:
+        # Amounts in the currency's units ("49.00", not "49.000000"); the template adds the code.
         notify(event="invoice_issued", customer=invoice.customer, source_event=str(event.pk),
-               context={"invoice": invoice, "account": invoice.billing_account, "total": invoice.total,
+               context={"invoice": invoice, "account": invoice.billing_account,
+                        "total": format_amount(invoice.total, invoice.currency, code=False),
                         "currency": invoice.currency, "due_date": invoice.due_date})
+
+
+@subscribe("billing.credit_note_issued")
+def on_credit_note_issued(event):
+    """A credit note has its own message: what is credited against which invoice, nothing to pay."""
+    note = _invoice(event)
+    if note is not None:
+        notify(event="credit_note_issued", customer=note.customer, source_event=str(event.pk),
+               context={"credit_note": note, "invoice": note.credited_invoice, "account": note.billing_account,
+                        "amount": format_amount(-note.total, note.currency, code=False), "currency": note.currency,
+                        "reason": note.reason})
 
 
 def invoice_attachment(note):
@@ -95,6 +109,7 @@ def invoice_attachment(note):
 
 
 ATTACHMENTS["invoice_issued"] = invoice_attachment
+ATTACHMENTS["credit_note_issued"] = invoice_attachment
 
 
 @subscribe("billing.dunning_notice")

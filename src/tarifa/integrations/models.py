@@ -15,6 +15,7 @@ class Event(models.TextChoices):
     FEE_CHARGED = "fee_charged", _("Fee charged")
     PAYMENT_RECEIVED = "payment_received", _("Payment received")
     INVOICE_ISSUED = "invoice_issued", _("Invoice issued (PDF attached)")
+    CREDIT_NOTE_ISSUED = "credit_note_issued", _("Credit note issued (PDF attached)")
     DUNNING_NOTICE = "dunning_notice", _("Dunning notice (overdue invoices)")
 
 
