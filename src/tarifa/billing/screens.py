@@ -124,10 +124,14 @@ register(ModelScreens(
                confirm=_("The invoice is numbered and booked; it can no longer change.")),
         Action("discard", _("Discard draft"), "billing.issue_invoice",
                lambda inv, *, actor, **d: services.discard_draft(inv, actor=actor, **d), form_class=ReasonForm,
-               danger=True, available=lambda inv: inv.is_draft),
+               danger=True, available=lambda inv: inv.is_draft,
+               confirm=_("The draft is discarded: it is never numbered nor sent; its charges are billed again "
+                         "by the next invoice of the period.")),
         Action("credit", _("Credit note"), "billing.credit_invoice",
                lambda inv, *, actor, **d: services.credit_invoice(inv, actor=actor, **d), form_class=CreditForm,
-               available=lambda inv: inv.kind == "invoice" and not inv.is_draft and inv.creditable > 0),
+               available=lambda inv: inv.kind == "invoice" and not inv.is_draft and inv.creditable > 0,
+               confirm=_("A numbered credit note is issued and booked: the amount goes back to the customer's "
+                         "balance and the customer is notified. It cannot be withdrawn.")),
         Action("allocate", _("Allocate a payment"), "billing.allocate_payment",
                lambda inv, *, actor, transfer, amount=None: services.allocate_payment(
                    actor=actor, invoice=inv, transfer=_transfer(transfer), amount=amount),
@@ -160,6 +164,9 @@ register(ModelScreens(
                                        "skipped", "started_at", "finished_at"],
     form_class=BillRunForm, create=_create_run, filterset_fields=["status", "period", "cycle", "dry_run"],
     permissions={"add": "billing.run_bill_run"},
+    confirm=_("A bill run invoices every account of the cycle (or of every cycle) for the period: invoices are "
+              "generated and, where the cycle issues automatically, numbered, booked and sent to the customers; "
+              "issued invoices cannot be withdrawn, only credited. Tick Dry run to see the result and write nothing."),
     ordering=["-started_at"], detail_template="billing/billrun_detail.html", detail_context=_run_context,
 ))
 

@@ -145,6 +145,8 @@ register(ModelScreens(
         Action("terminate", _("Terminate"), "crm.terminate_contract",
                lambda k, *, actor, **data: services.terminate_contract(k, actor=actor, **data),
                form_class=TerminateContractForm, danger=True,
+               confirm=_("The contract ends on the date given (today when empty) and cannot be reopened; the "
+                         "reason stays in its history. The customer's services are not terminated by this."),
                available=lambda k: k.status != Contract.Status.TERMINATED),
         Action("attach-file", _("Attach file"), "crm.add_attachment",
                _attach_to_contract,

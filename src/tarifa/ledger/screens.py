@@ -104,7 +104,10 @@ register(ModelScreens(
         Action("switch-mode", _("Switch payment mode"), "ledger.switch_payment_mode",
                lambda account, *, actor, payment_mode, reason="": services.switch_payment_mode(
                    account, actor=actor, payment_mode=payment_mode, reason=reason),
-               form_class=SwitchModeForm, available=_active),
+               form_class=SwitchModeForm, available=_active,
+               confirm=_("From today the account is charged in the other mode: prepaid services are suspended "
+                         "when the balance runs out; postpaid services run on credit up to the credit limit and "
+                         "are invoiced. The history keeps both modes.")),
         Action("adjust", _("Adjust balance"), "ledger.adjust", _adjust, form_class=AdjustForm, available=_active),
         Action("transfer", _("Transfer to another account"), "ledger.transfer_funds", _transfer_funds,
                form_class=TransferFundsForm, available=_active),
@@ -184,7 +187,8 @@ register(ModelScreens(
                form_class=PostHoldForm, available=_pending),
         Action("void", _("Void"), "ledger.void_hold",
                lambda hold, *, actor, reason="": services.void_hold(hold, actor=actor, reason=reason),
-               form_class=OptionalReasonForm, danger=True, available=_pending),
+               form_class=OptionalReasonForm, danger=True, available=_pending,
+               confirm=_("The reserved amount is released to the account; the hold can no longer be posted.")),
     ],
 ))
 

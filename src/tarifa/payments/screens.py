@@ -150,7 +150,10 @@ register(ModelScreens(
     detail_fields=["number", "desk", "cashier", "status", "currency", "opened_at", "opening_float", "closed_at",
                    "expected_cash", "counted_cash", "discrepancy", "discrepancy_transfer", "closing_note"],
     actions=[Action("close", _("Close shift (supervisor)"), "payments.change_cashiershift", _close_shift,
-                    form_class=CloseShiftForm,
+                    form_class=CloseShiftForm, danger=True,
+                    confirm=_("The shift closes for good: the counted cash is compared with the float plus the "
+                              "takings, and a difference is booked as a cash discrepancy. The cashier takes no "
+                              "more payments on it."),
                     available=lambda s: s.status == CashierShift.Status.OPEN)],
 ))
 
@@ -314,7 +317,8 @@ register(ModelScreens(
                form_class=AssignLineForm, available=_unmatched,
                form_sample=lambda line, user: {"account": _an_account_number()}),
         Action("ignore", _("Ignore"), "payments.resolve_statement_line", _ignore, form_class=ReasonForm,
-               available=_unmatched),
+               available=_unmatched,
+               confirm=_("The line leaves the queue without being booked to any account; the reason is kept.")),
     ],
 ))
 
@@ -336,6 +340,8 @@ register(ModelScreens(
     detail_template="payments/voucherbatch_detail.html", detail_context=_batch_context,
     actions=[Action("sell", _("Sell / activate"), "payments.sell_voucherbatch", _sell, form_class=SellBatchForm,
                     form_sample=lambda batch, user: {"paid_via": "bank"},
+                    confirm=_("The batch's cards become redeemable and its value (cards × nominal) is booked as "
+                              "owed to card holders, paid via the source chosen. A batch is sold once."),
                     available=lambda b: b.state == VoucherBatch.State.GENERATED)],
 ))
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from tarifa.crm.selectors import search_customers
 from tarifa.kernel.errors import DomainError
+from tarifa.kernel.money import parse_amount
 from tarifa.ledger.models import BillingAccount
 from tarifa.web.forms import apply_domain_error
 from tarifa.web.middleware import client_ip
@@ -108,7 +109,19 @@ class CashierView(PermissionRequiredView):
             return redirect(f"{reverse('payments:cashier')}?q={request.POST.get('q', '')}")
         if action == "close":
             form = CloseShiftForm(request.POST)
-            if form.is_valid():
+            if form.is_valid() and request.POST.get("confirmed") != "1":
+                # A confirmation step first: what closing will do, with the figures, then "Confirm".
+                try:
+                    counted = parse_amount(form.cleaned_data["counted_cash"], field="counted_cash")
+                except DomainError as exc:
+                    apply_domain_error(form, exc)
+                else:
+                    expected = services.expected_cash(shift)
+                    confirm = {"counted": counted, "expected": expected, "difference": counted - expected,
+                               "note": form.cleaned_data.get("note", "")}
+                    return render(request, self.template, self.context(request, shift, close_form=form,
+                                                                       confirm_close=confirm))
+            elif form.is_valid():
                 try:
                     closed = services.close_shift(shift, actor=request.user, **form.cleaned_data)
                     return redirect(f"{reverse('payments:cashier')}?closed={closed.pk}")

@@ -119,7 +119,8 @@ register(ModelScreens(
     form_sample=lambda view, obj, user: ({"rate_unit": "60s", "rate_increment": "1s", "group_interval_start": "3600s"}
                                          if view == "add" else {}),
     filterset_fields=["rate"], ordering=["rate__code", "id"], menu=False,
-    actions=[Action("remove", _("Remove"), "rating.delete_rateslot", _remove, danger=True)],
+    actions=[Action("remove", _("Remove"), "rating.delete_rateslot", _remove, danger=True,
+                    confirm=_("The slot is removed from its rate: usage rated from now on no longer uses it."))],
 ))
 
 register(ModelScreens(
@@ -145,7 +146,9 @@ register(ModelScreens(
     form_class=BindingForm, create=services.create_binding, update=services.update_binding,
     form_sample=_binding_sample,
     filterset_fields=["rating_plan"], ordering=["rating_plan__code", "id"], menu=False,
-    actions=[Action("remove", _("Remove"), "rating.delete_ratingplanbinding", _remove, danger=True)],
+    actions=[Action("remove", _("Remove"), "rating.delete_ratingplanbinding", _remove, danger=True,
+                    confirm=_("The binding is removed from its rating plan: usage rated from now on no longer "
+                              "uses it."))],
 ))
 
 register(ModelScreens(

@@ -115,6 +115,12 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 
 
+class TerminateForm(forms.Form):
+    """Termination is final: the audit trail keeps why."""
+
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class PromisedPaymentForm(forms.Form):
     billing_account = forms.ModelChoiceField(queryset=BillingAccount.objects.filter(status="active"),
                                              label=_("Billing account"))

@@ -6,7 +6,7 @@ from tarifa.web.registry import Action, ModelScreens, Page, register, register_p
 
 from . import services
 from .forms import (AddItemForm, ChangeNumberForm, ChangeTariffForm, PromisedPaymentForm, ReasonForm, ReplaceSimForm,
-                    ResumeForm, SubscriptionForm, SuspendForm)
+                    ResumeForm, SubscriptionForm, SuspendForm, TerminateForm)
 from .models import ChargeRun, PromisedPayment, Subscription, SubscriptionItem, Suspension
 
 AREA = "Customers"
@@ -90,7 +90,7 @@ register(ModelScreens(
                form_sample=lambda sub, user: _channel_not_on(sub),
                available=lambda sub: sub.is_live and sub.service.service_type.category == "iptv"),
         Action("terminate", _("Terminate"), "subscriptions.terminate_subscription",
-               lambda sub, *, actor, **d: services.terminate(sub, actor=actor, **d), form_class=ReasonForm,
+               lambda sub, *, actor, **d: services.terminate(sub, actor=actor, **d), form_class=TerminateForm,
                danger=True, available=lambda sub: sub.is_live,
                confirm=_("The service ends today; days not yet charged and the termination fee are charged.")),
     ],
@@ -109,7 +109,8 @@ register(ModelScreens(
     search_fields=["subscription__number"], ordering=["-added_on"], menu=False,
     actions=[Action("remove", _("Remove"), "subscriptions.change_subscription",
                     lambda item, *, actor, **d: services.remove_item(item, actor=actor, **d), form_class=ReasonForm,
-                    available=lambda item: item.removed_on is None)],
+                    available=lambda item: item.removed_on is None, danger=True,
+                    confirm=_("The channel or package stops from tomorrow; today stays charged."))],
 ))
 
 register(ModelScreens(

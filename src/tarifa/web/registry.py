@@ -72,6 +72,9 @@ class ModelScreens:
     # form_sample(view, obj, user) -> {field: value}: what the form-submission suite types into the
     # create ("add", obj None) or edit ("edit", obj) form where its generic filler cannot guess.
     form_sample: Callable | None = None
+    # What saving the create form does, shown above it (a bill run, say): the confirmation step of an
+    # add whose effects cannot be undone.
+    confirm: str = ""
     # The permission a generic view checks, when it is not <app>.<view>_<model>: e.g.
     # {"add": "billing.assign_cycle"} where the create service checks that one.
     permissions: dict[str, str] = field(default_factory=dict)

@@ -64,6 +64,10 @@ def test_a_cashier_takes_cash_and_closes_the_shift_short(page, live_server, cash
     close = page.get_by_test_id("close-shift")
     close.get_by_label("Counted cash").fill("122.50")
     close.get_by_role("button", name="Close shift").click()
+    confirm = page.get_by_test_id("confirm-close")  # what closing does, with the figures, before it is done
+    assert confirm.get_by_test_id("confirm-difference").inner_text() == "-3.00 USD"
+    assert CashierShift.objects.get(cashier=carla).status == "open"
+    confirm.get_by_role("button", name="Confirm: close shift").click()
     assert page.get_by_test_id("closed-expected").inner_text() == "125.50"
     assert page.get_by_test_id("closed-counted").inner_text() == "122.50"
     assert page.get_by_test_id("closed-discrepancy").inner_text() == "-3.00 USD"

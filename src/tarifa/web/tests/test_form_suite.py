@@ -26,6 +26,7 @@ import pytest
 from django import forms
 from django.db import models, transaction
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import escape
 
 import tarifa.urls  # noqa: F401  (importing the URLconf registers every app's screens)
 from tarifa.web import registry
@@ -319,7 +320,11 @@ def test_form_submits(case, demo, db):
     else:
         url = reverse(s.url_name("action"), args=[obj.pk, case.action.name])
     http = client_for(user, demo)
-    assert http.get(url).status_code == 200, f"GET {url}"
+    page = http.get(url)
+    assert page.status_code == 200, f"GET {url}"
+    confirm = case.action.confirm if case.action else (s.confirm if case.view == "add" else "")
+    if confirm:  # the page before the irreversible step says what will happen
+        assert escape(str(confirm)) in page.content.decode(), f"GET {url} does not show its confirmation text"
     form = build_form(case, obj, request_for(user))
 
     # Invalid: every field blank.
@@ -376,3 +381,60 @@ def test_create_form_offers_what_the_create_service_requires(screens, demo, db):
     form = build_form(FormCase("", screens, "add"), None, request_for(demo["superuser"]))
     missing = needed - set(form.fields)
     assert not missing, f"{screens.url_name('add')}: the create form lacks {sorted(missing)}, which the service requires"
+
+
+# --- guard rails ---------------------------------------------------------------------------------
+
+# Actions whose effect cannot be undone (or only by another booking): their page says what will happen.
+IRREVERSIBLE = {"terminate", "close", "switch-mode", "reverse", "discard", "credit", "issue", "sell", "void",
+                "deactivate", "revoke", "remove", "ignore", "rotate-credentials", "activate"}
+# Actions the audit trail must explain: a reason is required.
+REASON_REQUIRED = {"terminate", "reverse", "ignore"}
+ACTIONS = [(s, a) for s in registry.all_screens() for a in s.actions]
+
+
+@pytest.mark.parametrize("screens,action", ACTIONS, ids=[f"{s.url_name('action')}:{a.name}" for s, a in ACTIONS])
+def test_irreversible_actions_confirm_what_will_happen(screens, action):
+    """A dangerous or irreversible action has a confirmation text (shown on its page, checked above)."""
+    if action.danger or action.name in IRREVERSIBLE:
+        assert str(action.confirm).strip(), (f"{screens.url_name('action')}:{action.name} is irreversible: give it "
+                                             f"confirm= saying what will happen")
+    if action.name in REASON_REQUIRED:
+        form = action.form_class() if action.form_class else None
+        assert form is not None and "reason" in form.fields and form.fields["reason"].required, (
+            f"{screens.url_name('action')}:{action.name}: the audit needs a reason; make it a required field")
+
+
+def test_archiving_requires_a_reason_and_bill_runs_confirm():
+    from tarifa.web.forms import ArchiveForm
+
+    assert ArchiveForm().fields["reason"].required
+    billrun = next(s for s in registry.all_screens() if s.url_name("add") == "billing:billrun_add")
+    assert "Dry run" in str(billrun.confirm)
+
+
+def test_a_plain_model_form_cannot_be_registered():
+    """The class of issue 10 item 1 is refused at start-up: a registered ModelForm derives from
+    RecordForm, whose `editing` is right for unsaved records with a UUID default."""
+    from django.apps import apps
+
+    from tarifa.web.forms import RecordForm
+
+    model = apps.get_model("audit", "AuditEvent")
+
+    class Plain(forms.ModelForm):
+        class Meta:
+            model = apps.get_model("audit", "AuditEvent")
+            fields = ["message"]
+
+    with pytest.raises(TypeError, match="RecordForm"):
+        registry.register(registry.ModelScreens(model=model, area="Administration", columns=["at"], form_class=Plain))
+    assert registry.screens_for(model).form_class is None  # the audit trail's own screens stay as they were
+
+    class Record(RecordForm):
+        class Meta:
+            model = apps.get_model("audit", "AuditEvent")
+            fields = ["message"]
+
+    new = Record()
+    assert new.instance.pk is not None and new.editing is False  # the UUID default filled the pk of an unsaved row
