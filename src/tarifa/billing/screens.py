@@ -65,19 +65,31 @@ def _account_without(related_name):
 
 
 def _invoice_sample(view, obj, user):
-    """An account and a closed period it has no invoice for."""
-    from tarifa.kernel.clock import today
+    """An account that lived through a closed period, with a charge in it, and that period. The demo's
+    accounts were all opened today, so one is opened (and charged) three months back."""
+    from tarifa.kernel import clock
+    from tarifa.ledger import services as ledger
     from tarifa.ledger.models import BillingAccount
 
-    start = (today().replace(day=1) - dt.timedelta(days=1)).replace(day=1)  # last month may not be closed yet
-    for _back in range(12):
+    start = clock.today().replace(day=1)
+    for _back in range(3):
         start = (start - dt.timedelta(days=1)).replace(day=1)
-        period = f"{start:%Y-%m}"
-        account = (BillingAccount.objects.filter(status="active").exclude(invoices__period=period)
-                   .order_by("pk").first())
-        if account is not None:
-            return {"billing_account": str(account.pk), "period": period}
-    return {}
+    first = BillingAccount.objects.filter(status="active").order_by("pk").first()
+    with clock.travel_to(dt.datetime.combine(start, dt.time(9), tzinfo=dt.timezone.utc)):
+        account = ledger.open_account(actor="system", customer=first.customer, currency=first.currency,
+                                      payment_mode="postpaid")
+        services.assign_cycle(actor="system", billing_account=account,
+                              cycle=BillCycle.objects.filter(archived_at__isnull=True).order_by("pk").first())
+        services.add_pending_item(actor="system", billing_account=account, kind="one_time_fee",
+                                  description="Router", amount="49.00", day=start)
+    return {"billing_account": str(account.pk), "period": f"{start:%Y-%m}"}
+
+
+def _bill_now_sample(account, user):
+    """Something not invoiced yet, for "Invoice now" to invoice."""
+    services.add_pending_item(actor="system", billing_account=account, kind="one_time_fee", description="Router",
+                              amount="49.00")
+    return {"purpose": "interim"}
 
 
 def _allocate_sample(invoice, user):
@@ -238,7 +250,7 @@ def _add_bill_now_action():
         "bill-now", _("Invoice now"), "billing.issue_invoice",
         lambda account, *, actor, purpose="interim", reason="": services.bill_now(
             actor=actor, billing_account=account, purpose=purpose, reason=reason),
-        form_class=BillNowForm, available=_bill_now_available,
+        form_class=BillNowForm, available=_bill_now_available, form_sample=_bill_now_sample,
         confirm=_("An invoice is issued now for what is not yet invoiced (interim: up to today; final: "
                   "everything) and e-mailed; the next regular invoice starts where it ends.")))
 

@@ -1,5 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
+from tarifa.kernel.clock import today
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
 from . import services
@@ -83,8 +84,6 @@ register(ModelScreens(
 
 def _future_version():
     """A price version that has not applied yet: the only kind that may still change."""
-    from tarifa.kernel.clock import today
-
     return PriceVersion.objects.filter(valid_from__gt=today(), tariff__archived_at__isnull=True).order_by("pk").first()
 
 
@@ -126,7 +125,7 @@ register(ModelScreens(
     model=PriceVersion, area=AREA, columns=["tariff__code", "valid_from", "recurring_fee", "note"],
     form_class=PriceVersionForm, create=services.create_price_version, update=services.update_price_version,
     filterset_fields=["tariff"], search_fields=["tariff__code", "note"], ordering=["tariff__code", "-valid_from"],
-    sample=lambda view: _future_version() if view == "edit" else None,
+    editable=lambda v: v.valid_from > today(),  # an applied price is changed by a new version
     detail_template="catalog/related_detail.html",
     detail_context=lambda request, v: {"related_rows": [(_("One-time fees"), v.one_time_fees.all()),
                                                         (_("Channel prices"), v.channel_prices.all())]},
@@ -136,6 +135,7 @@ register(ModelScreens(
     model=OneTimeFee, area=AREA, columns=["price_version", "kind", "amount"], form_class=OneTimeFeeForm,
     create=services.create_one_time_fee, update=services.update_one_time_fee,
     sample=_of_future_version(OneTimeFee), form_sample=_new_fee_sample,
+    editable=lambda fee: fee.price_version.valid_from > today(),
     filterset_fields=["kind", "price_version__tariff"], ordering=["price_version__tariff__code", "kind"],
 ))
 
@@ -143,6 +143,7 @@ register(ModelScreens(
     model=ChannelPrice, area=AREA, columns=["price_version", "channel__name", "package__name", "amount"],
     form_class=ChannelPriceForm, create=services.create_channel_price, update=services.update_channel_price,
     sample=_of_future_version(ChannelPrice), form_sample=_new_channel_price_sample,
+    editable=lambda price: price.price_version.valid_from > today(),
     filterset_fields=["price_version__tariff"], ordering=["price_version__tariff__code"],
 ))
 

@@ -135,9 +135,7 @@ register(ModelScreens(
     detail_fields=["number", "customer", "type", "title", "date", "status", "signed_on", "terminated_on",
                    "signed_document", "created_at"],
     detail_template="crm/contract_detail.html", detail_context=_contract_context,
-    # Only drafts can be edited: the edit screens open a draft.
-    sample=lambda view: (Contract.objects.filter(status=Contract.Status.DRAFT, archived_at__isnull=True)
-                         .order_by("pk").first() if view == "edit" else None),
+    editable=lambda k: k.status == Contract.Status.DRAFT,  # a signed contract is changed by a new one
     actions=[
         Action("sign", _("Sign"), "crm.sign_contract",
                lambda k, *, actor, **data: services.sign_contract(k, actor=actor, **data),

@@ -72,6 +72,9 @@ class ModelScreens:
     # form_sample(view, obj, user) -> {field: value}: what the form-submission suite types into the
     # create ("add", obj None) or edit ("edit", obj) form where its generic filler cannot guess.
     form_sample: Callable | None = None
+    # editable(obj) -> bool: whether the record may be edited now (a signed contract, a price that has
+    # applied may not). False hides Edit and refuses the edit page with a message. Default: yes.
+    editable: Callable | None = None
     # What saving the create form does, shown above it (a bill run, say): the confirmation step of an
     # add whose effects cannot be undone.
     confirm: str = ""

@@ -163,7 +163,8 @@ class ObjectDetailView(ScreenView):
         context = self.base_context(
             object=obj, fields=fields, actions=actions,
             history=history(obj)[:200],
-            can_change=bool(s.update) and not archived and request.user.has_perm(s.perm("change")),
+            can_change=(bool(s.update) and not archived and (s.editable is None or s.editable(obj))
+                        and request.user.has_perm(s.perm("change"))),
             can_archive=bool(s.archive) and not archived and request.user.has_perm(s.perm("delete")),
             archived=archived,
         )
@@ -187,11 +188,22 @@ class ObjectEditView(ScreenView):
             form.set_request(request)
         return form
 
-    def get(self, request, pk=None):
-        obj = self.get_object(pk) if pk else None
-        if obj is not None and getattr(obj, "archived_at", None) is not None:
+    def refused(self, request, obj):
+        """Archived records, and those the screen says may not be edited now, go back to their page."""
+        if obj is None:
+            return None
+        if getattr(obj, "archived_at", None) is not None:
             messages.error(request, _("Archived records cannot be changed."))
             return redirect(self.screens.url("detail", obj))
+        if self.screens.editable is not None and not self.screens.editable(obj):
+            messages.error(request, _("%(obj)s cannot be changed now.") % {"obj": obj})
+            return redirect(self.screens.url("detail", obj))
+        return None
+
+    def get(self, request, pk=None):
+        obj = self.get_object(pk) if pk else None
+        if refused := self.refused(request, obj):
+            return refused
         initial_form = self.form_for(request, obj)
         if obj is None:
             initial_form.initial.update({k: v for k, v in request.GET.items() if k in initial_form.fields})
@@ -203,9 +215,8 @@ class ObjectEditView(ScreenView):
     def post(self, request, pk=None):
         s = self.screens
         obj = self.get_object(pk) if pk else None
-        if obj is not None and getattr(obj, "archived_at", None) is not None:
-            messages.error(request, _("Archived records cannot be changed."))
-            return redirect(s.url("detail", obj))
+        if refused := self.refused(request, obj):
+            return refused
         form = self.form_for(request, obj, request.POST, request.FILES)
         if form.is_valid():
             try:

@@ -199,3 +199,19 @@ def test_customer_page_hides_notes_and_files_from_who_may_not_read_them(make_use
                                     password=None))
     html = reader.get(f"/crm/customer/{person.pk}/").content.decode()
     assert "Owes us a favour." in html and "passport-scan" in html
+
+
+def test_a_signed_contract_offers_no_edit(operator, person, make_user, staff_client):
+    """Only drafts can be edited: a signed contract shows no Edit button, and its edit page sends the
+    operator back with a message instead of a form whose Save always fails."""
+    contract = services.create_contract(actor="test", customer=person, title="Fibre 100")
+    editor = staff_client(make_user("crm.view_contract", "crm.change_contract", username="editor", password=None))
+    assert 'data-action="edit"' in editor.get(f"/crm/contract/{contract.pk}/").content.decode()
+    services.sign_contract(contract, actor="test", signed_on=contract.date,
+                           file=SimpleUploadedFile("signed.pdf", b"%PDF-1.4 signed", "application/pdf"))
+    assert 'data-action="edit"' not in editor.get(f"/crm/contract/{contract.pk}/").content.decode()
+    r = editor.get(f"/crm/contract/{contract.pk}/edit/", follow=True)
+    assert r.redirect_chain[-1][0] == f"/crm/contract/{contract.pk}/" and "cannot be changed now" in r.content.decode()
+    r = editor.post(f"/crm/contract/{contract.pk}/edit/", {"title": "Changed"})
+    contract.refresh_from_db()
+    assert r.status_code == 302 and contract.title == "Fibre 100"

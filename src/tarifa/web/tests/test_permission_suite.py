@@ -51,6 +51,18 @@ def _not_archived(qs):
     return qs.first()
 
 
+def _editable(screens):
+    def pick(qs):
+        if hasattr(qs.model, "archived_at"):
+            qs = qs.filter(archived_at__isnull=True)
+        for obj in qs.iterator(chunk_size=100):
+            if screens.editable is None or screens.editable(obj):
+                return obj
+        return None
+
+    return pick
+
+
 def _available(action):
     def pick(qs):
         for obj in qs.iterator(chunk_size=100):
@@ -83,7 +95,7 @@ def screen_cases():
             yield Case(s.url_name("add"), s.perm("add"), lambda obj, s=s: s.url("add"))
         if _url_exists(s.url_name("edit"), [ANY_UUID]):
             yield Case(s.url_name("edit"), s.perm("change"), lambda obj, s=s: s.url("edit", obj), s.model,
-                       _sampled(s, "edit", _not_archived))
+                       _sampled(s, "edit", _editable(s)))
         if _url_exists(s.url_name("archive"), [ANY_UUID]):
             yield Case(s.url_name("archive"), s.perm("delete"), lambda obj, s=s: s.url("archive", obj), s.model,
                        _sampled(s, "archive", _not_archived))
