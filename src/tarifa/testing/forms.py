@@ -84,9 +84,6 @@ def guess(name, field):
         lowered = name.lower()
         if lowered.endswith(("amount", "fee", "limit", "price", "nominal", "cash")):
             return "1.00"
-        if lowered in ("iccid", "imsi", "msisdn"):  # digits only: 89 + 18 digits (ICCID), 15 digits (IMSI)
-            digits = f"{next(_counter):07d}{uuid.uuid4().int % 10**11:011d}"
-            return ("89" + digits)[:20] if lowered == "iccid" else digits[:15]
         if lowered == "country":
             return "US"
         if lowered == "period":
