@@ -100,13 +100,13 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "tarifa.web.middleware.RequestGuardMiddleware",  # before CSRF: it refuses bodies CSRF would read
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tarifa.web.middleware.RequestContextMiddleware",
-    "tarifa.web.middleware.RequestGuardMiddleware",
 ]
 
 ROOT_URLCONF = "tarifa.urls"
@@ -187,6 +187,10 @@ MEDIA_URL = "/media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("TARIFA_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 TARIFA_MAX_UPLOAD_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Usage files and bank statements have their own limits (docs/operations.md, "Upload limits"):
+# checked on the request's length before the body is read. Larger usage files: `tarifa usage import`.
+TARIFA_MAX_USAGE_FILE_BYTES = int(env("TARIFA_MAX_USAGE_FILE_BYTES", str(50 * 1024 * 1024)))
+TARIFA_MAX_STATEMENT_FILE_BYTES = int(env("TARIFA_MAX_STATEMENT_FILE_BYTES", str(5 * 1024 * 1024)))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -197,14 +201,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "tarifa.web.api_auth.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "tarifa.web.filters.FilterBackend",
+        "tarifa.web.filters.Ordering",
         "rest_framework.filters.SearchFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "tarifa.web.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tarifa.web.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["tarifa.web.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_PARSER_CLASSES": ["tarifa.web.parsers.JSONParser", "tarifa.web.parsers.MultiPartParser"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -9,13 +9,12 @@ from rest_framework.views import APIView
 from tarifa.catalog.api import MoneyField
 from tarifa.kernel.clock import today
 from tarifa.ledger.models import BillingAccount, Transfer
-from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+from tarifa.web.api import PeriodField, RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
 
 from . import billrun, dunning, services
 from .models import (BillCycle, BillCycleAssignment, BillRun, DocumentTemplate, DunningAction, DunningAssignment,
                      DunningPolicy, DunningStep, Invoice, InvoiceLine, PendingItem)
 
-PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
 class BillCycleSerializer(StrictModelSerializer):
@@ -70,7 +69,7 @@ class AssignmentViewSet(RecordViewSet):
         return services.assign_cycle(actor=actor, billing_account=billing_account, cycle=cycle)
 
 
-class LineSerializer(serializers.ModelSerializer):
+class LineSerializer(StrictModelSerializer):
     class Meta:
         model = InvoiceLine
         fields = ["position", "kind", "description", "service", "service_type", "subscription", "period_start",
@@ -78,7 +77,7 @@ class LineSerializer(serializers.ModelSerializer):
                   "taxes", "booked"]
 
 
-class InvoiceSerializer(serializers.ModelSerializer):
+class InvoiceSerializer(StrictModelSerializer):
     billing_account = serializers.SlugRelatedField(slug_field="number", read_only=True)
     cycle = serializers.SlugRelatedField(slug_field="code", read_only=True)
     credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
@@ -96,7 +95,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
 class InvoiceCreateSerializer(StrictSerializer):
     billing_account = serializers.SlugRelatedField(slug_field="number", queryset=BillingAccount.objects.all())
-    period = serializers.RegexField(PERIOD)
+    period = PeriodField()
     issue = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
@@ -212,7 +211,7 @@ class BillRunSerializer(serializers.ModelSerializer):
 class BillRunCreateSerializer(StrictSerializer):
     cycle = serializers.SlugRelatedField(slug_field="code", queryset=BillCycle.objects.all(), required=False,
                                          allow_null=True, help_text="Left out (or null): every live cycle.")
-    period = serializers.RegexField(PERIOD)
+    period = PeriodField()
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
@@ -355,7 +354,7 @@ class DunningAssignmentViewSet(RecordViewSet):
         return dunning.assign_policy(actor=actor, billing_account=billing_account, policy=policy)
 
 
-class DunningActionSerializer(serializers.ModelSerializer):
+class DunningActionSerializer(StrictModelSerializer):
     billing_account = serializers.SlugRelatedField(slug_field="number", read_only=True)
     step = serializers.SlugRelatedField(slug_field="name", read_only=True)
 

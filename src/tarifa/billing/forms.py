@@ -2,7 +2,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.ledger.models import BillingAccount
-from tarifa.web.forms import RecordForm
+from tarifa.web import forms as web_forms
+from tarifa.web.forms import AmountField, RecordForm
 
 from .models import (BillCycle, BillCycleAssignment, DocumentTemplate, DunningAssignment, DunningPolicy, DunningStep,
                      PendingItem)
@@ -16,11 +17,7 @@ def live_cycles():
     return BillCycle.objects.filter(archived_at__isnull=True).order_by("code")
 
 
-class PeriodField(forms.RegexField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("label", _("Period"))
-        kwargs.setdefault("help_text", _("YYYY-MM"))
-        super().__init__(regex=r"^\d{4}-(0[1-9]|1[0-2])$", **kwargs)
+PeriodField = web_forms.PeriodField  # the one period parser (tarifa.kernel.periods)
 
 
 class BillCycleForm(RecordForm):
@@ -68,14 +65,14 @@ class InvoiceNowForm(forms.Form):
 
 
 class CreditForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount (gross)"), required=False, max_digits=20, decimal_places=6,
+    amount = AmountField(label=_("Amount (gross)"), required=False, max_digits=20, decimal_places=6,
                                 help_text=_("Empty: everything still creditable (a full credit note)."))
     reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class AllocateForm(forms.Form):
     transfer = forms.UUIDField(label=_("Payment (ledger transfer id)"))
-    amount = forms.DecimalField(label=_("Amount"), required=False, max_digits=20, decimal_places=6,
+    amount = AmountField(label=_("Amount"), required=False, max_digits=20, decimal_places=6,
                                 help_text=_("Empty: as much as the payment and the invoice allow."))
 
 

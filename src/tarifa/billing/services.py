@@ -32,6 +32,7 @@ from tarifa.catalog.models import ServiceType
 from tarifa.kernel import events
 from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, DomainError, NotFound, ValidationFailed
+from tarifa.kernel import periods
 from tarifa.kernel.money import CURRENCIES, parse_amount
 from tarifa.kernel.numbering import check_configurable_series, next_number
 from tarifa.ledger import services as ledger
@@ -57,16 +58,8 @@ def _require(actor, perm: str) -> None:
 # --- periods --------------------------------------------------------------------------------------
 
 def parse_period(period) -> str:
-    text = str(period or "").strip()
-    try:
-        year, month = text.split("-")
-        if len(year) != 4 or len(month) != 2 or not 1 <= int(month) <= 12:
-            raise ValueError
-        dt.date(int(year), int(month), 1)
-    except ValueError:
-        raise ValidationFailed(f"Period {text!r}: expected YYYY-MM.", code="invalid_period",
-                               fields={"period": ["YYYY-MM, e.g. 2026-10."]}) from None
-    return text
+    """`YYYY-MM` in the supported years (tarifa.kernel.periods, the one period parser)."""
+    return periods.parse_period(period)
 
 
 def period_of(cycle: BillCycle, period: str) -> tuple[dt.date, dt.date]:

@@ -5,8 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tarifa.kernel.money import parse_amount
-from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+from tarifa.web.api import AmountField, RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
 
 from . import services
 from .exchange import export_catalog, import_catalog
@@ -14,24 +13,8 @@ from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVer
                      TariffParameter, Tax)
 
 
-@extend_schema_field(OpenApiTypes.STR)
-class MoneyField(serializers.Field):
-    """An amount as a decimal string ("10.50"); floats are refused (rule 3)."""
-
-    def __init__(self, **kwargs):
-        self.places = kwargs.pop("places", 6)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        from tarifa.kernel.errors import ValidationFailed
-
-        try:
-            return parse_amount(data, field=self.field_name, places=self.places)
-        except ValidationFailed as exc:
-            raise serializers.ValidationError(exc.fields.get(self.field_name, [exc.message])) from None
-
-    def to_representation(self, value):
-        return None if value is None else str(value)
+class MoneyField(AmountField):
+    """An amount as a decimal string ("10.50"), by the one parser (tarifa.web.api.AmountField)."""
 
 
 class CodeRelated(serializers.SlugRelatedField):

@@ -2,7 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.kernel.clock import today
-from tarifa.web.forms import RecordForm
+from tarifa.web.forms import AmountField, RecordForm
 
 from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVersion, Service, ServiceType, Tariff,
                      TariffParameter, Tax)
@@ -59,9 +59,9 @@ class TariffForm(RecordForm):
     """A new tariff comes with its first prices (a price version); later prices are new
     price versions ("New price" on the tariff page), so the edit form has no price fields."""
 
-    recurring_fee = forms.DecimalField(label=_("Recurring fee"), max_digits=20, decimal_places=6, min_value=0,
+    recurring_fee = AmountField(label=_("Recurring fee"), max_digits=20, decimal_places=6, min_value=0,
                                        help_text=_("Price of the first price version, per period."))
-    activation_fee = forms.DecimalField(label=_("Activation fee"), max_digits=20, decimal_places=6, min_value=0,
+    activation_fee = AmountField(label=_("Activation fee"), max_digits=20, decimal_places=6, min_value=0,
                                         required=False, help_text=_("Charged once, when a subscription starts. "
                                                                     "Empty: none."))
     valid_from = forms.DateField(label=_("Prices valid from"), widget=forms.DateInput(attrs={"type": "date"}))
@@ -111,7 +111,7 @@ class NewPriceForm(forms.Form):
     """The tariff page's "New price" action."""
 
     valid_from = forms.DateField(label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}))
-    recurring_fee = forms.DecimalField(label=_("Recurring fee"), max_digits=20, decimal_places=6, min_value=0)
+    recurring_fee = AmountField(label=_("Recurring fee"), max_digits=20, decimal_places=6, min_value=0)
     note = forms.CharField(label=_("Note"), max_length=200, required=False)
 
 

@@ -8,10 +8,9 @@ Flat resources, each filterable by `customer`: /customers/, /contacts/, /address
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from tarifa.web.parsers import JSONParser
+from tarifa.web.parsers import FormParser, JSONParser, MultiPartParser
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, router
 
 from . import services

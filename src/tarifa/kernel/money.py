@@ -4,6 +4,7 @@ Amounts are `Decimal`; the ledger keeps 6 decimal places; every amount carries a
 ISO 4217 currency; documents round to the currency's minor unit with a stated rule.
 """
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from .errors import ValidationFailed
@@ -46,31 +47,56 @@ def minor_quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-CURRENCIES[check_currency(currency)])
 
 
-def parse_amount(value, *, field: str = "amount", positive: bool = False, places: int = LEDGER_PLACES) -> Decimal:
-    """Parse an amount given as a decimal string or Decimal, never a float.
+AMOUNT_PATTERN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+INTEGER_DIGITS = MAX_DIGITS - LEDGER_PLACES  # 14: what the ledger's numeric(20, 6) columns hold
 
-    Refuses floats, malformed numbers, non-finite values and more than `places`
-    fractional digits, naming `field` in the error.
+
+def _refuse(code: str, message: str, field: str, field_message: str):
+    raise ValidationFailed(message, code=code, fields={field: [field_message]})
+
+
+def parse_amount(value, *, field: str = "amount", positive: bool = False, places: int = LEDGER_PLACES,
+                 integer_digits: int = INTEGER_DIGITS) -> Decimal:
+    """Parse an amount: the one parser for every amount the API, the UI, imports and the CLI take.
+
+    Accepted: a plain decimal string of ASCII digits (`"10"`, `"-4.50"`), an int, or a finite
+    Decimal. Refused, with `invalid_amount`: floats, exponents (`"1e2"`), digit separators
+    (`"5_000"`, `"5,000"`), other scripts' digits (full-width `"１０"`), a leading `+` or `.`,
+    blanks inside. At most `integer_digits` digits before the point (`amount_too_large`; the
+    columns would overflow) and `places` after it (`amount_too_precise`, unless only zeros).
     """
-    if isinstance(value, float) or isinstance(value, bool):
-        raise ValidationFailed(f"{field} must be a decimal string, not a float.", code="invalid_amount",
-                               fields={field: ["Give the amount as a decimal string, e.g. \"10.00\"."]})
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed(f"{field}: {value!r} is not a decimal number.", code="invalid_amount",
-                               fields={field: ["Not a decimal number."]}) from None
-    if not amount.is_finite():
-        raise ValidationFailed(f"{field} must be finite.", code="invalid_amount", fields={field: ["Not finite."]})
-    if -amount.as_tuple().exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
-        raise ValidationFailed(f"{field} has more than {places} decimal places.", code="amount_too_precise",
-                               fields={field: [f"At most {places} decimal places."]})
+    if isinstance(value, (float, bool)) or value is None:
+        _refuse("invalid_amount", f"{field} must be a decimal string, not {type(value).__name__}.", field,
+                "Give the amount as a decimal string, e.g. \"10.00\".")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            _refuse("invalid_amount", f"{field} must be finite.", field, "Not finite.")
+        if value != 0 and value.adjusted() >= integer_digits:
+            _refuse("amount_too_large", f"{field} is too large.", field,
+                    f"At most {integer_digits} digits before the decimal point.")
+        text = format(value, "f")
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        _refuse("invalid_amount", f"{field}: {type(value).__name__} is not a decimal number.", field,
+                "Not a decimal number.")
+    if len(text) > 64 or not AMOUNT_PATTERN.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        _refuse("invalid_amount", f"{field}: {shown!r} is not a decimal number (digits, optionally a point "
+                f"and more digits).", field, "Not a decimal number: use digits and a point, e.g. 1234.50.")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    if len(whole.lstrip("0")) > integer_digits:
+        _refuse("amount_too_large", f"{field} is too large.", field,
+                f"At most {integer_digits} digits before the decimal point.")
+    if len(fraction.rstrip("0")) > places:
+        _refuse("amount_too_precise", f"{field} has more than {places} decimal places.", field,
+                f"At most {places} decimal places.")
+    amount = Decimal(text)
     if positive and amount <= 0:
-        raise ValidationFailed(f"{field} must be greater than zero.", code="amount_not_positive",
-                               fields={field: ["Must be greater than zero."]})
-    if abs(amount) >= Decimal(10) ** (MAX_DIGITS - LEDGER_PLACES):
-        raise ValidationFailed(f"{field} is too large.", code="amount_too_large", fields={field: ["Too large."]})
-    return amount.quantize(LEDGER_QUANTUM)
+        _refuse("amount_not_positive", f"{field} must be greater than zero.", field, "Must be greater than zero.")
+    return amount.quantize(Decimal(1).scaleb(-max(places, LEDGER_PLACES)))
 
 
 def round_minor(amount: Decimal, currency: str, rounding=ROUND_HALF_UP) -> Decimal:

@@ -18,41 +18,13 @@ from rest_framework.views import APIView
 from tarifa.crm.api import CustomerCreateSerializer, CustomerSerializer, CustomerViewSet
 from tarifa.crm.models import Customer
 from tarifa.kernel.errors import ValidationFailed
-from tarifa.kernel.money import CURRENCY_CHOICES, parse_amount
-from tarifa.web.api import RecordViewSet, StrictSerializer, register_endpoint, router
+from tarifa.kernel.money import CURRENCY_CHOICES
+from tarifa.web.api import AmountField, RecordViewSet, StrictSerializer, register_endpoint, router
 from tarifa.web.idempotency import idempotent, service_key
 
 from . import services
 from .filters import TransferFilter
 from .models import BillingAccount, Hold, LedgerAccount, Transfer
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "10.00"})
-class AmountField(serializers.Field):
-    """A money amount as a decimal string; numbers are refused (floats never touch money).
-
-    Errors carry the kernel's codes: invalid_amount, amount_too_precise,
-    amount_not_positive, amount_too_large.
-    """
-
-    def __init__(self, *, positive=False, non_negative=False, **kwargs):
-        self.positive = positive
-        self.non_negative = non_negative
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        name = self.field_name or "amount"
-        if not isinstance(data, str):
-            raise ValidationFailed(f"{name} must be a decimal string such as \"10.00\", not a JSON number.",
-                                   code="invalid_amount", fields={name: ["Give the amount as a decimal string."]})
-        amount = parse_amount(data, field=name, positive=self.positive)
-        if self.non_negative and amount < 0:
-            raise ValidationFailed(f"{name} cannot be negative.", code=f"{name}_negative",
-                                   fields={name: ["Zero or more."]})
-        return amount
-
-    def to_representation(self, value):
-        return f"{value:f}"
 
 
 DECIMAL = {"max_digits": 20, "decimal_places": 6, "read_only": True}

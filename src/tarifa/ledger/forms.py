@@ -1,4 +1,4 @@
-"""Forms of the ledger screens. Amounts stay strings here: the services parse them (never a float)."""
+"""Forms of the ledger screens. Amounts are parsed by the one parser (tarifa.web.forms.AmountField)."""
 
 import re
 
@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from tarifa.crm.forms import CustomerRefField
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.money import CURRENCY_CHOICES
+from tarifa.web import forms as web_forms
 
 from .models import BillingAccount
 
@@ -20,11 +21,7 @@ def default_currency():
     return default_currency()
 
 
-class AmountField(forms.CharField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 32)
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
-        super().__init__(**kwargs)
+AmountField = web_forms.AmountField  # the one amount parser (re-exported: payments' forms import it here)
 
 
 class IdempotentForm(forms.Form):

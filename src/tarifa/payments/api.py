@@ -20,7 +20,6 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from tarifa.identity.models import User
@@ -29,7 +28,7 @@ from tarifa.kernel.money import CURRENCY_CHOICES
 from tarifa.ledger.api import AmountField
 from tarifa.web.api import RecordViewSet, StrictSerializer, router
 from tarifa.web.idempotency import idempotent, service_key
-from tarifa.web.parsers import JSONParser
+from tarifa.web.parsers import FormParser, JSONParser, MultiPartParser
 
 from . import endpoints, errors, selectors, services  # noqa: F401  (endpoints registers the network-facing views)
 from .models import (AutoPayAgreement, AutoPayRun, BankStatement, BankStatementLine, CardCheckout, CashDesk,
@@ -634,6 +633,7 @@ class BankStatementViewSet(RecordViewSet):
     queryset = BankStatement.objects.order_by("-created_at")
     serializer_class = BankStatementSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    max_upload_setting = "TARIFA_MAX_STATEMENT_FILE_BYTES"  # checked before the body is read
 
     @classmethod
     def unsupported_actions(cls):

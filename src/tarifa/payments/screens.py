@@ -290,7 +290,7 @@ register(ModelScreens(
              "lines_rejected", "imported_by"],
     form_class=StatementUploadForm, create=_import_statement, form_sample=_statement_sample, search_fields=["number", "filename"],
     ordering=["-created_at"], detail_template="payments/bankstatement_detail.html",
-    detail_context=_statement_context,
+    detail_context=_statement_context, max_upload_setting="TARIFA_MAX_STATEMENT_FILE_BYTES",
 ))
 
 

@@ -73,6 +73,16 @@ def parse(content: bytes) -> list[Line]:
         raise StatementError(f"The file is not UTF-8 text (byte {exc.start}).", "statement_not_utf8") from None
     if not text.strip():
         raise StatementError("The file is empty.", "statement_empty")
+    if "\x00" in text:
+        line_no = text.count("\n", 0, text.index("\x00")) + 1
+        raise StatementError(f"Line {line_no} contains a NUL character: not a CSV text file.", "statement_not_text")
+    try:
+        return _parse_text(text)
+    except csv.Error as exc:  # e.g. a field over the csv module's limit (131072 characters)
+        raise StatementError(f"Unreadable CSV: {exc}.", "statement_bad_csv") from None
+
+
+def _parse_text(text: str) -> list[Line]:
     first = text.splitlines()[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)

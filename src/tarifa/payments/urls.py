@@ -2,7 +2,6 @@
 generation (codes shown once) and redemption."""
 
 import base64
-import csv
 import io
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from tarifa.crm.selectors import search_customers
 from tarifa.kernel.errors import DomainError
 from tarifa.kernel.money import parse_amount
 from tarifa.ledger.models import BillingAccount
+from tarifa.web.csvexport import SafeWriter
 from tarifa.web.forms import apply_domain_error
 from tarifa.web.middleware import client_ip
 from tarifa.web.views import PermissionRequiredView
@@ -158,7 +158,7 @@ class ReceiptView(PermissionRequiredView):
 
 def cards_csv(cards) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(["serial", "code"])
     writer.writerows(cards)
     return buffer.getvalue()

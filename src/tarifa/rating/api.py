@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from tarifa.catalog.models import Tariff
 from tarifa.kernel.errors import ValidationFailed
-from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+from tarifa.web.api import AmountField, RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
 from tarifa.web.idempotency import idempotent
 
 from . import engine, services, usage
@@ -31,21 +31,11 @@ from .units import format_usage
 MAX_BATCH = 10_000
 
 
-@extend_schema_field(OpenApiTypes.STR)
-class DecimalText(serializers.Field):
-    """A decimal given and shown as a string (never a float)."""
+class DecimalText(AmountField):
+    """A decimal given and shown as a string (never a float), by the one parser; 12 places."""
 
     def __init__(self, places=12, **kwargs):
-        self.places = places
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        from tarifa.kernel.money import parse_amount
-
-        try:
-            return parse_amount(data, field=self.field_name, places=self.places)
-        except ValidationFailed as exc:
-            raise serializers.ValidationError(exc.fields.get(self.field_name, [exc.message])) from None
+        super().__init__(places=places, **kwargs)
 
     def to_representation(self, value):
         return None if value is None else format(value.normalize(), "f")
@@ -325,7 +315,7 @@ class UsageFormatSerializer(StrictModelSerializer):
         extra_kwargs = {"code": {"validators": []}}
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(StrictModelSerializer):
     class Meta:
         model = UsageBatch
         fields = ["id", "kind", "format_code", "file_name", "file_size", "status", "read", "rated", "rejected",
@@ -347,7 +337,7 @@ class RatedUsageSerializer(serializers.ModelSerializer):
         fields = RECORD_FIELDS
 
 
-class RejectedUsageSerializer(serializers.ModelSerializer):
+class RejectedUsageSerializer(StrictModelSerializer):
     class Meta:
         model = RejectedUsage
         fields = RECORD_FIELDS
@@ -361,14 +351,14 @@ class CorrectionSerializer(StrictSerializer):
     usage = serializers.CharField(required=False, help_text="45s, 1m20s, 90 (seconds), 10MB, 3")
 
 
-class RerateLineSerializer(serializers.ModelSerializer):
+class RerateLineSerializer(StrictModelSerializer):
     class Meta:
         model = RerateLine
         fields = ["record", "old_cost", "new_cost", "old_free_units", "new_free_units", "old_rating_plan",
                   "new_rating_plan", "transfer"]
 
 
-class RerateRunSerializer(serializers.ModelSerializer):
+class RerateRunSerializer(StrictModelSerializer):
     lines = serializers.SerializerMethodField()
 
     class Meta:

@@ -365,6 +365,10 @@ class LineParser:
     def parse(self, line_no: int, raw: bytes, default_source: str = "") -> tuple:
         """One staged row: (line_no, source, record_id, subject, destination, type, start ISO, usage,
         reason, message, raw text)."""
+        if b"\x00" in raw:  # PostgreSQL text cannot hold it: the line is kept, shown with \0, and rejected
+            shown = raw.decode(self.encoding, errors="backslashreplace").replace("\x00", "\\0")[:2000]
+            return self._reject(line_no, raw, shown, None, MALFORMED, "the line contains a NUL character",
+                                default_source)
         if self._fast is not None:
             return self._fast(line_no, raw, default_source)
         return self._parse_slow(line_no, raw, default_source)

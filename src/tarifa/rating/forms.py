@@ -7,7 +7,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.catalog.models import Tariff
-from tarifa.web.forms import RecordForm
+from tarifa.web.forms import RecordForm, load_json
 
 from . import engine
 from .models import (ANY, Bundle, Destination, DestinationPrefix, DestinationRate, Rate, RateSlot, RatingPlan,
@@ -239,10 +239,7 @@ class JSONText(forms.CharField):
         value = super().to_python(value)
         if not value:
             return {}
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise forms.ValidationError(_("Not JSON: %(error)s") % {"error": exc}) from None
+        return load_json(value)
 
 
 class TariffRatingForm(RecordForm):

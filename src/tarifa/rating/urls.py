@@ -155,6 +155,7 @@ class UsageImportView(PermissionRequiredView):
     """Import a usage file through the same pipeline as `tarifa usage import`."""
 
     permission = "rating.add_usagebatch"
+    max_upload_setting = "TARIFA_MAX_USAGE_FILE_BYTES"  # checked before the body is read
 
     def context(self, form, batch=None):
         return {"form": form, "batch": batch, "recent": UsageBatch.objects.order_by("-started_at")[:10]}

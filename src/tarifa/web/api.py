@@ -5,6 +5,7 @@ writes go through the app's services (`perform_create` / `perform_update` / arch
 """
 
 from django.conf import settings
+from django.db import models, transaction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
     RequestDataTooBig,
@@ -15,12 +16,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tarifa.kernel.errors import DomainError
+from tarifa.kernel import periods
+from tarifa.kernel.errors import DomainError, ValidationFailed
+from tarifa.kernel.money import INTEGER_DIGITS, LEDGER_PLACES, parse_amount
 
 from .api_auth import (  # noqa: F401
     BearerTokenAuthentication,
@@ -153,8 +157,74 @@ def exception_handler(exc, context):
     return response
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "10.00"})
+class AmountField(serializers.Field):
+    """An amount (money, a rate, a price) as a plain decimal string, parsed by the one parser,
+    `tarifa.kernel.money.parse_amount`: JSON numbers, exponents, separators and non-ASCII
+    digits are refused, as are more than `places` decimals or `integer_digits` digits before
+    the point. Every API field that takes an amount is one of these (a test checks it).
+
+    Errors carry the kernel's codes: invalid_amount, amount_too_precise, amount_not_positive,
+    amount_too_large; `non_negative` refuses below zero with `<field>_negative`.
+    """
+
+    def __init__(self, *, positive=False, non_negative=False, places=LEDGER_PLACES, integer_digits=INTEGER_DIGITS,
+                 max_digits=None, decimal_places=None, min_value=None, max_value=None, **kwargs):
+        # max_digits, decimal_places, min_value, max_value: what a ModelSerializer passes for a
+        # model DecimalField (StrictModelSerializer maps those to this field).
+        self.positive, self.non_negative = positive, non_negative
+        self.places = decimal_places if decimal_places is not None else places
+        self.integer_digits = min(max_digits - self.places, INTEGER_DIGITS) if max_digits else integer_digits
+        self.min_value, self.max_value = min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        name = self.field_name or "amount"
+        if not isinstance(data, str):
+            raise ValidationFailed(f"{name} must be a decimal string such as \"10.00\", not a JSON "
+                                   f"{'number' if isinstance(data, (int, float)) else type(data).__name__}.",
+                                   code="invalid_amount", fields={name: ["Give the amount as a decimal string."]})
+        amount = parse_amount(data, field=name, positive=self.positive, places=self.places,
+                              integer_digits=self.integer_digits)
+        if self.non_negative and amount < 0:
+            raise ValidationFailed(f"{name} cannot be negative.", code=f"{name}_negative",
+                                   fields={name: ["Zero or more."]})
+        if self.min_value is not None and amount < self.min_value:
+            raise serializers.ValidationError(_("At least %(min)s.") % {"min": self.min_value})
+        if self.max_value is not None and amount > self.max_value:
+            raise serializers.ValidationError(_("At most %(max)s.") % {"max": self.max_value})
+        return amount
+
+    def to_representation(self, value):
+        return None if value is None else f"{value:f}"
+
+
+@extend_schema_field({"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "example": "2026-10"})
+class PeriodField(serializers.CharField):
+    """A billing period `YYYY-MM` in the supported years, by tarifa.kernel.periods."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(_("YYYY-MM, e.g. 2026-10."))
+        try:
+            return periods.parse_period(data, field=self.field_name or "period")
+        except DomainError as exc:
+            raise serializers.ValidationError(next(iter(exc.fields.values()))) from None
+
+
+# The most items a list or object field of a request may hold unless the field says otherwise
+# (a ListField's or many=True serializer's `max_length`): 100,000 tags were accepted.
+MAX_ITEMS = 1000
+
+
+def item_limit(field) -> int:
+    return getattr(field, "max_length", None) or MAX_ITEMS
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know: a typo must not be silently ignored."""
+    """Refuses fields it does not know (a typo must not be silently ignored), and lists or
+    objects with more items than the field's `max_length`, or MAX_ITEMS (one bound for every
+    list and JSON field of the API; the JSON parser bounds the nesting)."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -162,11 +232,34 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(set(data) - known)
             if unknown:
                 raise serializers.ValidationError({name: [_("Unknown field.")] for name in unknown})
+            too_many = {}
+            for name, value in data.items():
+                if isinstance(value, (list, dict)) and len(value) > item_limit(self.fields[name]):
+                    too_many[name] = [_("At most %(n)s items.") % {"n": item_limit(self.fields[name])}]
+            if too_many:
+                raise serializers.ValidationError(too_many)
         return super().to_internal_value(data)
 
 
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
-    pass
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.DecimalField: AmountField}
+
+
+def missing_arguments(service, data, *, skip=()) -> None:
+    """Refuses (400, by field) what a service requires and the request did not give: a field the
+    serializer leaves optional (a model default) but the service takes without default was a
+    TypeError, i.e. a 500."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(service).parameters.values()
+    except (TypeError, ValueError):
+        return
+    missing = [p.name for p in parameters
+               if p.kind is p.KEYWORD_ONLY and p.default is p.empty and p.name not in data and p.name not in skip]
+    if missing:
+        raise exceptions.ValidationError({name: [_("This field is required.")] for name in missing})
 
 
 class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -210,6 +303,7 @@ class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         service = self.get_service("create_service")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        missing_arguments(service, serializer.validated_data, skip={"actor"})
         obj = service(actor=request.user, **serializer.validated_data)
         return Response(self.get_serializer_class_for_read()(obj, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
@@ -231,8 +325,14 @@ class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         service = self.get_service("archive_service")
         obj = self.get_object()
         reason = request.data.get("reason", "") if hasattr(request, "data") and isinstance(request.data, dict) else ""
-        obj = service(obj, actor=request.user, reason=str(reason)[:500])
-        return Response(self.get_serializer_class_for_read()(obj, context=self.get_serializer_context()).data)
+        model = type(obj)
+        with transaction.atomic():  # the answer is part of the change: a failure writes nothing
+            result = service(obj, actor=request.user, reason=str(reason)[:500])
+            if isinstance(result, model) and result.pk is not None and model._default_manager.filter(pk=result.pk).exists():
+                # Archived: the record as it is now.
+                return Response(self.get_serializer_class_for_read()(result, context=self.get_serializer_context()).data)
+        # Deleted (a part of another record: a prefix, a rate slot, a binding): nothing to show.
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_serializer_class_for_read(self):
         return self.serializer_class

@@ -37,7 +37,10 @@ class RequestGuardMiddleware:
       400 naming the parameter, on every list, search and lookup of the UI and the API;
     - an API body larger than DATA_UPLOAD_MAX_MEMORY_SIZE: 413 in the API's error format
       (file uploads to the API are multipart and checked by their own limits);
-    - Django's RequestDataTooBig raised later (a form post over the limit): 413 too.
+    - Django's RequestDataTooBig raised later (a form post over the limit): 413 too;
+    - a file upload (multipart) larger than its view's limit: 413 before a byte of it is read
+      (see `upload_limit`), so a 200 MB file is neither stored nor parsed. This middleware
+      stands before CsrfViewMiddleware, whose check reads the body.
     """
 
     def __init__(self, get_response):
@@ -63,6 +66,21 @@ class RequestGuardMiddleware:
                 return too_large(request, limit)
         return self.get_response(request)
 
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method not in ("POST", "PUT", "PATCH") or not request.content_type.startswith("multipart/"):
+            return None
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        setting, limit = upload_limit(view_func)
+        if length > limit + MULTIPART_SLACK:
+            hint = UPLOAD_HINTS.get(setting, "")
+            return bad_request(request, "payload_too_large",
+                               f"The upload is too large ({length} bytes; at most {limit}, {setting}).{hint}",
+                               {}, status=413)
+        return None
+
     def process_exception(self, request, exception):
         from django.conf import settings
         from django.core.exceptions import RequestDataTooBig
@@ -83,3 +101,22 @@ def bad_request(request, code, message, fields, status=400):
 
 def too_large(request, limit):
     return bad_request(request, "payload_too_large", f"The request body is larger than {limit} bytes.", {}, status=413)
+
+
+# Room for a form's other fields and the multipart framing beside the file itself.
+MULTIPART_SLACK = 64 * 1024
+UPLOAD_HINTS = {"TARIFA_MAX_USAGE_FILE_BYTES": " Import larger usage files with `tarifa usage import FILE`."}
+
+
+def upload_limit(view_func) -> tuple[str, int]:
+    """(setting name, bytes) of the largest upload a view takes: its `max_upload_setting`
+    (a view class, a DRF viewset, or a registered screen's `max_upload_setting`), else
+    TARIFA_MAX_UPLOAD_BYTES (attachments, CSV imports and every other upload)."""
+    from django.conf import settings
+
+    owner = getattr(view_func, "view_class", None) or getattr(view_func, "cls", None)
+    initkwargs = getattr(view_func, "view_initkwargs", None) or getattr(view_func, "initkwargs", None) or {}
+    setting = getattr(initkwargs.get("screens"), "max_upload_setting", None) or getattr(owner, "max_upload_setting",
+                                                                                      None)
+    setting = setting or "TARIFA_MAX_UPLOAD_BYTES"
+    return setting, int(getattr(settings, setting))

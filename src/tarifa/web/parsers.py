@@ -1,4 +1,7 @@
-"""Request body parsers named in REST_FRAMEWORK settings: JSON and multipart, bounded.
+"""Request body parsers named in REST_FRAMEWORK settings: JSON, multipart and form, bounded.
+
+A NUL character in any field (JSON string, form or multipart field) is refused with 400
+`parse_error` before a lookup or the database sees it.
 
 A JSON body is refused (400 `parse_error`) when it nests deeper than `MAX_JSON_DEPTH` or
 holds a string with a NUL character; Python's own recursion limit is never reached, for
@@ -72,3 +75,25 @@ class JSONParser(parsers.JSONParser):
     @staticmethod
     def _refuse_constant(name):
         raise ValueError(f"{name} is not valid JSON")
+
+
+def _refuse_nul_fields(data):
+    for name, values in data.lists():
+        if "\x00" in name or any(isinstance(v, str) and "\x00" in v for v in values):
+            raise exceptions.ParseError(f"Form field {name.replace(chr(0), '')!r} contains a NUL character.")
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """Multipart bodies: like JSON, a NUL in a field is refused before any lookup sees it."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        result = super().parse(stream, media_type, parser_context)
+        _refuse_nul_fields(result.data)
+        return result
+
+
+class FormParser(parsers.FormParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        _refuse_nul_fields(data)
+        return data

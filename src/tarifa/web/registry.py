@@ -81,6 +81,9 @@ class ModelScreens:
     # The permission a generic view checks, when it is not <app>.<view>_<model>: e.g.
     # {"add": "billing.assign_cycle"} where the create service checks that one.
     permissions: dict[str, str] = field(default_factory=dict)
+    # The setting naming the largest file its add/import/action forms take (default
+    # TARIFA_MAX_UPLOAD_BYTES); checked before the body is read (web.middleware.upload_limit).
+    max_upload_setting: str | None = None
 
     @property
     def app_label(self):

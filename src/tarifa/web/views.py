@@ -21,6 +21,7 @@ from tarifa.audit.selectors import history
 from tarifa.kernel.errors import DomainError
 
 from . import registry
+from .csvexport import SafeWriter
 from .forms import ArchiveForm, ImportForm, apply_domain_error
 
 PAGE_SIZES = (25, 50, 100, 250)
@@ -138,7 +139,7 @@ class ObjectListView(ScreenView):
 
         def rows():
             buffer = io.StringIO()
-            writer = csv.writer(buffer)
+            writer = SafeWriter(buffer)  # no cell may start a spreadsheet formula
             writer.writerow(["id"] + [capfirst(label) for _, label in columns])
             for obj in qs.iterator(chunk_size=2000):
                 writer.writerow([obj.pk] + [cell_value(obj, c) for c, _ in columns])
@@ -356,12 +357,19 @@ class ObjectImportView(ScreenView):
 
 def parse_import(upload, allowed_fields):
     """Read an uploaded CSV: header row of field names, then data rows; (rows, errors)."""
-    errors = []
     raw = upload.read()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return [], [_("The file is not UTF-8 text (byte %(pos)s).") % {"pos": exc.start}]
+    try:
+        return _parse_import_text(text, allowed_fields)
+    except csv.Error as exc:  # a field over the csv module's limit (131072 characters), say
+        return [], [_("The file is not readable CSV: %(error)s.") % {"error": exc}]
+
+
+def _parse_import_text(text, allowed_fields):
+    errors = []
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip() for h in next(reader)]

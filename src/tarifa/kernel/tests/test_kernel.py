@@ -22,6 +22,32 @@ def test_parse_amount_refuses_floats_and_malformed(raw):
         parse_amount(raw)
 
 
+@pytest.mark.parametrize("raw", ["1e1000000", "1E2", "1e2", "5_000", "5,000", "\uff11\uff10", "\u0661", "+5", ".5",
+                                 "5.", "1 000", "-", "", "0x10", "Infinity", "-NaN", "1" * 30, "9" * 15,
+                                 Decimal("1e1000000"), Decimal("Infinity"), Decimal("1" * 30), None, [], {}])
+def test_parse_amount_takes_plain_decimal_strings_only(raw):
+    """Exponents, separators and non-ASCII digits were accepted (5_000 → 5000); 1e1000000 and
+    30-digit strings raised decimal.Overflow / InvalidOperation (500)."""
+    with pytest.raises(ValidationFailed) as err:
+        parse_amount(raw)
+    assert err.value.code in {"invalid_amount", "amount_too_large"}
+    assert list(err.value.fields) == ["amount"]
+
+
+@pytest.mark.parametrize("raw,expected", [("10", "10"), ("-4.50", "-4.5"), (" 7.25 ", "7.25"), (12, "12"),
+                                          ("99999999999999.999999", "99999999999999.999999"),
+                                          ("0.1000000000", "0.1"), (Decimal("1E+2"), "100"), ("007", "7")])
+def test_parse_amount_accepts_plain_decimals(raw, expected):
+    assert parse_amount(raw) == Decimal(expected)
+
+
+def test_parse_amount_keeps_the_places_it_was_asked_for():
+    assert parse_amount("0.000000000123", places=12) == Decimal("0.000000000123")
+    with pytest.raises(ValidationFailed) as err:
+        parse_amount("0.0000001")
+    assert err.value.code == "amount_too_precise"
+
+
 def test_parse_amount_accepts_decimal_strings():
     assert parse_amount("10.50") == Decimal("10.500000")
     with pytest.raises(ValidationFailed) as err:

@@ -69,9 +69,9 @@ def test_the_same_key_for_another_payment_is_refused(account, key, change):
 
 @pytest.mark.parametrize("amount, code", [
     ("0", "amount_zero"), ("0.00", "amount_zero"), ("-5", "amount_negative"), ("10.001", "amount_too_precise"),
-    ("1.5e-3", "amount_too_precise"), ("ten", "invalid_amount"), ("", "invalid_amount"), ("1,00", "invalid_amount"),
+    ("1.5e-3", "invalid_amount"), ("ten", "invalid_amount"), ("", "invalid_amount"), ("1,00", "invalid_amount"),
     ("NaN", "invalid_amount"), ("Infinity", "invalid_amount"), (10.5, "invalid_amount"),
-    ("1e20", "amount_too_large"),
+    ("1e20", "invalid_amount"), ("1" * 20, "amount_too_large"),
 ])
 def test_bad_amounts_are_refused_with_their_code_and_nothing_written(account, key, amount, code):
     acc = account()
