@@ -410,6 +410,7 @@ class PrefixViewSet(RecordViewSet):
     filterset_fields = ["destination", "prefix", "destination__tenant__code"]
     create_service = services.create_prefix
     archive_service = services.delete_part
+    archive_deletes = True
 
 
 class TimingViewSet(RecordViewSet):
@@ -437,6 +438,7 @@ class RateSlotViewSet(RecordViewSet):
     create_service = services.create_rate_slot
     update_service = services.update_rate_slot
     archive_service = services.delete_part
+    archive_deletes = True
 
 
 class DestinationRateViewSet(RecordViewSet):
@@ -466,6 +468,7 @@ class BindingViewSet(RecordViewSet):
     create_service = services.create_binding
     update_service = services.update_binding
     archive_service = services.delete_part
+    archive_deletes = True
 
 
 class RatingProfileViewSet(RecordViewSet):

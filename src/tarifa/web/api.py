@@ -267,13 +267,15 @@ class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     Subclasses set `create_service(*, actor, **data)`, `update_service(obj, *, actor, **data)`
     and `archive_service(obj, *, actor, reason)`; missing ones disable the method.
-    DELETE archives (records are never deleted) and takes an optional `reason`.
+    DELETE archives (records are never deleted) and takes an optional `reason`; it answers the
+    archived record, or 204 when `archive_deletes` (parts of another record, deleted for real).
     """
 
     required_permission = None  # set per @action(required_permission=...)
     create_service = None
     update_service = None
     archive_service = None
+    archive_deletes = False  # True: archive_service deletes the record; DELETE answers 204
     write_serializer_class = None
     lookup_value_regex = "[0-9a-f-]{36}"
 
@@ -325,14 +327,13 @@ class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         service = self.get_service("archive_service")
         obj = self.get_object()
         reason = request.data.get("reason", "") if hasattr(request, "data") and isinstance(request.data, dict) else ""
-        model = type(obj)
         with transaction.atomic():  # the answer is part of the change: a failure writes nothing
             result = service(obj, actor=request.user, reason=str(reason)[:500])
-            if isinstance(result, model) and result.pk is not None and model._default_manager.filter(pk=result.pk).exists():
-                # Archived: the record as it is now.
-                return Response(self.get_serializer_class_for_read()(result, context=self.get_serializer_context()).data)
-        # Deleted (a part of another record: a prefix, a rate slot, a binding): nothing to show.
-        return Response(status=status.HTTP_204_NO_CONTENT)
+            if self.archive_deletes:
+                # A part of another record (a prefix, a rate slot, a binding) is really deleted
+                # (the audit keeps it): nothing to show.
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            return Response(self.get_serializer_class_for_read()(result, context=self.get_serializer_context()).data)
 
     def get_serializer_class_for_read(self):
         return self.serializer_class

@@ -102,6 +102,8 @@ class AutoSchema(SpectacularAutoSchema):
         # DELETE on a RecordViewSet archives (records are never deleted) and answers 200 with
         # the archived record, not 204 with nothing.
         read = getattr(self.view, "get_serializer_class_for_read", None)
+        if self.method == "DELETE" and getattr(self.view, "archive_deletes", False):
+            return {"204": {"description": "Deleted (the audit trail keeps what it was)."}}
         if self.method == "DELETE" and read is not None and getattr(self.view, "archive_service", None) is not None:
             return {"200": self._get_response_for_code(read(), "200", direction=direction)}
         return super()._get_response_bodies(direction)
