@@ -68,6 +68,10 @@ def guess(name, field):
         return today().isoformat()
     if isinstance(field, forms.TimeField):
         return "08:00"
+    from tarifa.web.forms import AmountField
+
+    if isinstance(field, AmountField):  # an amount as typed: plain decimal text
+        return str(max(Decimal(field.min_value), Decimal("1.00")) if field.min_value is not None else "1.00")
     if isinstance(field, forms.DecimalField):
         low = field.min_value if field.min_value is not None else Decimal(0)
         return str(max(Decimal(low), Decimal("1.00")) if field.max_value is None or field.max_value >= 1 else low)

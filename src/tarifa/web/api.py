@@ -4,6 +4,8 @@ Apps declare serializers and viewsets in their `api.py` and register them on `ro
 writes go through the app's services (`perform_create` / `perform_update` / archive).
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models, transaction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -193,7 +195,7 @@ class AmountField(serializers.Field):
             raise serializers.ValidationError(_("At least %(min)s.") % {"min": self.min_value})
         if self.max_value is not None and amount > self.max_value:
             raise serializers.ValidationError(_("At most %(max)s.") % {"max": self.max_value})
-        return amount
+        return amount.quantize(Decimal(1).scaleb(-self.places))  # exact: parse_amount checked the places
 
     def to_representation(self, value):
         return None if value is None else f"{value:f}"

@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -37,6 +38,10 @@ class AmountField(forms.CharField):
                                                            "maxlength": "64"}))
         super().__init__(**kwargs)
 
+    def prepare_value(self, value):
+        # A Decimal as plain digits ("0.000000000000", not "0E-12"): what is shown is taken back.
+        return format(value, "f") if isinstance(value, Decimal) and value.is_finite() else value
+
     def to_python(self, value):
         value = super().to_python(value)
         if value in self.empty_values:
@@ -48,7 +53,7 @@ class AmountField(forms.CharField):
             raise forms.ValidationError(exc.fields.get("amount", [exc.message])[0], code=exc.code) from None
         if self.min_value is not None and amount < self.min_value:
             raise forms.ValidationError(_("At least %(min)s.") % {"min": self.min_value}, code="min_value")
-        return amount
+        return amount.quantize(Decimal(1).scaleb(-self.places))  # exact: parse_amount checked the places
 
 
 def load_json(text: str):
