@@ -176,6 +176,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TARIFA_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["tarifa.web.formats"]  # one date format: Y-m-d H:i
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -491,6 +491,9 @@ class DunningAssignment(models.Model):
         verbose_name_plural = _("dunning assignments")
         default_permissions = ("view", "add")
 
+    def __str__(self):
+        return f"{self.billing_account.number}: {self.policy}"
+
 
 class DunningAction(models.Model):
     """A ladder step taken on an account; `cleared_at` once a payment satisfied it."""

@@ -21,7 +21,7 @@ AREA = "Billing"
 
 def _invoice_context(request, invoice):
     return {"lines": invoice.lines.order_by("position"),
-            "allocations": invoice.allocations.order_by("created_at"),
+            "allocations": invoice.allocations.select_related("transfer").order_by("created_at"),
             "credit_notes": invoice.credit_notes.order_by("invoice_date", "number"),
             "can_download": request.user.has_perm("billing.view_invoice")}
 

@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from tarifa.kernel.clock import now
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.models import Archivable, BusinessRecord, local_branch_code
-from tarifa.kernel.money import CURRENCY_CHOICES
+from tarifa.kernel.money import CURRENCY_CHOICES, format_amount
 
 
 def money_field(verbose_name, **kwargs):
@@ -161,7 +161,7 @@ class Transfer(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {self.amount.normalize():f} {self.currency}"
+        return f"{self.get_kind_display()} {format_amount(self.amount, self.currency)}"
 
     def content(self) -> dict:
         """What an idempotent retry must repeat exactly (everything but id, actor and time)."""

@@ -470,7 +470,7 @@ class AutoPayRun(models.Model):
         constraints = [models.UniqueConstraint(fields=["agreement", "day"], name="payments_autopay_once_a_day")]
 
     def __str__(self):
-        return f"{self.agreement_id} {self.day} {self.state}"
+        return f"{self.agreement.billing_account.number} {self.day:%Y-%m-%d} {self.get_state_display()}"
 
 
 class BankStatement(BusinessRecord):

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
 from . import services, usage
+from .units import format_usage
 from .forms import (BindingForm, BundleForm, CorrectForm, DestinationForm, DestinationRateForm, PrefixForm, RateForm,
                     RateSlotForm, RatingPlanForm, RatingProfileForm, TariffRatingForm, TenantForm, TimingForm,
                     UsageFormatForm, UsageTypeForm)
@@ -13,6 +14,10 @@ from .models import (Bundle, BundleCounter, Destination, DestinationPrefix, Dest
                      RerateRun, TariffRating, Timing, UsageBatch, UsageFormat, UsageType)
 
 AREA = "Usage"
+
+# Usage in human units (1m29s, 1.5 MB) by the record's usage type, never nanoseconds or bytes.
+RECORD_FORMATS = {"usage": lambda r: format_usage(r.usage, r.usage_type),
+                  "free_units": lambda r: format_usage(r.free_units, r.usage_type) if r.free_units else ""}
 
 
 def _related(title, rows):
@@ -177,12 +182,14 @@ register(ModelScreens(
     archive=services.archive_record, filterset_fields=["usage_type", "period"], search_fields=["code", "name",
                                                                                                   "tariff__code"],
     ordering=["tariff__code", "code"], menu_label=_("Bundles (free units)"),
+    formats={"allowance": lambda b: format_usage(b.allowance, b.usage_type)},
 ))
 
 register(ModelScreens(
     model=BundleCounter, area=AREA, columns=["subscription", "bundle", "period_start", "used", "updated_at"],
     filterset_fields=["bundle", "period_start"], search_fields=["subscription__number"],
     ordering=["-period_start"], menu_label=_("Free units used"),
+    formats={"used": lambda c: format_usage(c.used, c.bundle.usage_type)},
 ))
 
 register(ModelScreens(
@@ -215,6 +222,7 @@ register(ModelScreens(
     model=RatedUsage, area=AREA, columns=RECORD_COLUMNS,
     filterset_fields=["usage_type", "payment_mode", "batch"], search_fields=["subject", "destination", "record_id"],
     ordering=["-start_time"], menu_label=_("Rated usage"),
+    formats=RECORD_FORMATS,
 ))
 
 register(ModelScreens(
@@ -222,6 +230,7 @@ register(ModelScreens(
                                              "usage", "attempts"],
     filterset_fields=["reason", "batch"], search_fields=["subject", "record_id", "message"],
     ordering=["-id"], menu_label=_("Rejected usage"),
+    formats=RECORD_FORMATS,
     actions=[Action("correct", _("Correct and reprocess"), "rating.reprocess_usage", _correct, form_class=CorrectForm),
              Action("reprocess", _("Reprocess"), "rating.reprocess_usage", _reprocess)],
 ))

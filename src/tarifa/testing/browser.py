@@ -62,3 +62,14 @@ def login(page, live_server, username: str, password: str):
         errors = page.locator(".errorlist").all_inner_texts()
         raise AssertionError(f"Login as {username!r} refused: {' '.join(errors) or 'still on the login page'}")
     return page
+
+
+def menu(page, label: str):
+    """Click the menu entry `label`, opening its group (Front office, Cash desk, …) first."""
+    link = page.locator("nav.side").get_by_role("link", name=label, exact=True)
+    group = page.locator("nav.side details.menu-group", has=link)
+    if group.count() and group.first.get_attribute("open") is None:
+        group.first.locator("summary").click()
+    link.click()
+    page.wait_for_load_state("domcontentloaded")
+    return page

@@ -84,6 +84,11 @@ class ModelScreens:
     # The setting naming the largest file its add/import/action forms take (default
     # TARIFA_MAX_UPLOAD_BYTES); checked before the body is read (web.middleware.upload_limit).
     max_upload_setting: str | None = None
+    # How values read (web/display.py): money fields whose currency is not beside them nor on a
+    # foreign key's record, {"field": "path__to__currency"} (None: not money); and formats of what only
+    # the app knows, {"field": callable(obj) -> str}, e.g. usage as 1m29s or MB by its usage type.
+    money: dict[str, str | None] = field(default_factory=dict)
+    formats: dict[str, Callable] = field(default_factory=dict)
 
     @property
     def app_label(self):

@@ -6,9 +6,10 @@ from django.apps import apps
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import registry, views
+from . import api, registry, views
 from .auth_views import LoginView
 from .jobs import JobListView
+from .search import SearchAPIView, SearchView
 
 app_name = "web"
 
@@ -17,9 +18,12 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", JobListView.as_view(), name="jobs"),
+    path("search/", SearchView.as_view(), name="search"),
 ]
+api.register_endpoint("search/", SearchAPIView.as_view(), "search", None)
 
 registry.register_page(registry.Page("web:dashboard", "Dashboard", "", None, menu=False))
+registry.register_page(registry.Page("web:search", "Search", "", None, menu=False))
 registry.register_page(registry.Page("web:jobs", "Jobs", "Administration", "identity.view_jobs"))
 
 

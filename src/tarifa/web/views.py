@@ -20,7 +20,7 @@ from django.views import View
 from tarifa.audit.selectors import history
 from tarifa.kernel.errors import DomainError
 
-from . import registry
+from . import display, registry
 from .csvexport import SafeWriter
 from .forms import ArchiveForm, ImportForm, apply_domain_error
 
@@ -59,15 +59,19 @@ class ScreenView(PermissionRequiredView):
             raise Http404(str(self.screens.verbose_name)) from None
 
     def base_context(self, **extra):
+        from .navigation import screen_label
+
         return {"screens": self.screens, "model_name": self.screens.verbose_name,
-                "model_name_plural": self.screens.verbose_name_plural, **extra}
+                "model_name_plural": self.screens.verbose_name_plural, "list_label": screen_label(self.screens),
+                **extra}
 
 
 def field_label(model, name: str) -> str:
     try:
-        return str(model._meta.get_field(name).verbose_name)
+        # the value is shown in human units (web/display.py), not the base units the field stores
+        return str(model._meta.get_field(name).verbose_name).replace(" (base units)", "")
     except Exception:
-        return name.replace("_", " ").replace("__", " ")
+        return name.replace("__", " ").replace("_", " ")
 
 
 def cell_value(obj, name: str):
@@ -121,7 +125,9 @@ class ObjectListView(ScreenView):
             per_page = 50
         per_page = per_page if per_page in PAGE_SIZES else 50
         page = Paginator(qs, per_page).get_page(request.GET.get("page"))
-        rows = [(obj, [cell_value(obj, c) for c in s.columns]) for obj in page.object_list]
+        user = request.user
+        rows = [(obj, [display.render_value(obj, c, screens=s, user=user, beside=s.columns) for c in s.columns])
+                for obj in page.object_list]
         params = request.GET.copy()
         params.pop("page", None)
         context = self.base_context(page=page, rows=rows, columns=columns, filterset=filterset, query=query,
@@ -142,7 +148,8 @@ class ObjectListView(ScreenView):
             writer = SafeWriter(buffer)  # no cell may start a spreadsheet formula
             writer.writerow(["id"] + [capfirst(label) for _, label in columns])
             for obj in qs.iterator(chunk_size=2000):
-                writer.writerow([obj.pk] + [cell_value(obj, c) for c, _ in columns])
+                writer.writerow([obj.pk] + [display.render_value(obj, c, screens=self.screens, html=False,
+                                                                 beside=self.screens.columns) for c, _ in columns])
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate(0)
@@ -157,8 +164,8 @@ class ObjectDetailView(ScreenView):
     def get(self, request, pk):
         s = self.screens
         obj = self.get_object(pk)
-        names = s.detail_fields or [f.name for f in s.model._meta.concrete_fields if f.name not in ("password",)]
-        fields = [(field_label(s.model, n), cell_value(obj, n)) for n in names]
+        names = display.detail_field_names(s.model, s.detail_fields)
+        fields = [(field_label(s.model, n), display.render_value(obj, n, screens=s, user=request.user)) for n in names]
         actions = [a for a in s.actions if request.user.has_perm(a.permission) and (a.available is None or a.available(obj))]
         archived = getattr(obj, "archived_at", None) is not None
         context = self.base_context(

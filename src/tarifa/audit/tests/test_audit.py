@@ -106,8 +106,8 @@ def test_the_detail_page_shows_the_history_timeline(ui, admin, make_user):
     html = response.content.decode()
     timeline = html[html.index('data-testid="history"'):]
     assert [e.action for e in response.context["history"]] == ["update", "create"]  # newest first
-    assert "update" in timeline and "admin" in timeline and OPERATOR_IP in timeline
-    assert "first_name" in timeline and "Ivan" in timeline
+    assert "Changed" in timeline and "admin" in timeline and OPERATOR_IP in timeline
+    assert "First name" in timeline and "Ivan" in timeline  # in words: the field's label, not its name
 
 
 def test_the_api_gives_one_records_history(admin, api, make_user, ui):

@@ -32,11 +32,11 @@ def test_customer_page_shows_profile_contacts_contracts_notes_and_history(operat
     assert contract.number in html and "Fibre 100" in html
     assert "Prefers calls after 6 pm." in html
     history = html.split('data-testid="history"')[1]
-    assert "update" in history and "vip" in history
+    assert "Changed" in history and "vip" in history
     # Events of the customer's contacts, contract and note are labelled with what they were about.
     assert 'data-testid="history-object">Phone +15550100101<' in history
     assert f'data-testid="history-object">{contract.number}<' in history
-    assert history.count("<strong>create</strong>") >= 4  # customer, two contacts, address, contract, note
+    assert history.count("<strong>Created</strong>") >= 4  # customer, two contacts, address, contract, note
 
 
 def test_customer_page_actions_follow_permissions(make_user, staff_client, person):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tarifa.testing.browser import login
+from tarifa.testing.browser import login, menu
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ def test_a_read_only_role_shows_only_its_screens(page, live_server, admin_user):
     login(page, live_server, "admin", ADMIN_PASSWORD)
 
     # The role: three view permissions, ticked on the role form.
-    page.locator("nav.side").get_by_role("link", name="Roles", exact=True).click()
+    menu(page, "Roles")
     page.get_by_test_id("add").click()
     page.fill("#id_name", "Auditors")
     page.fill("#id_description", "Read users, roles and the audit trail")
@@ -32,7 +32,7 @@ def test_a_read_only_role_shows_only_its_screens(page, live_server, admin_user):
     assert "audit.view_auditevent" in page.locator("main").inner_text()
 
     # The user holding it, with a password.
-    page.locator("nav.side").get_by_role("link", name="Users", exact=True).click()
+    menu(page, "Users")
     page.get_by_test_id("add").click()
     page.fill("#id_username", "vera")
     page.fill("#id_first_name", "Vera")
@@ -51,7 +51,7 @@ def test_a_read_only_role_shows_only_its_screens(page, live_server, admin_user):
     assert {"Users", "Roles", "Audit trail"} <= links
     assert not links & {"Jobs", "API tokens", "Branches"}
 
-    page.locator("nav.side").get_by_role("link", name="Users", exact=True).click()
+    menu(page, "Users")
     assert page.locator("h1").inner_text() == "Users"
     assert page.get_by_test_id("add").count() == 0
     assert page.get_by_role("link", name="Import CSV").count() == 0

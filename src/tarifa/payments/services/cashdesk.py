@@ -9,7 +9,7 @@ from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import DomainError, PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
-from tarifa.kernel.money import check_currency
+from tarifa.kernel.money import check_currency, format_amount
 from tarifa.kernel.numbering import next_number
 from tarifa.ledger import services as ledger
 from tarifa.ledger.models import Transfer
@@ -166,7 +166,8 @@ def close_shift(shift: CashierShift, *, actor, counted_cash, note: str = "") -> 
                                               "shift": shift.number, "discrepancy": "shortage" if difference < 0
                                               else "surplus"},
                                         reference=("payments.cashiershift", str(shift.pk)),
-                                        memo=f"Shift {shift.number}: counted {counted:f}, expected {expected:f}")
+                                        memo=f"Shift {shift.number}: counted {format_amount(counted, shift.currency)}, "
+                                             f"expected {format_amount(expected, shift.currency)}")
     return recorded.update(shift, actor=actor, action="close", message=str(note or ""),
                            status=CashierShift.Status.CLOSED, closed_at=now(), expected_cash=expected,
                            counted_cash=counted, discrepancy=difference, discrepancy_transfer=transfer,

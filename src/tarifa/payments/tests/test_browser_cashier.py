@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from tarifa.testing.browser import login
+from tarifa.testing.browser import login, menu
 
 pytestmark = pytest.mark.browser
 PASSWORD = "S3cure-pass-word"
@@ -23,7 +23,7 @@ def test_a_cashier_takes_cash_and_closes_the_shift_short(page, live_server, cash
     account = ledger.open_account(actor="test", customer=customer, currency="USD")
 
     login(page, live_server, "carla", PASSWORD)
-    page.locator("nav.side").get_by_role("link", name="Cashier", exact=True).click()
+    menu(page, "Cashier")
 
     # Open the shift with 100.00 of change in the drawer.
     form = page.get_by_test_id("open-shift")

@@ -48,6 +48,14 @@ def money_exact(amount, currency=""):
 
 
 @register.filter
+def readable(value):
+    """A dict as a definition list, a list as a comma list or a table (never "{'…': …}")."""
+    from tarifa.web.display import _structure
+
+    return _structure(value)
+
+
+@register.filter
 def duration(seconds):
     return format_seconds(seconds)
 

@@ -107,7 +107,7 @@ def test_csv_export_follows_the_filters(admin, staff):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == ["id", "Username", "First name", "Last name", "Email address", "Active", "Last login"]
     assert [r[1] for r in rows[1:]] == [f"user-{i:02d}" for i in range(0, 60, 3)]
-    assert {r[5] for r in rows[1:]} == {"False"}
+    assert {r[5] for r in rows[1:]} == {"No"}  # CSV exports are read by people: Yes/No (issue 10)
 
 
 def test_create_shows_server_side_errors_next_to_the_fields(admin, make_user):
@@ -252,7 +252,8 @@ def test_an_action_that_is_not_available_is_refused_even_by_direct_url(admin, ma
 def test_navigation_shows_only_permitted_entries_with_their_names(client, make_user):
     client.force_login(make_user("identity.view_user", "identity.view_apitoken", username="viewer", password=None))
 
-    nav = dict(entry for _area, entries in client.get(LIST).context["nav_areas"] for entry in entries)
+    nav = dict(entry for group in client.get(LIST).context["nav_groups"] for _section, entries in group["sections"]
+               for entry in entries)
 
     assert set(nav) == {"Users", "API tokens"}
     assert nav["Users"] == LIST
