@@ -4,11 +4,12 @@ from django.utils.translation import gettext_lazy as _
 from tarifa.web.forms import RecordForm
 
 from .models import Role, User
+from .permission_labels import GroupedPermissionsWidget, human_label
 
 
 class PermissionChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, perm):
-        return f"{perm.content_type.app_label}.{perm.codename} — {perm.name}"
+        return human_label(perm)
 
 
 def tarifa_permissions():
@@ -19,7 +20,7 @@ def tarifa_permissions():
 
 class RoleForm(RecordForm):
     permissions = PermissionChoiceField(queryset=Permission.objects.none(), required=False,
-                                        widget=forms.CheckboxSelectMultiple, label=_("Permissions"))
+                                        widget=GroupedPermissionsWidget, label=_("Permissions"))
 
     class Meta:
         model = Role

@@ -6,6 +6,7 @@ from tarifa.web.registry import Action, ModelScreens, register
 from . import services
 from .forms import IssueTokenForm, RoleForm, SetPasswordForm, UserForm
 from .models import ApiToken, Role, User
+from .permission_labels import grouped
 
 
 def _create_user(*, actor, roles=(), password="", **fields):
@@ -73,6 +74,7 @@ register(ModelScreens(
     detail_fields=["name", "description"], detail_template="identity/role_detail.html",
     detail_context=lambda request, role: {
         "permissions": role.permissions.select_related("content_type").order_by("content_type__app_label", "codename"),
+        "permission_groups": grouped(role.permissions.select_related("content_type")),
         "members": role.users.order_by("username")},
 ))
 

@@ -1,5 +1,7 @@
 """Staff screens: logging in and out, roles and users, what a user sees and may do."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -116,19 +118,32 @@ def test_csrf_token_from_the_page_is_accepted(make_user):
 
 def test_a_role_is_made_with_the_permission_checkboxes(admin):
     form = admin.get("/identity/role/add/").context["form"]
-    choices = {label.split(" — ")[0]: pk for pk, label in form.fields["permissions"].choices}
-    assert "identity.view_user" in choices and not any(c.startswith("sessions.") for c in choices)
+    choices = {label: pk for pk, label in form.fields["permissions"].choices}
+    assert "Users: view" in choices and not any(c.startswith("Sessions") for c in choices)
 
     response = admin.post("/identity/role/add/", {"name": "auditors", "description": "Read only",
-                                                  "permissions": [choices["identity.view_user"].value,
-                                                                  choices["audit.view_auditevent"].value]})
+                                                  "permissions": [choices["Users: view"].value,
+                                                                  choices["Audit events: view"].value]})
 
     role = Role.objects.get(name="auditors")
     assert response.status_code == 302 and response["Location"] == f"/identity/role/{role.pk}/"
     assert sorted(services.permission_name(p) for p in role.permissions.all()) == [
         "audit.view_auditevent", "identity.view_user"]
     page = admin.get(response["Location"]).content.decode()
-    assert "identity.view_user" in page and "Read only" in page
+    assert "Users: <span" in page and "Read only" in page
+
+
+def test_the_role_editor_groups_permissions_by_area_in_words(admin):
+    """Not 339 raw codes: areas (fieldsets), one row per kind of record, boxes named "Customers: view"."""
+    html = admin.get("/identity/role/add/").content.decode()
+    legends = re.findall(r"<legend>([^<]+)</legend>", html)
+    assert legends[:3] == ["Customers", "Subscriptions", "Accounts and ledger"]
+    assert "Users and roles" in legends and len(legends) == len(set(legends))
+    assert 'aria-label="Customers: view"' in html and 'aria-label="Customers: archive"' in html
+    assert 'aria-label="Payments: reverse payments"' in html
+    visible = re.sub(r"<[^>]+>", " ", html)
+    assert "crm.view_customer" not in visible and "payments.reverse" not in visible  # codes only in tooltips
+    assert 'title="crm.view_customer"' in html
 
 
 def test_a_duplicate_role_name_is_a_field_error(admin):
