@@ -27,12 +27,18 @@ from .models import BillingAccount, Hold, LedgerAccount, Transfer
 RECENT = 50
 
 
-def _rows(transfers, ledger_id):
-    """(transfer, signed amount for this account, the other side's account) for a statement table."""
+def _rows(transfers, ledger_id, balance=None):
+    """(transfer, signed amount for this account, the other side's account, the balance after it) for a
+    statement table, newest first; the running balance counts back from `balance` (the account's
+    posted balance now), None when not given."""
     rows = []
+    after = balance
     for t in transfers:
         credited = t.credit_account_id == ledger_id
-        rows.append((t, t.amount if credited else -t.amount, t.debit_account if credited else t.credit_account))
+        signed = t.amount if credited else -t.amount
+        rows.append((t, signed, t.debit_account if credited else t.credit_account, after))
+        if after is not None:
+            after -= signed
     return rows
 
 
@@ -63,7 +69,7 @@ def _account_context(request, account):
     ledger_id = account.ledger_account_id
     return {
         "ledger": account.ledger_account,
-        "rows": _rows(selectors.transfers_of(account)[:RECENT], ledger_id),
+        "rows": _rows(selectors.transfers_of(account)[:RECENT], ledger_id, account.ledger_account.balance),
         "holds": selectors.holds_of(account, pending_only=True).select_related("credit_account")[:RECENT],
         "mode_changes": account.mode_changes.order_by("-effective_date", "-created_at"),
         "account_ref": account.number,
@@ -122,7 +128,7 @@ register(ModelScreens(
 # --- ledger accounts ----------------------------------------------------------------------------
 
 def _ledger_context(request, ledger):
-    return {"rows": _rows(selectors.transfers_of(ledger)[:RECENT], ledger.pk),
+    return {"rows": _rows(selectors.transfers_of(ledger)[:RECENT], ledger.pk, ledger.balance),
             "billing_account": BillingAccount.objects.filter(ledger_account=ledger).first(),
             "account_ref": ledger.code}
 

@@ -365,4 +365,4 @@ def _customer_payments(request, customer):
 
 
 register_panel(_("Payments"), "payments/customer_payments_panel.html", context_func=_customer_payments,
-               permission="payments.view_payment", order=20)
+               permission="payments.view_payment", order=40)  # after accounts, services and invoices: what matters first

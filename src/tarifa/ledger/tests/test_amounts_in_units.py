@@ -42,3 +42,16 @@ def test_lists_details_and_exports_show_the_currencys_units(ui, api, admin_user)
     # the precise amount stays in the API (and in the page's title attributes)
     assert api(admin_user).get(f"/api/v1/transfers/{payment.pk}/").json()["amount"] == "4.032258"
     assert 'title="4.032258 USD"' in ui.get("/ledger/transfer/").content.decode()
+
+
+def test_an_accounts_transfers_show_the_service_day_and_a_running_balance(ui):
+    account = f.account()
+    f.pay(account, "10")
+    f.charge(account, "1.6338", tags={"period": "2026-03-05"})
+    f.charge(account, "2.005", tags={"period": "2026-03-06"})
+
+    html = ui.get(f"/ledger/billingaccount/{account.pk}/").content.decode()
+    days = re.findall(r'data-testid="service-day">([^<]*)<', html)
+    after = [visible(a).strip() for a in re.findall(r'data-testid="balance-after">(.*?)</td>', html)]
+    assert days == ["2026-03-06", "2026-03-05", ""]  # newest first; a payment has no service day
+    assert after == ["6.36", "8.37", "10.00"]  # 10 − 1.6338 − 2.005 = 6.3612; 10 − 1.6338 = 8.3662
