@@ -66,10 +66,10 @@ def login(page, live_server, username: str, password: str):
 
 def menu(page, label: str):
     """Click the menu entry `label`, opening its group (Front office, Cash desk, …) first."""
-    link = page.locator("nav.side").get_by_role("link", name=label, exact=True)
-    group = page.locator("nav.side details.menu-group", has=link)
+    # a link in a closed group is hidden (not in the accessibility tree): find its group by the text
+    group = page.locator("nav.side details.menu-group", has=page.locator(f'a:text-is("{label}")'))
     if group.count() and group.first.get_attribute("open") is None:
         group.first.locator("summary").click()
-    link.click()
+    page.locator("nav.side").get_by_role("link", name=label, exact=True).click()
     page.wait_for_load_state("domcontentloaded")
     return page

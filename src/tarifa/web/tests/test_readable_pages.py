@@ -90,9 +90,8 @@ def demo_client(django_db_setup, django_db_blocker):
 
 
 def _sample(screens):
-    if screens.sample is not None:
-        return screens.sample("detail")
-    return screens.model._default_manager.order_by("pk").first()
+    found = screens.sample("detail") if screens.sample is not None else None
+    return found if found is not None else screens.model._default_manager.order_by("pk").first()
 
 
 @pytest.mark.parametrize("screens", SCREENS, ids=[s.url_name("detail") for s in SCREENS])
