@@ -420,7 +420,13 @@ def _line_credit_taxes(line: CreditableLine, share: Decimal, rounding: str, mino
         if rounding == LINE:
             o["tax"], o["base"] = rnd(o["tax"], minor_digits), rnd(o["base"], minor_digits)
         b, t = left[(o["code"], o["rate"], o["inclusive"])]
-        o["tax"], o["base"] = _within(o["tax"], t), _within(o["base"], b)
+        o["tax"] = _within(o["tax"], t)
+    if same_base:  # the taxable base is the credited net: share less its (rounded) taxes
+        net = share - sum((o["tax"] for o in out), ZERO)
+        for o in out:
+            o["base"] = net
+    for o in out:
+        o["base"] = _within(o["base"], left[(o["code"], o["rate"], o["inclusive"])][0])
     return out
 
 
