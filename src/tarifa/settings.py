@@ -245,4 +245,15 @@ LOGGING = {
     },
 }
 
+# Outgoing e-mail (customer notifications). Without TARIFA_EMAIL_HOST nothing is sent: messages
+# go to the local outbox (Operations › Local outbox; docs/notifications.md).
+EMAIL_HOST = env("TARIFA_EMAIL_HOST", "")
+EMAIL_PORT = int(env("TARIFA_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("TARIFA_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("TARIFA_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("TARIFA_EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("TARIFA_EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(env("TARIFA_EMAIL_TIMEOUT", "15"))  # a silent server is an attempt failed, not a hung job
+DEFAULT_FROM_EMAIL = env("TARIFA_NOTIFY_FROM_EMAIL", "billing@localhost")
+
 AUTHENTICATION_BACKENDS = ["tarifa.identity.backends.RoleBackend"]

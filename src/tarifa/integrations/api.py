@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, router
 
 from . import services
-from .models import Notification, NotificationTemplate
+from .models import Notification, NotificationTemplate, OutboxMessage
 
 
 class TemplateSerializer(StrictModelSerializer):
@@ -46,5 +46,22 @@ class NotificationViewSet(RecordViewSet):
         return Response(NotificationSerializer(services.resend(self.get_object(), actor=request.user)).data)
 
 
+class OutboxMessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboxMessage
+        fields = ["id", "created_at", "channel", "recipient", "subject", "body", "attachments", "notification"]
+        read_only_fields = fields
+
+
+class OutboxMessageViewSet(RecordViewSet):
+    """The local outbox: messages kept instead of sent (no SMTP host / SMS gateway configured)."""
+
+    queryset = OutboxMessage.objects.order_by("-created_at")
+    serializer_class = OutboxMessageSerializer
+    filterset_fields = ["channel", "recipient", "notification"]
+    http_method_names = ["get", "head", "options"]
+
+
 router.register("notification-templates", NotificationTemplateViewSet, basename="notificationtemplate")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("outbox", OutboxMessageViewSet, basename="outboxmessage")

@@ -44,6 +44,7 @@ def load(*, actor) -> dict:
         note = services.notify(event="payment_received", customer=customer, source_event="demo",
                                context={"amount": "10.00", "currency": "", "balance": "10.00",
                                         "account": customer.billing_accounts.first()})
-        # One attempt now, so the log shows an outcome (sent, or waiting to retry without a mail server).
-        services.deliver_now(note.pk)
+        # Demo messages are never sent to the demo's made-up addresses: they land in the local
+        # outbox (Operations › Local outbox), where the operator reads them.
+        services.deliver_now(note.pk, to_outbox=True)
     return {"templates": NotificationTemplate.objects.count(), "notifications": Notification.objects.count()}

@@ -54,6 +54,7 @@ class Notification(BusinessRecord):
         RETRYING = "retrying", _("Retrying")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped (no template or address)")
+        OUTBOX = "outbox", _("In the local outbox (not sent)")
 
     customer = models.ForeignKey("crm.Customer", on_delete=models.PROTECT, related_name="notifications",
                                  verbose_name=_("customer"))
@@ -84,6 +85,30 @@ class Notification(BusinessRecord):
 
     def __str__(self):
         return f"{self.get_event_display()} → {self.recipient or self.customer_id} ({self.status})"
+
+
+class OutboxMessage(BusinessRecord):
+    """A message kept here instead of being sent: no mail server (SMTP settings) or SMS gateway is
+    configured (the embedded default), or the demo data's messages. The operator reads them in
+    Operations › Local outbox; once a server is configured, "Send again" on the notification sends."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="outbox_messages", verbose_name=_("notification"))
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    recipient = models.CharField(_("recipient"), max_length=254)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    attachments = models.JSONField(_("attachments"), default=list, blank=True,
+                                   help_text=_("Names, types and sizes of the files the message carried."))
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        ordering = ["-created_at"]
+        default_permissions = ("view",)
+
+    def __str__(self):
+        return f"{self.get_channel_display()} → {self.recipient}: {self.subject or self.body[:40]}"
 
 
 LANGUAGES = [code for code, _name in settings.LANGUAGES]

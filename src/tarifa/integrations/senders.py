@@ -1,7 +1,10 @@
 """Delivery channels: e-mail through Django's mail backend (SMTP), SMS through an adapter.
 
+Where nothing is configured (no SMTP host; TARIFA_SMS_BACKEND unset or `outbox`), messages go
+to the local outbox instead (`destination()`; services.deliver_now keeps them as OutboxMessage).
+
 SMS adapters are chosen by TARIFA_SMS_BACKEND (environment or settings):
-- `log` (default): kept in `sent_log` in memory (development; nothing leaves the machine);
+- `log`: kept in `sent_log` in memory (tests; nothing leaves the machine);
 - `http`: a simple HTTP gateway: POST JSON {"to", "from", "text"} to TARIFA_SMS_HTTP_URL,
   with `Authorization: Bearer TARIFA_SMS_HTTP_TOKEN` when set; 2xx is success and the
   JSON body's `id` (if any) is the provider's message id;
@@ -31,6 +34,24 @@ def setting(name, default=""):
     return getattr(settings, name, None) or os.environ.get(name, default)
 
 
+OUTBOX = "outbox"
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def destination(channel: str) -> str:
+    """`outbox` when nothing is configured to send `channel` with, else `send`.
+
+    E-mail: `TARIFA_EMAIL_DELIVERY` (`outbox` or `send`) decides when set; otherwise the SMTP
+    backend without a host (`TARIFA_EMAIL_HOST` / EMAIL_HOST empty: the embedded default) is
+    the outbox. SMS: TARIFA_SMS_BACKEND unset or `outbox`."""
+    if channel == "email":
+        mode = setting("TARIFA_EMAIL_DELIVERY", "")
+        if mode in (OUTBOX, "send"):
+            return mode
+        return OUTBOX if settings.EMAIL_BACKEND == SMTP_BACKEND and not settings.EMAIL_HOST else "send"
+    return OUTBOX if setting("TARIFA_SMS_BACKEND", OUTBOX) == OUTBOX else "send"
+
+
 def send_email(*, to: str, subject: str, body: str, attachments=()) -> str:
     """`attachments`: (file name, bytes, MIME type) tuples, e.g. an invoice's PDF."""
     message = EmailMessage(subject=subject, body=body, to=[to],
@@ -47,7 +68,7 @@ def send_email(*, to: str, subject: str, body: str, attachments=()) -> str:
 
 
 def send_sms(*, to: str, text: str) -> str:
-    backend = setting("TARIFA_SMS_BACKEND", "log")
+    backend = setting("TARIFA_SMS_BACKEND", "log")  # (unset: the outbox, see destination())
     sender = setting("TARIFA_SMS_FROM", "Tarifa")
     if backend == "log":
         sent_log.append({"to": to, "text": text, "from": sender})

@@ -19,7 +19,7 @@ from tarifa.kernel.clock import now
 from tarifa.kernel.errors import DomainError, ValidationFailed
 
 from . import senders
-from .models import Channel, Notification, NotificationTemplate
+from .models import Channel, Notification, NotificationTemplate, OutboxMessage
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = dt.timedelta(minutes=1)
@@ -133,26 +133,47 @@ def notify(*, event, customer, context: dict, source_event: str) -> Notification
     return note
 
 
-def deliver_now(notification_id) -> Notification:
-    """One delivery attempt (the job). Idempotent: a sent notification is not sent again."""
+class DeliveryFailed(Exception):
+    """Raised by the delivery job when a notification's last attempt failed: the job is marked
+    failed, so the Jobs screen counts it (the notification itself is `failed`, with its error)."""
+
+
+def deliver_now(notification_id, *, to_outbox: bool = False) -> Notification:
+    """One delivery attempt (the job). Idempotent: a sent notification is not sent again.
+
+    Where nothing is configured to send with (no SMTP host for e-mail, no SMS backend) — or
+    `to_outbox` (the demo data) — the message is kept in the local outbox (OutboxMessage,
+    status `outbox`) instead: nothing is retried. A failed attempt is retried with backoff
+    (1, 2, 4, 8 minutes), the MAX_ATTEMPTS-th failure is final (`failed`, and the returned
+    notification has `just_failed` set for the job to report).
+    """
     with transaction.atomic():
         note = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if note is None or note.status not in (Notification.Status.PENDING, Notification.Status.RETRYING):
             return note
         note.attempts += 1
+        note.just_failed = False
         try:
-            if note.channel == Channel.EMAIL:
-                files = ATTACHMENTS[note.event](note) if note.event in ATTACHMENTS else ()
+            files = ATTACHMENTS[note.event](note) if note.channel == Channel.EMAIL and note.event in ATTACHMENTS else ()
+            if to_outbox or senders.destination(note.channel) == senders.OUTBOX:
+                message = OutboxMessage.objects.create(
+                    notification=note, channel=note.channel, recipient=note.recipient, subject=note.subject,
+                    body=note.body, attachments=[{"name": name, "type": mimetype, "size": len(content)}
+                                                 for name, content, mimetype in files])
+                note.provider_id = f"outbox:{message.pk}"
+                note.status = Notification.Status.OUTBOX
+            elif note.channel == Channel.EMAIL:
                 note.provider_id = senders.send_email(to=note.recipient, subject=note.subject, body=note.body,
                                                       attachments=files)[:100]
+                note.status = Notification.Status.SENT
             else:
                 note.provider_id = senders.send_sms(to=note.recipient, text=note.body)[:100]
-            note.status, note.sent_at, note.next_attempt_at, note.last_error = (
-                Notification.Status.SENT, now(), None, "")
+                note.status = Notification.Status.SENT
+            note.sent_at, note.next_attempt_at, note.last_error = now(), None, ""
         except senders.DeliveryError as exc:
             note.last_error = str(exc)[:2000]
             if note.attempts >= MAX_ATTEMPTS:
-                note.status, note.next_attempt_at = Notification.Status.FAILED, None
+                note.status, note.next_attempt_at, note.just_failed = Notification.Status.FAILED, None, True
             else:
                 delay = BASE_BACKOFF * (2 ** (note.attempts - 1))
                 note.status, note.next_attempt_at = Notification.Status.RETRYING, now() + delay
@@ -160,6 +181,7 @@ def deliver_now(notification_id) -> Notification:
 
                 deliver.configure(schedule_in={"seconds": int(delay.total_seconds())}).defer(
                     notification_id=str(note.pk))
+        note.updated_at = now()
         note.save(update_fields=["attempts", "provider_id", "status", "sent_at", "next_attempt_at", "last_error",
                                  "updated_at"])
     return note
@@ -167,7 +189,7 @@ def deliver_now(notification_id) -> Notification:
 
 @transaction.atomic
 def resend(note, *, actor) -> Notification:
-    """Send a sent, failed or waiting-to-retry notification again now (a new attempt series)."""
+    """Send a sent, failed, outboxed or waiting-to-retry notification again now (a new attempt series)."""
     note = Notification.objects.select_for_update().get(pk=note.pk)
     if note.status == Notification.Status.PENDING:
         raise DomainError("The notification is still being delivered.", code="delivery_in_progress", status=409)

@@ -3,9 +3,13 @@ from procrastinate.contrib.django import app
 
 @app.task(queue="notifications", name="integrations.deliver")
 def deliver(notification_id: str):
-    from .services import deliver_now
+    """One attempt; when it was the last and failed, the job fails too (the Jobs screen counts it)."""
+    from .services import DeliveryFailed, deliver_now
 
-    deliver_now(notification_id)
+    note = deliver_now(notification_id)
+    if note is not None and getattr(note, "just_failed", False):
+        raise DeliveryFailed(f"Notification {note.pk} to {note.recipient} failed after {note.attempts} attempts: "
+                             f"{note.last_error}")
 
 
 @app.periodic(cron="*/5 * * * *", periodic_id="integrations.retry_due")
@@ -17,5 +21,12 @@ def retry_due(timestamp: int):
     from .models import Notification
     from .services import deliver_now
 
+    failed = []
     for pk in Notification.objects.filter(status="retrying", next_attempt_at__lte=now()).values_list("pk", flat=True)[:500]:
-        deliver_now(pk)
+        note = deliver_now(pk)
+        if note is not None and getattr(note, "just_failed", False):
+            failed.append(f"{note.pk} to {note.recipient}: {note.last_error}")
+    if failed:
+        from .services import DeliveryFailed
+
+        raise DeliveryFailed(f"{len(failed)} notification(s) failed after their last attempt: " + "; ".join(failed))

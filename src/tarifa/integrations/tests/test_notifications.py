@@ -104,6 +104,7 @@ def test_suspension_and_payment_are_emailed_through_a_real_smtp_server(smtp):
         assert Notification.objects.count() == before
 
 
+@override_settings(TARIFA_SMS_BACKEND="log")
 def test_preferred_sms_channel_and_the_log_backend():
     with clock.travel_to(dt.datetime(2025, 1, 10, 9, tzinfo=dt.timezone.utc)):
         demo.load(actor="test")
