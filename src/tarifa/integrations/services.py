@@ -9,6 +9,7 @@ attempt's outcome stays in the log.
 """
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
 from django.db import models
@@ -17,6 +18,7 @@ from tarifa.audit import services as recorded
 from tarifa.kernel import sandbox
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import DomainError, ValidationFailed
+from tarifa.kernel.money import CURRENCIES, round_minor
 
 from . import senders
 from .models import Channel, Notification, NotificationTemplate, OutboxMessage
@@ -105,6 +107,28 @@ def _choose(customer, event):
     return None, None, ""
 
 
+# Amounts a customer reads, in the currency's units ("4.03 USD", never "4.032258 USD").
+MONEY_KEYS = ("amount", "balance", "total", "amount_overdue", "fee_amount")
+
+
+def in_units(context: dict) -> dict:
+    """`context` with its amounts rounded to the currency's minor unit as text (half up)."""
+    account = context.get("account")
+    currency = context.get("currency") or getattr(account, "currency", "") or ""
+    result = dict(context)
+    for key in MONEY_KEYS:
+        value = context.get(key)
+        if value is None or value == "" or isinstance(value, bool):
+            continue
+        try:
+            amount = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            continue
+        if amount.is_finite():
+            result[key] = f"{round_minor(amount, currency if currency in CURRENCIES else 'USD'):f}"
+    return result
+
+
 @transaction.atomic
 def notify(*, event, customer, context: dict, source_event: str) -> Notification:
     """Record and enqueue the notification of `event` to `customer` (once per source event)."""
@@ -117,7 +141,7 @@ def notify(*, event, customer, context: dict, source_event: str) -> Notification
         note = Notification(status=Notification.Status.SKIPPED, language=customer.language,
                             last_error="no active template with a known address for any channel", **values)
     else:
-        data = template_data({"customer": customer, **context})
+        data = template_data({"customer": customer, **in_units(context)})
         note = Notification(channel=channel, recipient=address, language=template.language,
                             subject=sandbox.render(template.subject, data).strip()[:200],
                             body=sandbox.render(template.body, data).strip(), **values)

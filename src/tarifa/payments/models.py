@@ -438,7 +438,7 @@ class AutoPayAgreement(BusinessRecord, Archivable):
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payments_autopay_amount_positive")]
 
     def __str__(self):
-        return f"{self.billing_account} < {self.threshold.normalize():f} → +{self.amount.normalize():f}"
+        return f"{self.billing_account} < {self.threshold:.2f} → +{self.amount:.2f}"
 
 
 class AutoPayRun(models.Model):

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from tarifa.crm import services as crm
 from tarifa.integrations import demo, services, tasks
-from tarifa.integrations.models import Notification, OutboxMessage
+from tarifa.integrations.models import OutboxMessage
 from tarifa.kernel import clock
 from tarifa.ledger import services as ledger
 
@@ -119,3 +119,16 @@ def test_a_closed_smtp_port_fails_after_bounded_retries_visibly(admin_user, staf
 
     shown = {w["label"]: w for w in widgets(Request())}
     assert shown["Notifications failed"]["value"] == 1
+
+
+@override_settings(EMAIL_BACKEND=SMTP, EMAIL_HOST="", TARIFA_SMS_BACKEND="")
+def test_amounts_in_messages_are_in_the_currencys_units():
+    from decimal import Decimal
+
+    demo.load(actor="test")
+    c, account = customer("sms")
+    note = services.notify(event="payment_received", customer=c, source_event="units",
+                           context={"amount": "4.032258", "currency": "USD", "account": account,
+                                    "balance": Decimal("-1.6338000000")})
+    assert "We received 4.03 USD" in note.body and "Balance: -1.63 USD" in note.body
+    assert "4.032258" not in note.body and "1.6338" not in note.body

@@ -60,7 +60,7 @@ def start_card_checkout(*, actor, account, amount, gateway, notify_url: str, ret
                                                                 return_url=return_url or "")
     checkout.save(force_insert=True)
     recorded.record(checkout, actor=actor, action="create",
-                    changes={"amount": [None, f"{amount:f}"], "billing_account": [None, account.number],
+                    changes={"amount": [None, common.units(amount, account.currency)], "billing_account": [None, account.number],
                              "gateway": [None, gateway.code]})
     checkout.replayed = False
     return checkout
@@ -91,7 +91,7 @@ def handle_webhook(gateway_code: str, headers, body: bytes) -> CardCheckout:
             raise NotFound(f"No checkout {event.order_id!r} at gateway {gateway.code}.", code="checkout_not_found")
         if event.amount != checkout.amount or event.currency != checkout.currency:
             raise Conflict(f"The provider reports {event.amount} {event.currency}; the checkout is for"
-                           f" {checkout.amount.normalize():f} {checkout.currency}.", code="checkout_mismatch")
+                           f" {common.units(checkout.amount, checkout.currency)} {checkout.currency}.", code="checkout_mismatch")
         if checkout.state == CardCheckout.State.APPLIED:
             checkout.replayed = True
             return checkout

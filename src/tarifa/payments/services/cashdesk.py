@@ -117,7 +117,7 @@ def open_shift(*, actor, desk: CashDesk, opening_float=0, cashier=None) -> Cashi
     except IntegrityError:
         raise errors.ShiftAlreadyOpen("Another shift was opened at the same moment; close it first.") from None
     recorded.record(shift, actor=actor, action="open", changes={"desk": [None, desk.code],
-                                                                "opening_float": [None, f"{opening_float:f}"]})
+                                                                "opening_float": [None, common.units(opening_float, desk.currency)]})
     return shift
 
 
@@ -166,8 +166,8 @@ def close_shift(shift: CashierShift, *, actor, counted_cash, note: str = "") -> 
                                               "shift": shift.number, "discrepancy": "shortage" if difference < 0
                                               else "surplus"},
                                         reference=("payments.cashiershift", str(shift.pk)),
-                                        memo=f"Shift {shift.number}: counted {format_amount(counted, shift.currency)}, "
-                                             f"expected {format_amount(expected, shift.currency)}")
+                                        memo=f"Shift {shift.number}: counted {common.units(counted, desk.currency)}, expected"
+                                             f" {common.units(expected, desk.currency)} {desk.currency}")
     return recorded.update(shift, actor=actor, action="close", message=str(note or ""),
                            status=CashierShift.Status.CLOSED, closed_at=now(), expected_cash=expected,
                            counted_cash=counted, discrepancy=difference, discrepancy_transfer=transfer,
@@ -217,7 +217,7 @@ def hand_over_cash(*, actor, from_desk: CashDesk, amount, destination: str, idem
     locked = ledger.lock_accounts(from_desk.ledger_account_id, target)
     held = desk_cash(locked[from_desk.ledger_account_id])
     if amount > held:
-        raise errors.InsufficientCash(f"Desk {from_desk.code} holds {held.normalize():f} {from_desk.currency} on the"
+        raise errors.InsufficientCash(f"Desk {from_desk.code} holds {common.units(held, from_desk.currency)} {from_desk.currency} on the"
                                       " books; a hand-over cannot exceed it.", fields={"amount": ["More than held."]})
     shift = CashierShift.objects.filter(desk=from_desk, status=CashierShift.Status.OPEN).first()
     handover_id = uuid7()
@@ -235,7 +235,7 @@ def hand_over_cash(*, actor, from_desk: CashDesk, amount, destination: str, idem
                             transfer=transfer, note=str(note or ""))
     handover.save(force_insert=True)
     recorded.record(handover, actor=actor, action="create",
-                    changes={"amount": [None, f"{amount:f}"], "from": [None, from_desk.code],
+                    changes={"amount": [None, common.units(amount, from_desk.currency)], "from": [None, from_desk.code],
                              "to": [None, to_desk.code if to_desk else "bank"]})
     handover.replayed = False
     return handover

@@ -9,13 +9,19 @@ from django.conf import settings
 
 from tarifa.audit import services as recorded
 from tarifa.kernel.errors import PermissionDenied, ValidationFailed
-from tarifa.kernel.money import CURRENCIES, check_currency, parse_amount
+from tarifa.kernel.money import CURRENCIES, check_currency, parse_amount, round_minor
 from tarifa.ledger.models import BillingAccount
 
 from ..errors import AccountClosed, AccountNotFound, CurrencyMismatch, InvalidChannel
 from ..models import Channel
 
 MAX_KEY_LENGTH = 190  # the ledger's keys are "payments:<key>" and hold at most 200 characters
+
+
+def units(amount, currency: str) -> str:
+    """An amount as a person reads it: in the currency's units ("25.00" for USD, "1500" for JPY).
+    Messages, memos and the audit trail use it; the ledger and the API keep the exact amount."""
+    return f"{round_minor(Decimal(amount), currency if currency in CURRENCIES else 'USD'):f}"
 
 
 def actor_label(actor) -> str:

@@ -106,10 +106,10 @@ def _check_gateway(gateway: PaymentGateway, channel: str, amount: Decimal, curre
         raise errors.CurrencyMismatch(f"Gateway {gateway.code} takes {gateway.currency}, the account is in {currency}.",
                                       fields={"currency": ["The gateway's currency differs."]})
     if amount < gateway.min_amount:
-        raise errors.AmountTooSmall(f"The least {gateway.code} accepts is {gateway.min_amount.normalize():f}.",
+        raise errors.AmountTooSmall(f"The least {gateway.code} accepts is {common.units(gateway.min_amount, gateway.currency)} {gateway.currency}.",
                                     fields={"amount": ["Too small."]})
     if amount > gateway.max_amount:
-        raise errors.AmountTooLarge(f"The most {gateway.code} accepts is {gateway.max_amount.normalize():f}.",
+        raise errors.AmountTooLarge(f"The most {gateway.code} accepts is {common.units(gateway.max_amount, gateway.currency)} {gateway.currency}.",
                                     fields={"amount": ["Too large."]})
 
 
@@ -213,7 +213,7 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
         else:
             candidate.save(force_insert=True)
         recorded.record(candidate, actor=actor, action="accept",
-                        changes={"amount": [None, f"{amount.normalize():f}"], "channel": [None, channel],
+                        changes={"amount": [None, common.units(amount, currency)], "channel": [None, channel],
                                  "billing_account": [None, account.number]})
         events.emit("payments.payment_received", obj=candidate, payload={
             "billing_account": str(account.pk), "billing_account_number": account.number,
@@ -314,7 +314,7 @@ def refund_payment(payment: Payment, *, actor, amount, reason: str, idempotency_
         raise errors.AlreadyReversed(f"Payment {payment.number} is reversed; nothing to refund.")
     if amount > payment.amount - payment.refunded_amount:
         raise errors.RefundExceedsPayment(
-            f"At most {(payment.amount - payment.refunded_amount).normalize():f} {payment.currency} of payment"
+            f"At most {common.units(payment.amount - payment.refunded_amount, payment.currency)} {payment.currency} of payment"
             f" {payment.number} can be refunded.", fields={"amount": ["More than is left to refund."]})
     refund_id = uuid7()
     tags = {"channel": payment.channel if destination == Refund.Destination.ORIGINAL else Channel.CASH}
@@ -330,7 +330,7 @@ def refund_payment(payment: Payment, *, actor, amount, reason: str, idempotency_
                     idempotency_key=key, actor=common.actor_label(actor))
     refund.save(force_insert=True)
     recorded.record(refund, actor=actor, action="create", message=reason,
-                    changes={"amount": [None, f"{amount.normalize():f}"], "payment": [None, payment.number]})
+                    changes={"amount": [None, common.units(amount, payment.currency)], "payment": [None, payment.number]})
     recorded.update(payment, actor=actor, action="refund", message=reason,
                     refunded_amount=payment.refunded_amount + amount)
     events.emit("payments.payment_refunded", obj=refund, payload={

@@ -98,7 +98,7 @@ def generate_batch(*, actor, count: int, nominal, currency: str, expires_on, not
             for row in rows:
                 copy.write_row((*row, Voucher.State.ISSUED))
     recorded.record(batch, actor=actor, action="generate",
-                    changes={"count": [None, count], "nominal": [None, f"{nominal:f}"], "currency": [None, currency],
+                    changes={"count": [None, count], "nominal": [None, common.units(nominal, currency)], "currency": [None, currency],
                              "expires_on": [None, str(expires_on)]})
     return batch, cards
 
