@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0002_alter_notification_event_and_more'),
+        ('integrations', '0003_credit_note_event'),
     ]
 
     operations = [
