@@ -9,7 +9,7 @@ from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import DomainError, PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
-from tarifa.kernel.money import check_currency, format_amount
+from tarifa.kernel.money import check_currency
 from tarifa.kernel.numbering import next_number
 from tarifa.ledger import services as ledger
 from tarifa.ledger.models import Transfer
