@@ -208,7 +208,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "tarifa.web.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tarifa.web.api.exception_handler",
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Drops nested records the caller may not view (tarifa.web.api_nesting).
+    "DEFAULT_RENDERER_CLASSES": ["tarifa.web.api_nesting.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["tarifa.web.parsers.JSONParser", "tarifa.web.parsers.MultiPartParser"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -86,6 +86,7 @@ class InvoiceSerializer(StrictModelSerializer):
 
     class Meta:
         model = Invoice
+        nested_parts = ["lines"]  # the invoice's own content (tarifa.web.api_nesting)
         fields = ["id", "number", "kind", "purpose", "state", "billing_account", "customer", "cycle", "period",
                   "period_start",
                   "period_end", "invoice_date", "due_date", "currency", "rounding", "rounding_note", "subtotal",

@@ -99,8 +99,8 @@ def _refuse_beyond(actor_rights, wanted, what: str, field: str) -> None:
     missing = _beyond(actor_rights, wanted)
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise RightsExceeded(f"{what}: you do not hold {shown} yourself.", fields={field: [
-            f"You may only grant permissions you hold yourself; you lack {shown}."]})
+        message = f"{what}: you do not hold {shown} yourself."
+        raise RightsExceeded(message, fields={field: [message]})
 
 
 def check_manage_user(actor, user, *, doing: str = "change") -> None:
@@ -114,7 +114,7 @@ def check_manage_user(actor, user, *, doing: str = "change") -> None:
     if missing:
         raise RightsExceeded(
             f"You may not {doing} {user.get_username()}: they hold rights you do not "
-            f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}).")
+            f"({', '.join(missing[:5])}{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}).")
 
 
 def _check_role_grant(actor, user, before_roles, after_roles) -> None:
@@ -129,9 +129,9 @@ def _check_role_grant(actor, user, before_roles, after_roles) -> None:
         if user is not None and actor.pk == user.pk and held != ALL:
             gained = _role_rights(added) - held
             if gained:
-                raise RightsExceeded("You cannot raise your own rights: another user must grant you "
-                                     f"{', '.join(sorted(gained)[:5])}.", fields={"roles": [
-                                         "You cannot give yourself roles with rights you do not hold."]})
+                message = ("You cannot raise your own rights: another user must grant you "
+                           f"{', '.join(sorted(gained)[:5])}{f' and {len(gained) - 5} more' if len(gained) > 5 else ''}.")
+                raise RightsExceeded(message, fields={"roles": [message]})
         for role in added:
             _refuse_beyond(held, _role_rights([role]), f"You may not grant the role {role.name}", "roles")
     for role in removed:

@@ -718,6 +718,7 @@ class GeneratedBatchSerializer(VoucherBatchSerializer):
                                   help_text="The codes, shown this once: only their HMAC is stored.")
 
     class Meta(VoucherBatchSerializer.Meta):
+        nested_parts = ["cards"]  # the codes just generated, for their generator (tarifa.web.api_nesting)
         fields = VoucherBatchSerializer.Meta.fields + ["cards"]
         read_only_fields = fields
 

@@ -363,6 +363,7 @@ class RerateRunSerializer(StrictModelSerializer):
 
     class Meta:
         model = RerateRun
+        nested_parts = ["lines"]  # the run's own result lines (tarifa.web.api_nesting)
         fields = ["id", "date_from", "date_to", "billing_account", "records", "changed", "unratable", "old_total",
                   "new_total", "difference", "transfers", "started_at", "finished_at", "actor", "lines"]
 

@@ -126,6 +126,18 @@ class AutoSchema(SpectacularAutoSchema):
                 meta = {**meta, "nullable": True}
         return meta
 
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "response" and schema.get("required"):
+            from .api_nesting import guarded_names
+
+            # Omitted for a caller who may not view their records (tarifa.web.api_nesting).
+            guarded = guarded_names(serializer)
+            schema["required"] = [name for name in schema["required"] if name not in guarded]
+            if not schema["required"]:
+                del schema["required"]
+        return schema
+
     def _insert_field_validators(self, field, schema):
         super()._insert_field_validators(field, schema)
         along = _model_fields_along(field)
