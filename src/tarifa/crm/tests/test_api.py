@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 CLERK_PERMS = ["crm.view_customer", "crm.add_customer", "crm.change_customer", "crm.delete_customer",
                "crm.view_contact", "crm.add_contact", "crm.delete_contact", "crm.view_contract", "crm.add_contract",
-               "crm.add_note", "crm.view_note"]
+               "crm.add_note", "crm.view_note", "crm.view_address", "crm.add_address"]  # sees what it adds
 
 
 @pytest.fixture
