@@ -41,9 +41,10 @@ def load(*, actor) -> dict:
             services.create_template(actor=actor, event=event, channel="sms", language="en", body=body)
     customer = Customer.objects.order_by("number").first()
     if customer is not None and not Notification.objects.exists():
+        account = customer.billing_accounts.first()
         note = services.notify(event="payment_received", customer=customer, source_event="demo",
-                               context={"amount": "10.00", "currency": "", "balance": "10.00",
-                                        "account": customer.billing_accounts.first()})
+                               context={"amount": "10.00", "currency": getattr(account, "currency", ""),
+                                        "balance": "10.00", "account": account})
         # Demo messages are never sent to the demo's made-up addresses: they land in the local
         # outbox (Operations › Local outbox), where the operator reads them.
         services.deliver_now(note.pk, to_outbox=True)
