@@ -124,7 +124,8 @@ class Crawl:
             return None
         if not parts.path.startswith("/") or parts.path.startswith(self.skip):
             return None
-        query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+        # by name only (a stable sort): a repeated parameter keeps its order, the last one wins
+        query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True), key=lambda kv: kv[0]))
         url = parts.path + (f"?{query}" if query else "")
         if url in self.seen:
             return None
