@@ -319,7 +319,8 @@ class BatchSerializer(StrictModelSerializer):
     class Meta:
         model = UsageBatch
         fields = ["id", "kind", "format_code", "file_name", "file_size", "status", "read", "rated", "rejected",
-                  "duplicates", "charged", "transfers", "reasons", "started_at", "finished_at", "actor", "error",
+                  "duplicates", "reprocessed", "charged", "transfers", "reasons", "started_at", "finished_at", "actor",
+                  "error",
                   "timings"]
 
 

@@ -333,8 +333,10 @@ class LineParser:
             number = int(usage_text)
             usage = number * time_unit if measure == "time" else number * data_unit if measure == "bytes" else number
             source = g_source(values) or default_source
+            # The raw line is staged with every record: one rejected after reading (no subscriber,
+            # no rate) keeps it, and a corrected line is told from a retry of the same line.
             return (line_no, source[:64], record_id[:128], subject[:100], g_dest(values)[:64], usage_type[:32],
-                    start.isoformat(), usage, "", "", "")
+                    start.isoformat(), usage, "", "", text)
 
         return parse
 
@@ -434,7 +436,7 @@ class LineParser:
                 return base + (start.isoformat(), None, MALFORMED, str(exc), text)
         if usage < 0:
             return base + (start.isoformat(), usage, NEGATIVE_USAGE, f"negative usage {usage_text!r}", text)
-        return base + (start.isoformat(), usage, "", "", "")
+        return base + (start.isoformat(), usage, "", "", text)
 
     def _reject(self, line_no, raw: bytes, text: str, values, reason, message, default_source):
         record_id = source = ""

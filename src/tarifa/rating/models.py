@@ -442,6 +442,9 @@ class UsageBatch(models.Model):
     rated = models.BigIntegerField(_("rated"), default=0)
     rejected = models.BigIntegerField(_("rejected"), default=0)
     duplicates = models.BigIntegerField(_("duplicates"), default=0)
+    # Of the rated and rejected: records that replaced an earlier rejection of the same
+    # (source, record id) — a corrected line imported again (the rejection is then superseded).
+    reprocessed = models.BigIntegerField(_("reprocessed"), default=0)
     charged = models.DecimalField(_("charged to prepaid accounts"), max_digits=24, decimal_places=6, default=0)
     transfers = models.PositiveIntegerField(_("ledger transfers"), default=0)
     reasons = models.JSONField(_("rejections by reason"), default=dict, blank=True)
@@ -463,16 +466,19 @@ class UsageBatch(models.Model):
 
     def summary(self) -> dict:
         return {"batch": str(self.id), "status": self.status, "read": self.read, "rated": self.rated,
-                "rejected": self.rejected, "duplicates": self.duplicates, "charged": str(self.charged),
+                "rejected": self.rejected, "duplicates": self.duplicates, "reprocessed": self.reprocessed,
+                "charged": str(self.charged),
                 "transfers": self.transfers, "reasons": self.reasons}
 
 
 class UsageRecord(models.Model):
     """An input usage record that is not a duplicate: rated, or rejected with a reason.
 
-    Unique by (source, record_id) in the database: a record is never taken twice. A
-    rejected record stays here with its reason and raw line until it is corrected and
-    reprocessed; it is never dropped.
+    Unique by (source, record_id) in the database among the records not superseded: a record
+    is never taken twice. A rejected record stays here with its reason and raw line until it
+    is corrected and reprocessed; it is never dropped. A corrected line imported again with
+    the same record id replaces a *rejected* record: the rejection stays, as it was, with
+    status "superseded" and a link to the record that replaced it.
 
     Millions of rows arrive per import, set-based, so the table carries no foreign-key
     triggers (its references are resolved by joins with the tables they point to, in the
@@ -484,12 +490,13 @@ class UsageRecord(models.Model):
     class Status(models.TextChoices):
         RATED = "rated", _("Rated")
         REJECTED = "rejected", _("Rejected")
+        SUPERSEDED = "superseded", _("Rejected, superseded by a corrected import")
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="records", verbose_name=_("batch"),
                               db_constraint=False, db_index=False)
     line_no = models.BigIntegerField(_("line"), default=0)
-    status = models.CharField(_("status"), max_length=8, choices=Status.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     source = models.CharField(_("source"), max_length=64, blank=True)
     record_id = models.CharField(_("record id"), max_length=128)
     subject = models.CharField(_("subject"), max_length=100, blank=True)
@@ -521,12 +528,15 @@ class UsageRecord(models.Model):
     message = models.TextField(_("message"), blank=True)
     raw = models.TextField(_("raw record"), blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=1)
+    superseded_by = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                      db_constraint=False, db_index=False, verbose_name=_("superseded by"))
 
     class Meta:
         verbose_name = _("usage record")
         verbose_name_plural = _("usage records")
         ordering = ["-start_time"]
-        constraints = [models.UniqueConstraint(fields=["source", "record_id"], name="rating_usage_source_record")]
+        constraints = [models.UniqueConstraint(fields=["source", "record_id"], condition=~Q(status="superseded"),
+                                               name="rating_usage_source_record_live")]
         indexes = [
             models.Index(fields=["billing_account", "start_time"], name="rating_usage_account_time"),
             BrinIndex(fields=["batch"], name="rating_usage_batch_brin"),

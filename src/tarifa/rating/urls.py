@@ -173,9 +173,9 @@ class UsageImportView(PermissionRequiredView):
                                           file_name=upload.name, file_size=upload.size,
                                           source=form.cleaned_data["source"], parallel=False)
                 messages.success(request, _("Imported: %(read)s read, %(rated)s rated, %(rejected)s rejected, "
-                                            "%(dup)s duplicates.") % {"read": batch.read, "rated": batch.rated,
-                                                                     "rejected": batch.rejected,
-                                                                     "dup": batch.duplicates})
+                                            "%(dup)s duplicates (%(again)s reprocessed).")
+                                 % {"read": batch.read, "rated": batch.rated, "rejected": batch.rejected,
+                                    "dup": batch.duplicates, "again": batch.reprocessed})
                 return redirect("rating:usagebatch_detail", batch.pk)
             except DomainError as exc:
                 apply_domain_error(form, exc)

@@ -112,10 +112,15 @@ class Tables:
         else:
             cursor.execute(f"CREATE UNLOGGED TABLE {name} AS {query}", params)
 
+    @property
+    def again(self) -> str:
+        """Staged records that replace a stored rejection (a corrected line imported again)."""
+        return self.stage + "_again"
+
     def drop(self, cursor):
         if not self.temp:
             cursor.execute(f"DROP TABLE IF EXISTS {self.stage}, {self.resolved}, {self.results}, {self.deltas}, "
-                           f"{self.charges}")
+                           f"{self.charges}, {self.again}")
 
 
 STAGE_COLUMNS = ("n bigint, line_no bigint, source text, record_id text, subject text, destination text, "
@@ -253,7 +258,7 @@ def _json_row(i: int, rec, parser: LineParser, default_source: str) -> tuple:
         return base + (start.isoformat(), None, MALFORMED, str(exc), raw)
     if usage < 0:
         return base + (start.isoformat(), usage, "negative_usage", f"negative usage {usage_value!r}", raw)
-    return base + (start.isoformat(), usage, "", "", "")
+    return base + (start.isoformat(), usage, "", "", raw)
 
 
 def reprocess(*, actor, ids=None, reasons=None, batch=None, include_filtered=False) -> UsageBatch:
@@ -595,14 +600,29 @@ LEFT JOIN rating_usagetype ut ON ut.code = s.usage_type
 DEDUPE_SQL = "WHERE s.n NOT IN (SELECT n FROM {dups})"
 
 # Staged records that are duplicates: of a record already stored (probed through the
-# unique index), or of an earlier line of the same batch.
+# unique index, whose predicate leaves superseded rejections out), or of an earlier line
+# of the same batch.
 DUPLICATES_SQL = """
 SELECT s.n FROM {stage} s
-WHERE EXISTS (SELECT 1 FROM rating_usagerecord u WHERE u.source = s.source AND u.record_id = s.record_id)
+WHERE EXISTS (SELECT 1 FROM rating_usagerecord u WHERE u.source = s.source AND u.record_id = s.record_id
+              AND u.status <> 'superseded')
 UNION
 SELECT s.n FROM {stage} s JOIN (
   SELECT source, record_id, min(n) AS keep FROM {stage} GROUP BY source, record_id HAVING count(*) > 1) d
   ON d.source = s.source AND d.record_id = s.record_id AND s.n <> d.keep
+"""
+
+
+# Of those duplicates, the ones that are not: the first line of the batch for a stored
+# *rejected* record, with a raw line different from the stored one — a corrected line
+# imported again. It is rated (or rejected) anew; the stored rejection is superseded. The
+# same line sent again is a retry, and stays a duplicate.
+AGAIN_SQL = """
+SELECT s.n, u.id AS old_id FROM {dups} d
+JOIN {stage} s ON s.n = d.n
+JOIN rating_usagerecord u ON u.source = s.source AND u.record_id = s.record_id AND u.status = 'rejected'
+WHERE u.raw IS DISTINCT FROM s.raw
+  AND NOT EXISTS (SELECT 1 FROM {stage} e WHERE e.source = s.source AND e.record_id = s.record_id AND e.n < s.n)
 """
 
 
@@ -613,6 +633,9 @@ def _resolve(cursor, tables: Tables, *, mode: str) -> int:
     if mode == "import":
         dups = tables.stage + "_dups"
         tables.create_as(cursor, dups, DUPLICATES_SQL.format(stage=tables.stage))
+        tables.create_as(cursor, tables.again, AGAIN_SQL.format(dups=dups, stage=tables.stage))
+        if cursor.rowcount:
+            cursor.execute(f"DELETE FROM {dups} WHERE n IN (SELECT n FROM {tables.again})")
         cursor.execute(f"ANALYZE {dups}")
         dedupe = DEDUPE_SQL.format(dups=dups)
     # Every staged record joins the few subscription, tariff and account rows it needs:
@@ -967,6 +990,7 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
                       AND c.service_type = coalesce(r.service_type, 'usage')"""
     status = "CASE WHEN coalesce(x.reason, r.reason) = '' THEN 'rated' ELSE 'rejected' END"
     params = {"batch": batch.pk, "at": at, **_record_ids(batch.pk)}
+    reprocessed = 0
     if mode == "reprocess":
         cursor.execute(f"""
             WITH upd AS (
@@ -985,6 +1009,11 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
               RETURNING u.status, u.reason)
             SELECT status, reason, count(*) FROM upd GROUP BY 1, 2""", params)
     else:
+        # Corrected lines of stored rejections: the rejection is superseded (kept as it was),
+        # so the new record takes its (source, record id).
+        cursor.execute(f"""UPDATE rating_usagerecord u SET status = 'superseded' FROM {tables.again} a
+                           WHERE u.id = a.old_id AND u.status = 'rejected'""")
+        reprocessed = cursor.rowcount
         cursor.execute(f"""
             WITH ins AS (
               INSERT INTO rating_usagerecord (id, batch_id, line_no, status, source, record_id, subject, destination,
@@ -999,10 +1028,18 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
                      coalesce(x.reason, r.reason), coalesce(x.message, r.message),
                      CASE WHEN coalesce(x.reason, r.reason) = '' THEN '' ELSE r.raw END, 1
               FROM {tables.resolved} r LEFT JOIN {tables.results} x ON x.n = r.n {charge_join}
-              ON CONFLICT (source, record_id) DO NOTHING
+              ON CONFLICT (source, record_id) WHERE status <> 'superseded' DO NOTHING
               RETURNING status, reason)
             SELECT status, reason, count(*) FROM ins GROUP BY 1, 2""", params)
     counts = cursor.fetchall()
+    if reprocessed:
+        cursor.execute(f"""
+            UPDATE rating_usagerecord o SET superseded_by_id = n.id
+            FROM {tables.again} a JOIN rating_usagerecord n ON n.batch_id = %(batch)s
+            WHERE o.id = a.old_id AND n.source = o.source AND n.record_id = o.record_id
+              AND n.status <> 'superseded'""", params)
+        if cursor.rowcount != reprocessed:  # pragma: no cover - the advisory lock keeps other writers out
+            raise RuntimeError(f"{reprocessed} rejections superseded but {cursor.rowcount} replaced")
     lap("records")
     rated = sum(c for s, _, c in counts if s == "rated")
     rejected = sum(c for s, _, c in counts if s == "rejected")
@@ -1016,7 +1053,7 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
     _write_deltas(cursor, tables)
     UsageBatch.objects.filter(pk=batch.pk).update(
         status=UsageBatch.Status.DONE, read=staged, rated=rated, rejected=rejected, duplicates=duplicates,
-        charged=charged, transfers=transfers, reasons=reasons, finished_at=now())
+        reprocessed=reprocessed, charged=charged, transfers=transfers, reasons=reasons, finished_at=now())
     lap("counters")
     _evaluate_thresholds(cursor, tables, actor)
     lap("thresholds")

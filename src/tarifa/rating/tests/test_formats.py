@@ -22,7 +22,8 @@ def parser(spec=None):
 
 def test_csv_line():
     row = parser().parse(2, b"c1,sw1,+15550001,4420,voice,2024-03-05T10:00:00Z,45")
-    assert row == (2, "sw1", "c1", "+15550001", "4420", "voice", "2024-03-05T10:00:00+00:00", 45 * 10**9, "", "", "")
+    assert row == (2, "sw1", "c1", "+15550001", "4420", "voice", "2024-03-05T10:00:00+00:00", 45 * 10**9, "", "",
+                   "c1,sw1,+15550001,4420,voice,2024-03-05T10:00:00Z,45")  # the raw line: kept if rejected later
 
 
 @pytest.mark.parametrize("line,reason,message", [
