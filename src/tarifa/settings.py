@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tarifa.web.middleware.RequestContextMiddleware",
+    "tarifa.web.timeouts.StatementTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "tarifa.urls"
@@ -227,6 +228,11 @@ SPECTACULAR_SETTINGS = {
     # Every operation's error answers and its Idempotency-Key header (tarifa.web.schema).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "tarifa.web.schema.document_errors"],
 }
+
+# Seconds a web request's query may run (0: no limit); longer work runs as a background task.
+TARIFA_REQUEST_STATEMENT_TIMEOUT = float(env("TARIFA_REQUEST_STATEMENT_TIMEOUT", "30"))
+# A list's CSV export above this many rows runs as a background task (a file to download).
+TARIFA_EXPORT_IN_REQUEST_MAX_ROWS = int(env("TARIFA_EXPORT_IN_REQUEST_MAX_ROWS", "20000"))
 
 PROCRASTINATE_ON_APP_READY = "tarifa.web.jobs.on_app_ready"
 

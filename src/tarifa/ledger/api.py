@@ -405,16 +405,39 @@ class RegisteringCustomerViewSet(CustomerViewSet):
 
 
 class LedgerCheckView(APIView):
-    """Every ledger invariant, as `tarifa ledger check` prints it: {"ok", "transfers", "holds",
-    "moved": {currency: total}, "checks", "problems": [{"check", <offender>, "detail"}]}."""
+    """The ledger check (every invariant, as `tarifa ledger check` prints it: {"ok", "transfers",
+    "holds", "moved": {currency: total}, "checks", "problems": [{"check", <offender>, "detail"}]}).
+
+    It reads every transfer, so it runs as a background task: POST starts one (or answers the
+    one under way) with 202, its URL in `url` and `Location` — GET that for the state, progress
+    and, when it succeeded, the report in `result`. GET here answers the last report at once:
+    {"last": {"task", "finished_at", "result"} or null, "under_way": task or null}."""
 
     required_permission = "ledger.view_ledgeraccount"
 
-    @extend_schema(responses={200: {"type": "object"}})
+    @extend_schema(request=None, responses={200: {"type": "object"}})
     def get(self, request):
-        from .selectors import check_ledger
+        from tarifa.web import background
 
-        return Response(check_ledger())
+        from . import tasks  # noqa: F401  (registers the task kind)
+
+        last, under_way = background.latest("ledger.check"), background.running("ledger.check")
+        return Response({
+            "last": {"task": str(last.pk), "finished_at": last.finished_at.isoformat(), "result": last.result}
+            if last else None,
+            "under_way": background.describe(under_way, request) if under_way else None})
+
+    @extend_schema(request=None, responses={202: {"type": "object"}})
+    def post(self, request):
+        from tarifa.web import background
+
+        from . import tasks  # noqa: F401
+
+        task = background.running("ledger.check")
+        if task is None or not background.can_see(request.user, task):
+            task = background.start("ledger.check", actor=request.user)
+        body = background.describe(task, request)
+        return Response(body, status=202, headers={"Location": body["url"]})
 
 
 def _register():

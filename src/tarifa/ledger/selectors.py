@@ -161,19 +161,36 @@ SUBJECT = {"account_totals": "account", "debits_equal_credits": "currency", "tra
            "billing_accounts": "billing_account", "guards": "trigger"}
 
 
-def check_ledger() -> dict:
+# Each check's share of the whole check's time on a large ledger (for progress reports).
+WEIGHTS = {"totals": 10, "account_totals": 35, "debits_equal_credits": 1, "transfer_shape": 15, "posted_holds": 5,
+           "hold_postings": 4, "hold_resolution": 2, "reversals": 25, "billing_accounts": 2, "guards": 1}
+
+
+def check_ledger(progress=None) -> dict:
     """Verify every ledger invariant; the structure `tarifa ledger check` prints.
 
     {"ok", "transfers", "holds", "holds_by_state", "moved": {currency: total},
      "accounts", "checks": {name: "ok" | n problems}, "problems": [{"check", <subject>, "detail"}]}
     Read-only; runs in one REPEATABLE READ snapshot when called outside a transaction.
+    On a large ledger it reads every transfer (minutes at millions): screens and the API run it
+    as a background task (tasks.py, kind "ledger.check"); `progress(percent, step)` is told
+    before each check.
     """
+    total_weight, done = sum(WEIGHTS.values()), 0
+
+    def step(name):
+        nonlocal done
+        if progress is not None:
+            progress(100 * done / total_weight, name)
+        done += WEIGHTS.get(name, 1)
+
     problems = []
     checks = {}
     with connection.cursor() as cursor:
         if not connection.in_atomic_block:
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
+            step("totals")
             cursor.execute("SELECT currency, count(*), sum(amount) FROM ledger_transfer GROUP BY currency"
                            " ORDER BY currency")
             per_currency = cursor.fetchall()
@@ -182,6 +199,7 @@ def check_ledger() -> dict:
             cursor.execute("SELECT count(*) FROM ledger_ledgeraccount")
             accounts = cursor.fetchone()[0]
             for name, sql in CHECKS.items():
+                step(name)
                 cursor.execute(sql, {"limit": PROBLEM_LIMIT})
                 found = cursor.fetchall()
                 checks[name] = "ok" if not found else f"{len(found)}{'+' if len(found) == PROBLEM_LIMIT else ''} problems"

@@ -1,8 +1,10 @@
 """Ledger jobs (procrastinate)."""
 
+from django.utils.translation import gettext_lazy as _
 from procrastinate.contrib.django import app
 
 from tarifa.kernel.clock import now
+from tarifa.web import background
 
 from . import services
 
@@ -13,3 +15,13 @@ def expire_holds(timestamp: int) -> int:
     """Every minute: expire the holds that are due by now. Idempotent; a late or missed run
     is caught up by the next one (it expires everything overdue, not only this minute's)."""
     return services.expire_holds(as_of=now())
+
+
+@background.task_kind("ledger.check", label=_("Ledger check"), permission="ledger.view_ledgeraccount",
+                      result_template="ledger/_check_result.html")
+def run_ledger_check(task, progress) -> dict:
+    """The ledger check (`tarifa ledger check`) as a background task: progress per check,
+    the report as its result."""
+    from .selectors import check_ledger
+
+    return check_ledger(progress=progress)

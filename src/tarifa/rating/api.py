@@ -532,9 +532,12 @@ class BatchViewSet(RecordViewSet):
 
 
 class RatedUsageViewSet(RecordViewSet):
-    """Rated usage; filter by billing_account, subscription, batch, usage_type, start_time range."""
+    """Rated usage, newest imported first; filter by billing_account, subscription, batch, usage_type,
+    start_time range; `?ordering=-start_time` sorts by time (best with a billing_account filter)."""
 
-    queryset = RatedUsage.objects.order_by("-start_time", "id")
+    # The primary key is time-ordered by import: the first page of millions of rows reads 50
+    # of them (ordering by start time sorted the whole table: 1.2 s at 1.6 M records).
+    queryset = RatedUsage.objects.order_by("-id")
     serializer_class = RatedUsageSerializer
     filterset_fields = {"billing_account": ["exact"], "subscription": ["exact"], "batch": ["exact"],
                         "usage_type": ["exact"], "payment_mode": ["exact"], "start_time": ["gte", "lt"]}

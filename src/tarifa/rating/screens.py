@@ -221,7 +221,7 @@ RECORD_COLUMNS = ["start_time", "subject", "destination", "usage_type", "usage",
 register(ModelScreens(
     model=RatedUsage, area=AREA, columns=RECORD_COLUMNS,
     filterset_fields=["usage_type", "payment_mode", "batch"], search_fields=["subject", "destination", "record_id"],
-    ordering=["-start_time"], menu_label=_("Rated usage"),
+    ordering=["-id"], menu_label=_("Rated usage"),  # newest imported first: the primary key (no sort of millions)
     formats=RECORD_FORMATS,
 ))
 

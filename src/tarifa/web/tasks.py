@@ -20,3 +20,14 @@ def purge_idempotent_requests(timestamp: int) -> int:
     keys (ledger transfers, payments) still refuse to apply money twice."""
     days = int(getattr(settings, "TARIFA_IDEMPOTENCY_DAYS", 30))
     return idempotency.purge(older_than=now() - dt.timedelta(days=days))
+
+
+@app.task(queue="tasks", name="web.run_background_task")
+def run_background_task(task_id: str) -> str:
+    """Run a background task (tarifa.web.background): its progress and result on its page."""
+    from . import background
+
+    return background.run(task_id).state
+
+
+from . import exports  # noqa: E402,F401  (registers the "web.export" background task)

@@ -10,6 +10,7 @@ from . import api, registry, views
 from .auth_views import LoginView
 from .jobs import JobListView
 from .search import SearchAPIView, SearchView
+from .task_views import TaskAPI, TaskDownloadView, TaskListAPI, TaskListView, TaskView, sample_task
 
 app_name = "web"
 
@@ -19,12 +20,18 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", JobListView.as_view(), name="jobs"),
     path("search/", SearchView.as_view(), name="search"),
+    path("tasks/", TaskListView.as_view(), name="tasks"),
+    path("tasks/<uuid:pk>/", TaskView.as_view(), name="task"),
+    path("tasks/<uuid:pk>/download/", TaskDownloadView.as_view(), name="task_download"),
 ]
 api.register_endpoint("search/", SearchAPIView.as_view(), "search", None)
 
 registry.register_page(registry.Page("web:dashboard", "Dashboard", "", None, menu=False))
 registry.register_page(registry.Page("web:search", "Search", "", None, menu=False))
 registry.register_page(registry.Page("web:jobs", "Jobs", "Administration", "identity.view_jobs"))
+registry.register_page(registry.Page("web:tasks", "My background tasks", "Administration", None))
+api.register_endpoint("tasks/", TaskListAPI.as_view(), "tasks", None)
+api.register_endpoint("tasks/<uuid:pk>/", TaskAPI.as_view(), "task", "web.view_backgroundtask", sample=sample_task)
 
 
 def screen_patterns():

@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -23,6 +22,7 @@ from tarifa.kernel.errors import DomainError
 from . import display, registry
 from .csvexport import SafeWriter
 from .forms import ArchiveForm, ImportForm, apply_domain_error
+from .pagination import paginate
 
 PAGE_SIZES = (25, 50, 100, 250)
 MAX_IMPORT_ROWS = 10_000
@@ -93,38 +93,58 @@ def build_filterset(screens):
     return django_filters.filterset.filterset_factory(screens.model, fields=fields) if fields else None
 
 
+def list_queryset(s, request):
+    """A list's rows as the request asks for them: (queryset, filterset, query, sort)."""
+    qs = s.get_queryset(request)
+    filterset = None
+    if fs_class := build_filterset(s):
+        filterset = fs_class(request.GET, queryset=qs)
+        qs = filterset.qs if filterset.is_valid() else qs.none()
+    query = request.GET.get("q", "").strip()
+    if query and s.search:
+        qs = s.search(qs, query)
+    elif query and s.search_fields:
+        cond = Q()
+        for f in s.search_fields:
+            cond |= Q(**{f"{f}__icontains": query})
+        qs = qs.filter(cond)
+    if request.GET.get("archived") != "1" and hasattr(s.model, "archived_at"):
+        qs = qs.filter(archived_at__isnull=True)
+    sort = request.GET.get("sort", "")
+    if sort.lstrip("-") in s.columns:
+        qs = qs.order_by(sort, "pk")
+    elif s.ordering:
+        qs = qs.order_by(*s.ordering)
+    return qs, filterset, query, sort
+
+
+def csv_rows(qs, columns, screens):
+    """The CSV text of a list, in chunks: a header, then one line per record."""
+    buffer = io.StringIO()
+    writer = SafeWriter(buffer)  # no cell may start a spreadsheet formula
+    writer.writerow(["id"] + [capfirst(label) for _, label in columns])
+    for obj in qs.iterator(chunk_size=2000):
+        writer.writerow([obj.pk] + [display.render_value(obj, c, screens=screens, html=False, beside=screens.columns)
+                                    for c, _ in columns])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+    yield buffer.getvalue()
+
+
 class ObjectListView(ScreenView):
     def get(self, request):
         s = self.screens
-        qs = s.get_queryset(request)
-        filterset = None
-        if fs_class := build_filterset(s):
-            filterset = fs_class(request.GET, queryset=qs)
-            qs = filterset.qs if filterset.is_valid() else qs.none()
-        query = request.GET.get("q", "").strip()
-        if query and s.search:
-            qs = s.search(qs, query)
-        elif query and s.search_fields:
-            cond = Q()
-            for f in s.search_fields:
-                cond |= Q(**{f"{f}__icontains": query})
-            qs = qs.filter(cond)
-        if request.GET.get("archived") != "1" and hasattr(s.model, "archived_at"):
-            qs = qs.filter(archived_at__isnull=True)
-        sort = request.GET.get("sort", "")
-        if sort.lstrip("-") in s.columns:
-            qs = qs.order_by(sort, "pk")
-        elif s.ordering:
-            qs = qs.order_by(*s.ordering)
+        qs, filterset, query, sort = list_queryset(s, request)
         columns = [(c, field_label(s.model, c)) for c in s.columns]
         if request.GET.get("export") == "csv":
-            return self.export(qs, columns)
+            return self.export(request, qs, columns)
         try:
             per_page = int(request.GET.get("per_page", 50))
         except ValueError:
             per_page = 50
         per_page = per_page if per_page in PAGE_SIZES else 50
-        page = Paginator(qs, per_page).get_page(request.GET.get("page"))
+        page = paginate(qs, request.GET.get("page"), per_page)  # no COUNT(*) over a large table
         user = request.user
         rows = [(obj, [display.render_value(obj, c, screens=s, user=user, beside=s.columns) for c in s.columns])
                 for obj in page.object_list]
@@ -140,22 +160,22 @@ class ObjectListView(ScreenView):
         template = "web/_list_table.html" if request.htmx and request.htmx.target == "object-table" else "web/object_list.html"
         return render(request, template, context)
 
-    def export(self, qs, columns):
+    def export(self, request, qs, columns):
+        """Small lists stream at once; above TARIFA_EXPORT_IN_REQUEST_MAX_ROWS rows the export runs as
+        a background task (tarifa.web.exports) and this answers with the task's page."""
+        from django.conf import settings
+
+        from .pagination import bounded_count
+
+        limit = int(getattr(settings, "TARIFA_EXPORT_IN_REQUEST_MAX_ROWS", 20000))
+        if bounded_count(qs, limit) is None:
+            from . import exports
+
+            task = exports.start(self.screens, request)
+            messages.info(request, _("A large export runs in the background: its file is offered here when ready."))
+            return redirect("web:task", pk=task.pk)
         name = f"{self.screens.model_name}s.csv"
-
-        def rows():
-            buffer = io.StringIO()
-            writer = SafeWriter(buffer)  # no cell may start a spreadsheet formula
-            writer.writerow(["id"] + [capfirst(label) for _, label in columns])
-            for obj in qs.iterator(chunk_size=2000):
-                writer.writerow([obj.pk] + [display.render_value(obj, c, screens=self.screens, html=False,
-                                                                 beside=self.screens.columns) for c, _ in columns])
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate(0)
-            yield buffer.getvalue()
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(csv_rows(qs, columns, self.screens), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 

@@ -279,13 +279,41 @@ def test_old_answers_are_purged(client):
     assert not IdempotentRequest.objects.exists()
 
 
-def test_ledger_check_endpoint_summarises_and_needs_its_permission(client, api, make_user):
+def test_ledger_check_endpoint_runs_as_a_task_and_needs_its_permission(client, api, make_user):
+    """POST starts the check as a background task (202 + its URL); the task's URL gives state,
+    progress and the report; GET answers the last report at once (no check in the request)."""
+    from unittest import mock
+
+    from tarifa.web import background
+    from tarifa.web.models import BackgroundTask
+
     account = f.account()
     f.pay(account, "7.5")
-    response = client.get("/api/v1/ledger/check/")
-    assert response.status_code == 200, response.json()
-    report = response.json()
+    with mock.patch("tarifa.ledger.selectors.check_ledger", side_effect=AssertionError("ran in the request")):
+        assert client.get("/api/v1/ledger/check/").json() == {"last": None, "under_way": None}
+        started = client.post("/api/v1/ledger/check/")
+    assert started.status_code == 202, started.json()
+    body = started.json()
+    assert body["state"] == "queued" and body["progress"] == 0 and body["result"] is None
+    assert started["Location"] == body["url"] and body["url"].endswith(f"/api/v1/tasks/{body['id']}/")
+    assert client.get("/api/v1/ledger/check/").json()["under_way"]["id"] == body["id"]
+
+    background.run(body["id"])
+    task = client.get(f"/api/v1/tasks/{body['id']}/").json()
+    assert task["state"] == "succeeded" and task["progress"] == 100
+    report = task["result"]
     assert report["ok"] is True and report["problems"] == []
     assert report["transfers"] == 1 and report["holds"] == 0 and report["moved"] == {"USD": "7.500000"}
     assert set(report["checks"].values()) == {"ok"}
-    assert api(make_user("ledger.view_billingaccount")).get("/api/v1/ledger/check/").status_code == 403
+    last = client.get("/api/v1/ledger/check/").json()
+    assert last["last"]["result"] == report and last["under_way"] is None
+    assert BackgroundTask.objects.get().requested_by is not None
+
+    outsider = api(make_user("ledger.view_billingaccount"))
+    assert outsider.get("/api/v1/ledger/check/").status_code == 403
+    assert outsider.post("/api/v1/ledger/check/").status_code == 403
+    other = api(make_user("ledger.view_ledgeraccount"))
+    assert other.get(f"/api/v1/tasks/{body['id']}/").status_code == 403  # not theirs
+    assert other.get("/api/v1/tasks/").json() == {"results": []}
+    assert api(make_user("web.view_backgroundtask")).get(f"/api/v1/tasks/{body['id']}/").status_code == 200
+    assert other.get("/api/v1/tasks/01a248d9-4e24-7215-8870-7cf690f5375d/").status_code == 404

@@ -154,15 +154,61 @@ def test_customer_page_shows_the_billing_accounts_panel(ui):
     assert "40.00" in page and "Recent charges and payments" in page
 
 
-def test_ledger_check_page_runs_on_request(ui, make_user, client):
+def run_queued_tasks():
+    """What a worker does with the queued background tasks (their jobs are in procrastinate's table)."""
+    from tarifa.web import background
+    from tarifa.web.models import BackgroundTask
+
+    for task in BackgroundTask.objects.filter(state="queued").order_by("created_at"):
+        background.run(task.pk)
+
+
+def test_ledger_check_page_starts_a_background_task(ui, make_user, client):
+    """Issue 10 item 20: the check ran inside the request (minutes on 2 M transfers). The page now
+    starts a task and opens its page; the worker runs it with progress; the report is its result
+    and the check page's "last report"."""
+    from unittest import mock
+
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
     account = f.account()
     f.pay(account, "3")
-    page = ui.get("/ledger/check/")
-    assert page.status_code == 200 and b'data-testid="ledger-check-result"' not in page.content
-    ran = ui.get("/ledger/check/?run=1").content.decode()
-    assert 'data-testid="ledger-check-result"' in ran and "OK" in ran and "1 transfers" in ran
+    with mock.patch("tarifa.ledger.selectors.check_ledger", side_effect=AssertionError("ran in the request")):
+        page = ui.get("/ledger/check/")
+        assert page.status_code == 200 and b'data-testid="ledger-check-result"' not in page.content
+        assert b"No check has run yet" in page.content
+        assert b'data-testid="ledger-check-result"' not in ui.get("/ledger/check/?run=1").content
+        started = ui.post("/ledger/check/")
+    assert started.status_code == 302 and started["Location"].startswith("/tasks/")
+    job = ProcrastinateJob.objects.get(task_name="web.run_background_task")
+    assert job.status == "todo" and job.queue_name == "tasks"
+    waiting = ui.get(started["Location"]).content.decode()
+    assert 'data-state="queued"' in waiting and "hx-trigger" in waiting
+    assert ui.post("/ledger/check/")["Location"] == started["Location"]  # one under way: that one
+
+    steps = []
+    from tarifa.web import background
+
+    real = background.Progress.__call__
+
+    def spy(self, percent, text=""):
+        steps.append((int(percent), text))
+        return real(self, percent, text)
+
+    with mock.patch.object(background.Progress, "__call__", spy):
+        run_queued_tasks()
+    assert [t for _p, t in steps][:3] == ["totals", "account_totals", "debits_equal_credits"]
+    assert [p for p, _t in steps] == sorted(p for p, _t in steps) and steps[-1][0] < 100
+
+    done = ui.get(started["Location"]).content.decode()
+    assert 'data-state="succeeded"' in done and "hx-trigger" not in done
+    assert 'data-testid="ledger-check-result"' in done and "OK" in done and "1 transfers" in done
+    again = ui.get("/ledger/check/").content.decode()
+    assert 'data-testid="ledger-check-result"' in again and "Last report" in again
     client.force_login(make_user("ledger.view_billingaccount"))
     assert client.get("/ledger/check/").status_code == 403
+    assert client.post("/ledger/check/").status_code == 403
+    assert client.get(started["Location"]).status_code == 403  # another user's task
 
 
 def test_registering_a_customer_opens_no_account_for_a_user_who_may_not_open_accounts(make_user, staff_client):
