@@ -205,7 +205,9 @@ class TransferViewSet(RecordViewSet):
     """Ledger transfers (never changed). Filter by kind, currency, `account` / `billing_account`
     (either side), `date_from`/`date_to`, `tag=name:value`, reference."""
 
-    queryset = Transfer.objects.select_related("debit_account", "credit_account").order_by("-created_at", "-id")
+    # Newest first by the time-ordered primary key: ordering by created_at sorted every transfer
+    # (3 s at 0.5 M); `?ordering=-created_at` is still offered.
+    queryset = Transfer.objects.select_related("debit_account", "credit_account").order_by("-id")
     serializer_class = TransferSerializer
     filterset_class = TransferFilter
     ordering_fields = ["created_at", "amount"]

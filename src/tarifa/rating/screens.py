@@ -223,6 +223,7 @@ register(ModelScreens(
     filterset_fields=["usage_type", "payment_mode", "batch"], search_fields=["subject", "destination", "record_id"],
     ordering=["-id"], menu_label=_("Rated usage"),  # newest imported first: the primary key (no sort of millions)
     formats=RECORD_FORMATS,
+    queryset=lambda request: RatedUsage.objects.select_related("billing_account"),  # one query for the page
 ))
 
 register(ModelScreens(

@@ -120,8 +120,9 @@ def paginate(queryset, number, per_page: int) -> ListPage:
     number = page_number(number)
     offset = (number - 1) * per_page
     rows = list(queryset[offset: offset + per_page + 1])
-    if not rows and number > 1:  # past the end: the first page (as Paginator.get_page does for the last)
-        return paginate(queryset, 1, per_page)
+    if not rows and number > 1:  # past the end: the last page when counted, else the first
+        count, exact = total(queryset)
+        return paginate(queryset, max(1, math.ceil(count / per_page)) if exact else 1, per_page)
     count, exact = total(queryset) if number == 1 or rows else (0, True)
     if exact:
         count = max(count, offset + min(len(rows), per_page))

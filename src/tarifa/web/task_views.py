@@ -6,6 +6,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -68,11 +69,25 @@ class TaskDownloadView(PermissionRequiredView):
         return FileResponse(open(path, "rb"), as_attachment=True, filename=task.file_name)
 
 
+TASK_SCHEMA = {"type": "object", "properties": {
+    "id": {"type": "string", "format": "uuid"}, "kind": {"type": "string"}, "label": {"type": "string"},
+    "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+    "progress": {"type": "integer"}, "step": {"type": "string"}, "params": {"type": "object"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "started_at": {"type": "string", "format": "date-time", "nullable": True},
+    "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+    "url": {"type": "string"}, "page": {"type": "string"},
+    "result": {"type": "object", "nullable": True}, "error": {"type": "string", "nullable": True},
+    "file": {"type": "object", "nullable": True}}}
+
+
 class TaskListAPI(APIView):
     """The background tasks you started (every task with web.view_backgroundtask), newest first (100)."""
 
     required_permission = None
 
+    @extend_schema(operation_id="tasks_list", responses={200: {"type": "object", "properties": {
+        "results": {"type": "array", "items": TASK_SCHEMA}}}})
     def get(self, request):
         return Response({"results": [background.describe(t, request)
                                      for t in background.visible_to(request.user)[:100]]})
@@ -85,6 +100,7 @@ class TaskAPI(APIView):
 
     required_permission = None
 
+    @extend_schema(operation_id="tasks_retrieve", responses={200: TASK_SCHEMA})
     def get(self, request, pk):
         return Response(background.describe(background.get_for(request.user, pk), request))
 

@@ -29,7 +29,7 @@ api.register_endpoint("search/", SearchAPIView.as_view(), "search", None)
 registry.register_page(registry.Page("web:dashboard", "Dashboard", "", None, menu=False))
 registry.register_page(registry.Page("web:search", "Search", "", None, menu=False))
 registry.register_page(registry.Page("web:jobs", "Jobs", "Administration", "identity.view_jobs"))
-registry.register_page(registry.Page("web:tasks", "My background tasks", "Administration", None))
+registry.register_page(registry.Page("web:tasks", "My background tasks", "Administration", None, menu=False))
 api.register_endpoint("tasks/", TaskListAPI.as_view(), "tasks", None)
 api.register_endpoint("tasks/<uuid:pk>/", TaskAPI.as_view(), "task", "web.view_backgroundtask", sample=sample_task)
 

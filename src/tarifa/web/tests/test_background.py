@@ -99,10 +99,10 @@ def _call(middleware, view, request):
         return response
 
 
-@override_settings(TARIFA_EXPORT_IN_REQUEST_MAX_ROWS=5)
 def test_a_large_export_runs_as_a_task_whose_file_only_its_requester_downloads(events, make_user, tmp_path,
                                                                                settings):
     settings.MEDIA_ROOT = str(tmp_path)
+    settings.TARIFA_EXPORT_IN_REQUEST_MAX_ROWS = 5
     owner = make_user("audit.view_auditevent", password=None)
     ui = client_for(owner)
     started = ui.get("/audit/auditevent/?export=csv&action=note")
