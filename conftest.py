@@ -3,4 +3,4 @@
 
 import pytest
 
-pytest_plugins = ["tarifa.testing.fixtures"]
+pytest_plugins = ["tarifa.testing.fixtures", "tarifa.testing.processes"]

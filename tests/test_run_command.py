@@ -4,140 +4,25 @@ It bootstraps the database, serves HTTP on $PORT with gunicorn, runs a job worke
 SIGINT stops both children and exits. A second start reuses the data.
 """
 
-import json
 import os
-import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from pathlib import Path
-from urllib.parse import quote, urlencode
 
-import psutil
 import psycopg
-import pytest
-from django.db import connections
 
-ADMIN_PASSWORD = "Run-e2e-pass-word-31"
+# fresh_database is a fixture of tarifa.testing.processes (a pytest plugin, see conftest.py).
+from tarifa.testing.processes import (
+    ADMIN_PASSWORD,
+    Running,
+    alive,
+    child_env,
+    free_port,
+    obtain_token,
+    wait_healthy,
+)
+
 BOOTSTRAP_TIMEOUT = 240  # seconds; about 10 on an idle 2-core machine
-TARIFA = Path(sys.executable).with_name("tarifa")
-
-
-def server_url(dbname: str) -> str:
-    """A URL for database `dbname` on the PostgreSQL server the tests use."""
-    s = connections["default"].settings_dict
-    user, password = quote(s.get("USER") or "", safe=""), quote(s.get("PASSWORD") or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host, port = s.get("HOST") or "", str(s.get("PORT") or "")
-    if host.startswith("/"):  # a Unix socket directory (the embedded server)
-        query = {"host": host, **({"port": port} if port else {})}
-        return f"postgresql://{auth}/{dbname}?{urlencode(query)}"
-    return f"postgresql://{auth}{host or 'localhost'}{':' + port if port else ''}/{dbname}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def fresh_database():
-    name = f"tarifa_run_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server_url(name)
-    finally:
-        with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class Running:
-    """`tarifa run` in the background, its output collected line by line."""
-
-    def __init__(self, env):
-        self.lines: list[str] = []
-        self.process = subprocess.Popen([str(TARIFA), "run"], env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def child_pids(self) -> dict:
-        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(serve|worker): pid (\d+)$", self.output, re.MULTILINE)}
-
-    def wait_for(self, text, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output:
-                return
-            assert self.process.poll() is None, f"`tarifa run` exited early:\n{self.output}"
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} not seen within {timeout} s:\n{self.output}")
-
-    def stop(self, sig=signal.SIGINT, timeout=30) -> int:
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self.reader.join(5)
-        return code
-
-    def kill(self):
-        if self.process.poll() is None:
-            for child in psutil.Process(self.process.pid).children(recursive=True):
-                child.kill()
-            self.process.kill()
-            self.process.wait()
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def get(url, timeout=2):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.status, response.read()
-
-
-def wait_healthy(base, running, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert running.process.poll() is None, f"`tarifa run` exited early:\n{running.output}"
-        try:
-            status, body = get(base + "/healthz")
-            if status == 200:
-                return json.loads(body)
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"/healthz did not answer 200 within {timeout} s:\n{running.output}")
-
-
-def obtain_token(base, username, password):
-    request = urllib.request.Request(base + "/api/v1/auth/token/", method="POST",
-                                     data=json.dumps({"username": username, "password": password}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def job_status(database_url, job_id):
@@ -159,16 +44,6 @@ def count_users(database_url, username=None) -> int:
         if username:
             return conn.execute("SELECT count(*) FROM identity_user WHERE username = %s", [username]).fetchone()[0]
         return conn.execute("SELECT count(*) FROM identity_user").fetchone()[0]
-
-
-def child_env(database_url, port):
-    """The environment of a person's shell: none of pytest's variables (they would switch the
-    settings to test mode), this test's database and port."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "TEST_DATABASE", "TARIFA_TEST_", "DJANGO_ALLOW_ASYNC"))}
-    env.update(DATABASE_URL=database_url, PORT=str(port), TARIFA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               TARIFA_SERVER_WORKERS="2", PYTHONUNBUFFERED="1")
-    return env
 
 
 def test_run_serves_bootstraps_runs_jobs_and_stops_on_ctrl_c(fresh_database):
