@@ -2,9 +2,11 @@
 
 Tarifa runs as its users run it (`tarifa run`: gunicorn and a job worker on a fresh database
 with the demo data), and schemathesis sends it requests generated from its own OpenAPI schema
-with an administrator's token: the schema's examples, the coverage phase (every boundary and
-every kind of invalid value the schema defines) and a bounded fuzzing phase, with a fixed seed
-in deterministic mode so that every run sends the same requests. Token and revoke endpoints are
+with an administrator's token: the schema's examples and a bounded fuzzing phase (4 generated
+cases per operation, valid and invalid), in deterministic mode so that every run sends the same
+requests (about 1,500; a few minutes on an idle 2-core machine). The coverage phase (every
+boundary and every kind of invalid value the schema defines, ~50,000 requests) is too long for
+CI; run it by hand before a release (docs/security.md). Token and revoke endpoints are
 left out (a generated request could revoke the token the run uses).
 
 Every answer must be no 5xx, a documented status, the documented content type and a body that
@@ -31,11 +33,10 @@ TARIFA = Path(sys.executable).with_name("tarifa")
 BOOTSTRAP_TIMEOUT = 300
 FUZZ_TIMEOUT = 1500  # seconds; the run takes a few minutes on an idle 2-core machine
 ARGS = [
-    "--phases", "examples,coverage,fuzzing",
+    "--phases", "examples,fuzzing",
     "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
     "--exclude-path-regex", "token|revoke",
-    "--max-examples", "10",
-    "--seed", "20261206",
+    "--max-examples", "4",
     "--generation-deterministic",
     "--workers", "2",
     "--request-timeout", "60",
