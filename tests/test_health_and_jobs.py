@@ -1,7 +1,6 @@
 """The operations surface: /healthz, the jobs screen with a real worker, and the set-up commands."""
 
 import io
-import threading
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from django.db import OperationalError, connections
 
 from tarifa.identity.models import User
 from tarifa.kernel.tasks import dispatch_event
+from tarifa.testing.processes import run_worker_in_thread
 
 # --- /healthz ---------------------------------------------------------------------------------
 
@@ -47,33 +47,6 @@ def job(job_id):
     from procrastinate.contrib.django.models import ProcrastinateJob
 
     return ProcrastinateJob.objects.get(pk=job_id)
-
-
-def run_worker_in_thread(*argv, timeout=60):
-    """`tarifa worker ARGV` in-process, on its own thread (its own event loop: the test thread
-    may already hold Playwright's), until the queue is empty."""
-    errors = []
-    # Tasks run on the worker's thread pool; with persistent connections (CONN_MAX_AGE) those
-    # threads would keep the test database open and delay dropping it by PostgreSQL's 5 s.
-    db_settings = connections.settings["default"]
-    max_age = db_settings.get("CONN_MAX_AGE")
-    db_settings["CONN_MAX_AGE"] = 0
-
-    def target():
-        try:
-            call_command("worker", *argv)
-        except BaseException as exc:  # noqa: BLE001 — re-raised in the test thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, name="test-worker")
-    thread.start()
-    thread.join(timeout)
-    db_settings["CONN_MAX_AGE"] = max_age
-    assert not thread.is_alive(), f"the worker did not finish within {timeout} s"
-    if errors:
-        raise errors[0]
 
 
 def test_tasks_modules_are_discovered_by_the_worker_app():

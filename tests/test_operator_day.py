@@ -12,16 +12,15 @@ TARIFA_TEST_SCREENSHOTS=<dir> a screenshot of each step is kept (docs/operator-d
 """
 
 import datetime as dt
-import io
 import os
 import re
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from tarifa.kernel import clock
 from tarifa.testing.browser import login
+from tarifa.testing.processes import run_worker_in_thread
 
 pytestmark = pytest.mark.browser
 PASSWORD = "S3cure-pass-word"
@@ -45,7 +44,12 @@ def fill(page, fields: dict):
                                  f"{page.locator('main').inner_text()[:1500]}")
         kind = field.evaluate("e => e.tagName.toLowerCase() + ':' + (e.type || '')")
         if kind.startswith("select"):
-            field.select_option(label=value) if not value.startswith("=") else field.select_option(value[1:])
+            if value.startswith("="):
+                field.select_option(value[1:])
+            else:
+                options = field.locator("option").all_inner_texts()
+                field.select_option(label=next((o for o in options if o.strip() == value), None)
+                                    or next(o for o in options if value in o))
         elif kind.endswith("checkbox"):
             field.set_checked(bool(value))
         else:
@@ -166,5 +170,127 @@ def test_the_operators_day(page, live_server, admin_user, demo):
     assert [s.status for s in (internet, phone, tv)] == ["active"] * 3
     page.goto(f"/crm/customer/{ana.pk}/")
     shot(page, "06-services-sold")
+
+    # The organisation takes internet on its postpaid account.
+    org_internet = sell(org_account, "Internet 100", {"Login": "daylight"})
+    assert org_internet.status == "active"
+
+    # 7. Fee charging, a week at a time, until the prepaid subscriber's money runs out: each run is
+    #    previewed (charges, totals, suspensions) and runs only when confirmed.
+    suspended = []
+    for _week in range(8):
+        day.add_days(7)
+        page.goto("/subscriptions/charge/")
+        fill(page, {"Charge up to (as of)": day.today().isoformat()})
+        page.locator("main").get_by_role("button", name="Preview").click()
+        page.wait_for_load_state("domcontentloaded")
+        assert "Preview: fee charging up to" in page.locator("main").inner_text()
+        assert "is in the future" not in page.locator("main").inner_text()
+        shot(page, "07-charge-preview")
+        page.locator("main").get_by_role("button", name="Confirm: charge").click()
+        page.wait_for_load_state("domcontentloaded")
+        suspended = list(Subscription.objects.filter(billing_account=ana_account, status="suspended"))
+        if suspended:
+            break
+    assert suspended, "the prepaid account never ran out of money"
+    page.goto(f"/crm/customer/{ana.pk}/")
+    assert "Suspended" in page.locator('[data-panel="subscriptions"]').inner_text()
+    ana_account.ledger_account.refresh_from_db()
+    assert ana_account.ledger_account.balance >= 0  # a prepaid account is never charged below its limit
+    shot(page, "07-suspended")
+
+    # 8. Ana pays 60.00 in cash; her services resume (the worker handles the payment's event).
+    page.goto("/payments/cashier/")
+    page.get_by_label("Find customer").fill(ana_account.number)
+    page.get_by_role("button", name="Find").click()
+    row = page.locator(f"tr[data-account='{ana_account.number}']")
+    row.get_by_label("Amount").fill("60.00")
+    row.get_by_role("button", name="Take payment").click()
+    assert page.get_by_test_id("expected-cash").inner_text() == "200.00"
+    run_worker_in_thread("--one-shot", "--concurrency", "1")
+    assert not Subscription.objects.filter(billing_account=ana_account, status="suspended").exists()
+    page.goto(f"/crm/customer/{ana.pk}/")
+    assert "Suspended" not in page.locator('[data-panel="subscriptions"]').inner_text()
+    shot(page, "08-resumed")
+
+    # 9. Import the switch's CDR file: two calls, a repeated line and a line that cannot be read.
+    at = day.today().isoformat()
+    cdrs = (f"day-1;{phone.phone_number};442071234567;{at} 08:00:00;95;ANSWERED\n"
+            f"day-2;{phone.phone_number};15551230000;{at} 08:10:00;125;ANSWERED\n"
+            f"day-2;{phone.phone_number};15551230000;{at} 08:10:00;125;ANSWERED\n"
+            f"day-3;{phone.phone_number};15551230000;not a time;60;ANSWERED\n")
+    page.goto("/rating/usage-import/")
+    page.get_by_label(re.compile("^Usage file")).set_input_files(
+        files=[{"name": "switch-day.csv", "mimeType": "text/csv", "buffer": cdrs.encode()}])
+    fill(page, {"Format": "Demo switch (semicolons)"})
+    page.locator("main form").last.get_by_role("button").last.click()
+    page.wait_for_load_state("domcontentloaded")
+    text = page.locator("main").inner_text()
+    shot(page, "09-usage-imported")
+    from tarifa.rating.models import RatedUsage, RejectedUsage
+    assert RatedUsage.objects.filter(subscription=phone).count() == 2
+    assert RejectedUsage.objects.filter(record_id="day-3").exists()
+    assert re.search(r"[Dd]uplicate", text) and re.search(r"[Rr]ejected", text), text[:800]
+    page.goto(f"/rating/ratedusage/?subscription={phone.pk}")
+    assert "1m35s" in page.locator("main").inner_text() or "1:35" in page.locator("main").inner_text()
+    shot(page, "09-rated-usage")
+
+    # 10. Ana moves from Internet 500 to Internet 100 mid-month.
+    action(page, f"/subscriptions/subscription/{internet.pk}/", "change-tariff",
+           {"New tariff": "Internet 100", "Reason": "Customer asked for a cheaper plan"})
+    internet.refresh_from_db()
+    assert internet.tariff.code == "NET-100"
+    assert "NET-100" in page.locator("main").inner_text() or "Internet 100" in page.locator("main").inner_text()
+    shot(page, "10-tariff-changed")
+
+    # 11. The bill run for November, once every cycle's November has closed.
+    while day.today() < dt.date(2026, 12, 16):
+        day.add_days(1)
+    page.goto("/billing/billrun/add/")
+    fill(page, {"Period": "2026-11"})
+    submit(page)
+    run_worker_in_thread("--one-shot", "--concurrency", "1")
+    from tarifa.billing.models import Invoice
+    invoice = Invoice.objects.get(billing_account=org_account, period="2026-11", kind="invoice")
+    assert invoice.total > 0
+    shot(page, "11-bill-run")
+
+    # 12. The invoice and its PDF.
+    page.goto(f"/billing/invoice/{invoice.pk}/")
+    assert f"{invoice.total:.2f}" in page.locator("#invoice-total").inner_text()
+    with page.expect_download() as download_info:
+        page.locator('[data-action="download-pdf"]').click()
+    from pypdf import PdfReader
+    pdf = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(open(download_info.value.path(), "rb").read())).pages)
+    assert invoice.number in pdf and f"{invoice.total:.2f} USD" in pdf
+    shot(page, "12-invoice")
+
+    # 13. A credit note of 4.00 for a day without service.
+    action(page, f"/billing/invoice/{invoice.pk}/", "credit",
+           {"Amount (gross)": "4.00", "Reason": "Outage on 2026-11-20"})
+    note = Invoice.objects.get(credited_invoice=invoice)
+    assert note.total == Decimal("-4.00")
+    assert "-4.00" in page.locator("main").inner_text()
+    shot(page, "13-credit-note")
+
+    # 14. Close the shift: expected 200.00 in the drawer, 200.00 counted.
+    page.goto("/payments/cashier/")
+    form = page.get_by_test_id("close-shift")
+    form.get_by_label(re.compile("^Counted cash")).fill("200.00")
+    form.get_by_role("button", name="Close shift").click()
+    page.wait_for_load_state("domcontentloaded")
+    if page.get_by_role("button", name=re.compile("Confirm")).count():
+        page.get_by_role("button", name=re.compile("Confirm")).first.click()
+        page.wait_for_load_state("domcontentloaded")
+    assert page.get_by_test_id("closed-expected").inner_text().startswith("200.00")
+    assert page.get_by_test_id("closed-discrepancy").inner_text().startswith("0.00")
+    shot(page, "14-shift-closed")
+
+    # 15. Terminate the TV service.
+    action(page, f"/subscriptions/subscription/{tv.pk}/", "terminate", {"Reason": "Moving abroad"})
+    tv.refresh_from_db()
+    assert tv.status == "terminated"
+    assert "Terminated" in page.locator("main").inner_text()
+    shot(page, "15-terminated")
 
     assert check_ledger()["ok"]

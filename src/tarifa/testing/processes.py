@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 import psutil
 import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import connections
 
 ADMIN_PASSWORD = "Run-e2e-pass-word-31"
@@ -145,3 +146,30 @@ def child_env(database_url, port):
     env.update(DATABASE_URL=database_url, PORT=str(port), TARIFA_ADMIN_PASSWORD=ADMIN_PASSWORD,
                TARIFA_SERVER_WORKERS="2", PYTHONUNBUFFERED="1")
     return env
+
+
+def run_worker_in_thread(*argv, timeout=60):
+    """`tarifa worker ARGV` in-process, on its own thread (its own event loop: the test thread
+    may already hold Playwright's), until the queue is empty."""
+    errors = []
+    # Tasks run on the worker's thread pool; with persistent connections (CONN_MAX_AGE) those
+    # threads would keep the test database open and delay dropping it by PostgreSQL's 5 s.
+    db_settings = connections.settings["default"]
+    max_age = db_settings.get("CONN_MAX_AGE")
+    db_settings["CONN_MAX_AGE"] = 0
+
+    def target():
+        try:
+            call_command("worker", *argv)
+        except BaseException as exc:  # noqa: BLE001 — re-raised in the test thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, name="test-worker")
+    thread.start()
+    thread.join(timeout)
+    db_settings["CONN_MAX_AGE"] = max_age
+    assert not thread.is_alive(), f"the worker did not finish within {timeout} s"
+    if errors:
+        raise errors[0]
