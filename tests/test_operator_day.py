@@ -12,8 +12,10 @@ TARIFA_TEST_SCREENSHOTS=<dir> a screenshot of each step is kept (docs/operator-d
 """
 
 import datetime as dt
+import io
 import os
 import re
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -107,7 +109,8 @@ def test_the_operators_day(page, live_server, admin_user, demo):
     # 2. Register an organisation (postpaid).
     page.goto("/crm/customer/add/")
     fill(page, {"Kind": "Organization", "Legal name": "Daylight Ltd", "Tax id": "DL-2026-11",
-                "E-mail": "billing@daylight.example", "Account currency": "USD", "Payment mode": "Postpaid"})
+                "E-mail": "billing@daylight.example", "Account currency": "USD", "Payment mode": "Postpaid",
+                "Credit limit": "500.00"})
     submit(page)
     org = Customer.objects.get(legal_name="Daylight Ltd")
     org_account = BillingAccount.objects.get(customer=org)
