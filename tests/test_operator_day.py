@@ -165,7 +165,7 @@ def test_the_operators_day(page, live_server, admin_user, demo):
         page.goto(f"/subscriptions/subscription/add/?billing_account={account.pk}")
         fill(page, {"Billing account": f"={account.pk}", "Tariff": tariff_label, **identifiers, "Activate now": True})
         submit(page)
-        return Subscription.objects.filter(billing_account=account).order_by("-created_at").first()
+        return Subscription.objects.filter(billing_account=account).order_by("-number").first()
 
     internet = sell(ana_account, "Internet 500", {"Login": "ana.day"})
     phone = sell(ana_account, "Mobile daily", {"Phone number": "+1 555 0100 778"})
