@@ -184,7 +184,7 @@ def deliver_now(notification_id, *, to_outbox: bool = False) -> Notification:
                     notification=note, channel=note.channel, recipient=note.recipient, subject=note.subject,
                     body=note.body, attachments=[{"name": name, "type": mimetype, "size": len(content)}
                                                  for name, content, mimetype in files])
-                note.provider_id = f"outbox:{message.pk}"
+                note.provider_id = "local outbox"  # the message is linked to its notification
                 note.status = Notification.Status.OUTBOX
             elif note.channel == Channel.EMAIL:
                 note.provider_id = senders.send_email(to=note.recipient, subject=note.subject, body=note.body,

@@ -54,7 +54,9 @@ def test_api_invoices_credit_and_errors(demo, admin_user, api):
                                                "period": period}, format="json")
     assert before.status_code == 409 and before.json()["error"]["code"] == "opened_after_period"
     assert invoice.purpose == "interim" and invoice.period == ""  # billed now, "Invoice now"
-    not_closed = client.post("/api/v1/bill-runs/", {"cycle": invoice.cycle.code, "period": "2999-01"}, format="json")
+    import datetime as dt
+    future = (today() + dt.timedelta(days=62)).strftime("%Y-%m")  # a valid period that has not closed
+    not_closed = client.post("/api/v1/bill-runs/", {"cycle": invoice.cycle.code, "period": future}, format="json")
     assert not_closed.status_code == 409 and not_closed.json()["error"]["code"] == "period_not_closed"
     check = client.get("/api/v1/billing/check/", {"period": period})
     assert check.status_code == 200 and check.json()["ok"], check.json()["problems"][:3]
