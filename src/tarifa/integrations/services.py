@@ -180,7 +180,7 @@ def deliver_now(notification_id, *, to_outbox: bool = False) -> Notification:
         try:
             files = ATTACHMENTS[note.event](note) if note.channel == Channel.EMAIL and note.event in ATTACHMENTS else ()
             if to_outbox or senders.destination(note.channel) == senders.OUTBOX:
-                message = OutboxMessage.objects.create(
+                OutboxMessage.objects.create(
                     notification=note, channel=note.channel, recipient=note.recipient, subject=note.subject,
                     body=note.body, attachments=[{"name": name, "type": mimetype, "size": len(content)}
                                                  for name, content, mimetype in files])

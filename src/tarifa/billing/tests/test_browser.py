@@ -1,10 +1,13 @@
 """In a real browser: the operator opens an invoice from the customer page and downloads its PDF."""
 
+import datetime as dt
 import io
 
 import pytest
+from django.utils import timezone
 
 from tarifa.billing import services
+from tarifa.kernel import clock
 from tarifa.kernel.clock import today
 from tarifa.testing.browser import login
 
@@ -19,9 +22,11 @@ def test_operator_opens_an_invoice_from_the_customer_page_and_downloads_its_pdf(
     make_catalog()
     make_taxes()
     cycle = make_cycle()
-    account = postpaid_org(cycle)
     period = services.last_closed_period(cycle, today())
-    _start, end = services.period_of(cycle, period)
+    start, end = services.period_of(cycle, period)
+    # The account lived in the period it is invoiced for (issue 10, item 3).
+    with clock.travel_to(timezone.make_aware(dt.datetime.combine(start, dt.time(9)))):
+        account = postpaid_org(cycle)
     services.add_pending_item(actor=ACTOR, billing_account=account, kind="one_time_fee", description="Set-top box",
                               amount="119.90", service_type="iptv", day=end)
     invoice = services.generate_invoice(actor=ACTOR, billing_account=account, period=period)

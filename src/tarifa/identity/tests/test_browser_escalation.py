@@ -8,7 +8,7 @@ from django.contrib.auth.hashers import check_password
 
 from tarifa.identity import services
 from tarifa.identity.models import User
-from tarifa.testing.browser import login
+from tarifa.testing.browser import login, menu
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,7 @@ def test_a_user_administrator_cannot_become_administrator_nor_take_over_the_supe
     login(page, live_server, "uma", UMA_PASSWORD)
 
     # 1. Uma ticks "Administrators" on her own user and saves.
-    page.locator("nav.side").get_by_role("link", name="Users", exact=True).click()
+    menu(page, "Users")
     page.locator("table.data").get_by_role("link", name="uma", exact=True).click()
     page.get_by_role("link", name="Edit").click()
     page.get_by_label("Administrators", exact=True).check()
@@ -52,7 +52,7 @@ def test_a_user_administrator_cannot_become_administrator_nor_take_over_the_supe
     assert not administrators.users.exists()
 
     # 2. Uma sets the superuser's password.
-    page.locator("nav.side").get_by_role("link", name="Users", exact=True).click()
+    menu(page, "Users")
     page.locator("table.data").get_by_role("link", name="admin", exact=True).click()
     page.get_by_role("link", name="Set password").click()
     page.fill("#id_password", "Uma-owns-the-system-now")
