@@ -12,11 +12,12 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import models, transaction
+from django.db import models
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 import tarifa.urls  # noqa: F401  (importing the URLconf registers every app's endpoints)
+from tarifa.testing.demo import demo_loaded
 from tarifa.web import api
 from tarifa.web.api_nesting import nested_fields, view_permission
 
@@ -26,17 +27,8 @@ ENDPOINTS = sorted((basename, viewset) for _prefix, viewset, basename in api.rou
 
 @pytest.fixture(scope="module")
 def demo(django_db_setup, django_db_blocker):
-    from tarifa.web.demo_loader import load_demo
-
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            load_demo(actor="demo")
-            yield
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
+    with demo_loaded(django_db_blocker):
+        yield
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
-from django.db import transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
 import tarifa.urls  # noqa: F401
+from tarifa.testing.demo import demo_loaded
 
 PASSWORD = "N3w-password-for-target"
 
@@ -118,17 +118,8 @@ DOORS = [
 
 @pytest.fixture(scope="module")
 def demo(django_db_setup, django_db_blocker):
-    from tarifa.web.demo_loader import load_demo
-
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            load_demo(actor="demo")
-            yield
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
+    with demo_loaded(django_db_blocker):
+        yield
 
 
 def _perm(name):

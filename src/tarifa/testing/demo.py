@@ -1,0 +1,21 @@
+"""The demo data set for a whole test module: loaded once, in a transaction rolled back at the end."""
+
+import contextlib
+
+from django.db import transaction
+
+
+@contextlib.contextmanager
+def demo_loaded(django_db_blocker):
+    """Use in a module-scoped fixture: `with demo_loaded(django_db_blocker): yield`."""
+    from tarifa.web.demo_loader import load_demo
+
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            load_demo(actor="demo")
+            yield
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
