@@ -62,6 +62,9 @@ TARIFA_BRANCH_CODE = env("TARIFA_BRANCH_CODE", "HQ")
 TARIFA_BRANCH_NAME = env("TARIFA_BRANCH_NAME", "Head office")
 # The currency new tariffs, billing accounts and payments start with (kernel.money.default_currency).
 TARIFA_DEFAULT_CURRENCY = env("TARIFA_DEFAULT_CURRENCY", "USD")
+# Fernet keys for secrets at rest, comma-separated, the first encrypts (tarifa.kernel.secrets).
+# Unset: a key derived from SECRET_KEY.
+TARIFA_ENCRYPTION_KEYS = env("TARIFA_ENCRYPTION_KEYS", "")
 # The country calling code a phone number written without one is read in (e.g. "1"); empty:
 # numbers must be given with their country code (+…). Subscriptions store E.164.
 TARIFA_DEFAULT_COUNTRY_CODE = env("TARIFA_DEFAULT_COUNTRY_CODE", "")

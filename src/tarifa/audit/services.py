@@ -41,7 +41,12 @@ def snapshot(obj: models.Model) -> dict:
     for field in obj._meta.concrete_fields:
         if field.name in SKIPPED_FIELDS:
             continue
-        data[field.name] = _plain(getattr(obj, field.attname))
+        value = getattr(obj, field.attname)
+        if getattr(field, "secret", False):  # kernel.secrets.EncryptedTextField: never the value
+            from tarifa.kernel.secrets import fingerprint
+
+            value = fingerprint(value)
+        data[field.name] = _plain(value)
     return data
 
 

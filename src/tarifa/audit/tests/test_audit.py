@@ -189,3 +189,15 @@ def test_ipv6_addresses_are_recorded(ui, make_user):
     ui.post(f"/identity/user/{ivan.pk}/edit/", {"first_name": "Ivan", "email": ""}, REMOTE_ADDR="2001:db8::7")
 
     assert events_of(ivan)[-1].ip == "2001:db8::7"
+
+
+def test_audit_snapshot_records_a_fingerprint_of_a_secret_field(monkeypatch):
+    from tarifa.audit.services import snapshot
+    from tarifa.kernel import secrets
+
+    field = AuditEvent._meta.get_field("object_repr")
+    customer = AuditEvent(object_repr="Hunter Two")
+    assert snapshot(customer)["object_repr"] == "Hunter Two"
+    monkeypatch.setattr(field, "secret", True, raising=False)
+    recorded = snapshot(customer)["object_repr"]
+    assert recorded == secrets.fingerprint("Hunter Two") and "Hunter" not in recorded
