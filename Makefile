@@ -21,7 +21,7 @@ MAIN_MARKERS := not browser$(if $(filter 0,$(FUZZ)), and not fuzz)
 RUFF_RULES ?= E4,E7,E9,F
 HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
 
-.PHONY: help run test test-fast browser-deps pdf-deps bench lint clean-db
+.PHONY: help run test test-fast browser-deps pdf-deps radius-deps bench-deps bench lint clean-db
 
 help:
 	@echo "make run       install if needed, then start Tarifa (web server + job worker) on 127.0.0.1:\$${PORT:-8000}"
@@ -75,10 +75,38 @@ pdf-deps:
 		fi; \
 	fi
 
+# radclient (Debian's freeradius-utils): the real RADIUS peer of the AAA tests; installed like Chromium.
+radius-deps:
+	@if ! command -v radclient >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's freeradius-utils (radclient) for the RADIUS tests…"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq freeradius-utils >/dev/null; \
+		else \
+			echo "The RADIUS tests need radclient. Install it as root: apt-get install freeradius-utils" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+# FreeRADIUS itself: the baseline of bench/aaa.py (started by the benchmark on its own ports).
+bench-deps: radius-deps
+	@if ! command -v freeradius >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's freeradius for the AAA benchmark's baseline…"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends freeradius >/dev/null; \
+			systemctl disable --now freeradius >/dev/null 2>&1 || true; \
+		else \
+			echo "The AAA benchmark's baseline needs FreeRADIUS: apt-get install freeradius" >&2; \
+		fi; \
+	fi
+
 # The suite runs in two parts: everything but the browser tests on $(TEST_WORKERS) xdist processes (each has its
 # own test database), then the browser tests serially. Both parts always run; exit code 5 ("no tests
 # collected", e.g. PYTEST_ARGS selected none of a part) is not a failure.
-test: $(VENV)/.installed-test browser-deps pdf-deps
+test: $(VENV)/.installed-test browser-deps pdf-deps radius-deps
 	@rc1=0; rc2=0; \
 	$(BIN)/python -m pytest -m "$(MAIN_MARKERS)" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS) || rc1=$$?; \
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS) || rc2=$$?; \
@@ -88,7 +116,7 @@ test: $(VENV)/.installed-test browser-deps pdf-deps
 test-fast:
 	$(BIN)/python -m pytest -m "not browser and not fuzz" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed bench-deps
 	$(BIN)/python -m bench $(BENCH)
 
 lint: $(VENV)/.installed-test

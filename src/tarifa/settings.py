@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "tarifa.catalog",
     "tarifa.subscriptions",
     "tarifa.rating",
+    "tarifa.aaa",
     "tarifa.billing",
     "tarifa.payments",
     "tarifa.integrations",

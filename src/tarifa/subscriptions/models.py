@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from tarifa.kernel.clock import now
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.models import BusinessRecord
+from tarifa.kernel.secrets import EncryptedTextField
 
 IDENTIFIERS = ["login", "phone_number", "iccid", "imsi", "ip_address", "mac_address", "smart_card"]
 
@@ -36,6 +37,8 @@ class Subscription(BusinessRecord):
                               db_index=True, editable=False)
     parameters = models.JSONField(_("parameters"), default=dict, blank=True)
     login = models.CharField(_("login"), max_length=100, blank=True)
+    # The login's password (RADIUS PAP/CHAP need it back, so it is encrypted, not hashed); write-only.
+    password = EncryptedTextField(_("password"), blank=True, editable=False)
     phone_number = models.CharField(_("phone number"), max_length=32, blank=True)
     iccid = models.CharField(_("SIM ICCID"), max_length=22, blank=True)
     imsi = models.CharField(_("IMSI"), max_length=15, blank=True)
