@@ -68,6 +68,15 @@ TARIFA_ENCRYPTION_KEYS = env("TARIFA_ENCRYPTION_KEYS", "")
 # The country calling code a phone number written without one is read in (e.g. "1"); empty:
 # numbers must be given with their country code (+…). Subscriptions store E.164.
 TARIFA_DEFAULT_COUNTRY_CODE = env("TARIFA_DEFAULT_COUNTRY_CODE", "")
+# Network access (tarifa.aaa): the RADIUS server's address and ports (`tarifa aaa serve`, `make run`),
+# how long the authentication log is kept, and after how many missed Interim-Updates an open
+# session is closed as stale. TARIFA_AAA_ENABLED=0 leaves the RADIUS server out of `tarifa run`.
+TARIFA_AAA_BIND = env("TARIFA_AAA_BIND", "127.0.0.1")
+TARIFA_AAA_AUTH_PORT = int(env("TARIFA_AAA_AUTH_PORT", "1812"))
+TARIFA_AAA_ACCT_PORT = int(env("TARIFA_AAA_ACCT_PORT", "1813"))
+TARIFA_AAA_ENABLED = env_bool("TARIFA_AAA_ENABLED", True)
+TARIFA_AAA_AUTH_LOG_DAYS = int(env("TARIFA_AAA_AUTH_LOG_DAYS", "30"))
+TARIFA_AAA_STALE_FACTOR = int(env("TARIFA_AAA_STALE_FACTOR", "3"))
 
 INSTALLED_APPS = [
     "django.contrib.auth",

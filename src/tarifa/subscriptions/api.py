@@ -26,12 +26,16 @@ class SubscriptionSerializer(StrictModelSerializer):
     tariff = serializers.SlugRelatedField(slug_field="code", queryset=Tariff.objects.all())
     service = serializers.SlugRelatedField(slug_field="code", read_only=True)
     activate = serializers.BooleanField(write_only=True, required=False, default=False)
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=128,
+                                     style={"input_type": "password"},
+                                     help_text="The login's password (network access, RADIUS); write-only.")
     open_causes = serializers.SerializerMethodField()
 
     class Meta:
         model = Subscription
-        fields = ["id", "number", "billing_account", "service", "tariff", "status", *IDENTIFIERS, "parameters",
-                  "note", "activated_on", "terminated_on", "open_causes", "activate", "branch", "created_at"]
+        fields = ["id", "number", "billing_account", "service", "tariff", "status", *IDENTIFIERS, "password",
+                  "parameters", "note", "activated_on", "terminated_on", "open_causes", "activate", "branch",
+                  "created_at"]
         read_only_fields = ["number", "status", "activated_on", "terminated_on", "branch", "created_at"]
         validators = []
 
@@ -47,6 +51,8 @@ class SubscriptionSerializer(StrictModelSerializer):
 
 class SubscriptionUpdateSerializer(StrictSerializer):
     note = serializers.CharField(required=False, allow_blank=True)
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=128,
+                                     help_text="The login's password (network access, RADIUS); write-only.")
     parameters = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
 
 

@@ -45,10 +45,20 @@ class SubscriptionForm(RecordForm):
     parameters = ParametersField(required=False, label=_("Parameters"),
                                  help_text=_("Those the tariff leaves open, one name=value per line."))
     activate = forms.BooleanField(required=False, label=_("Activate now"))
+    password = forms.CharField(required=False, max_length=128, label=_("Password"),
+                               widget=forms.PasswordInput(render_value=False),
+                               help_text=_("The login's password for network access (RADIUS); stored encrypted, "
+                                           "never shown. Left empty when editing: unchanged."))
 
     class Meta:
         model = Subscription
         fields = ["billing_account", "tariff", *IDENTIFIERS, "parameters", "note"]
+
+    field_order = ["billing_account", "tariff", *IDENTIFIERS, "password", "parameters", "note", "activate"]
+
+    def clean_password(self):
+        password = self.cleaned_data.get("password") or ""
+        return None if self.editing and not password else password
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

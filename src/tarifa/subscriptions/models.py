@@ -37,8 +37,9 @@ class Subscription(BusinessRecord):
                               db_index=True, editable=False)
     parameters = models.JSONField(_("parameters"), default=dict, blank=True)
     login = models.CharField(_("login"), max_length=100, blank=True)
-    # The login's password (RADIUS PAP/CHAP need it back, so it is encrypted, not hashed); write-only.
-    password = EncryptedTextField(_("password"), blank=True, editable=False)
+    # The login's password for network access (RADIUS PAP/CHAP need it back, so it is encrypted, not
+    # hashed); the API and the forms call it `password` and never show it.
+    access_password = EncryptedTextField(_("access password"), blank=True, editable=False)
     phone_number = models.CharField(_("phone number"), max_length=32, blank=True)
     iccid = models.CharField(_("SIM ICCID"), max_length=22, blank=True)
     imsi = models.CharField(_("IMSI"), max_length=15, blank=True)

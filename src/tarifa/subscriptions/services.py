@@ -190,14 +190,29 @@ def _account_open(account):
                           fields={"billing_account": ["The account is closed."]})
 
 
+def check_password(password, *, login: str) -> str:
+    """The rule for a login's password (RADIUS PAP/CHAP/MS-CHAPv2, so kept recoverable, encrypted):
+    only with a login, at most 128 characters (PAP's limit), printable."""
+    password = password or ""
+    if not password:
+        return ""
+    if not login:
+        raise ValidationFailed("A password needs a login.", code="password_without_login",
+                               fields={"password": ["Give the login too."]})
+    if len(password) > 128 or not password.isprintable():
+        raise ValidationFailed("A password has at most 128 printable characters.", code="invalid_password",
+                               fields={"password": ["At most 128 printable characters."]})
+    return password
+
+
 # Creation and activation ----------------------------------------------------------------
 
 @transaction.atomic
 def create_subscription(*, actor, billing_account, tariff, parameters=None, note="", activate=False,
-                        **identifiers) -> Subscription:
+                        password="", **identifiers) -> Subscription:
     """A pending subscription of `tariff`'s service for `billing_account`, with identifiers
     unique among live subscriptions (`identifier_in_use`, 409). `activate=True` activates it
-    in the same transaction."""
+    in the same transaction. `password` is the login's (network access), stored encrypted."""
     unknown = set(identifiers) - set(IDENTIFIERS)
     if unknown:
         raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_field")
@@ -210,8 +225,9 @@ def create_subscription(*, actor, billing_account, tariff, parameters=None, note
     service = tariff.service
     params = resolve_parameters(tariff, parameters)
     idents = _check_identifiers(service, identifiers)
+    password = check_password(password, login=idents.get("login", ""))
     sub = Subscription(number=next_number("S"), billing_account=billing_account, service=service, tariff=tariff,
-                       parameters=params, note=note, **idents)
+                       parameters=params, note=note, access_password=password, **idents)
     recorded.validate(sub)
     try:
         with transaction.atomic():
@@ -253,9 +269,11 @@ def activate_subscription(sub, *, actor, reason="") -> Subscription:
 
 
 @transaction.atomic
-def update_subscription(sub, *, actor, note=None, parameters=None) -> Subscription:
-    """Change the note or the parameters the tariff leaves open."""
+def update_subscription(sub, *, actor, note=None, parameters=None, password=None) -> Subscription:
+    """Change the note, the parameters the tariff leaves open, or the login's password."""
     changes = {}
+    if password is not None:
+        changes["access_password"] = check_password(password, login=sub.login)
     if note is not None:
         changes["note"] = note
     if parameters is not None:

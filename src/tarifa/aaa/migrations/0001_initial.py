@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0002_alter_tariff_currency'),
-        ('subscriptions', '0006_subscription_password'),
+        ('subscriptions', '0006_subscription_access_password'),
     ]
 
     operations = [

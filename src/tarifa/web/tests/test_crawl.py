@@ -70,6 +70,8 @@ def raw_syntax_in_data() -> set[str]:
             continue
         for field in model._meta.concrete_fields:
             found.update(m.group(0) for m in RAW.finditer(str(field.help_text)))
+            if getattr(field, "secret", False):  # kernel.secrets: ciphertext, never shown, cannot be filtered
+                continue
             if isinstance(field, (models.CharField, models.TextField)):
                 values = model._default_manager.filter(**{f"{field.attname}__contains": "{"}).values_list(
                     field.attname, flat=True)
