@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "tarifa.billing",
     "tarifa.payments",
     "tarifa.integrations",
+    "tarifa.reports",
     "tarifa.web",
 ]
 

@@ -226,3 +226,17 @@ def resend(note, *, actor) -> Notification:
 
     deliver.defer(notification_id=str(note.pk))
     return note
+
+
+def send_staff_email(*, to: str, subject: str, body: str, attachments=()) -> str:
+    """An e-mail to a member of staff (not a customer's notification): a scheduled report.
+    Sent through the configured mail server; where none is configured, kept in the local outbox
+    (Operations › Local outbox) with the names and sizes of its files. Returns "sent" or "outbox".
+    Raises senders.DeliveryError when the server refuses it (the caller records the failure)."""
+    if senders.destination(Channel.EMAIL) == senders.OUTBOX:
+        OutboxMessage.objects.create(channel=Channel.EMAIL, recipient=to, subject=subject[:200], body=body,
+                                     attachments=[{"name": name, "type": mimetype, "size": len(content)}
+                                                  for name, content, mimetype in attachments])
+        return "outbox"
+    senders.send_email(to=to, subject=subject, body=body, attachments=attachments)
+    return "sent"

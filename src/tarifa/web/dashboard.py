@@ -1,4 +1,5 @@
-"""Dashboard widgets: apps add theirs with `@widget`; each is shown only with its permission
+"""Dashboard widgets (tiles): apps add theirs with `@widget` (a dict: label, value, and optionally detail,
+chart — safe SVG markup —, url, alert); each is shown only with its permission
 (and only to users holding identity.view_dashboard: the page itself is open to everyone logged in)."""
 
 from collections.abc import Callable
