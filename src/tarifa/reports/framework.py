@@ -64,6 +64,7 @@ class Column:
     type: str = TEXT
     currency: str = "currency"  # a money column: the row's key that holds its currency
     total: bool = False  # summed in the totals (money per currency)
+    labels: Callable[[], dict] | None = None  # a code column's words on the page (the API and files keep codes)
 
     def __post_init__(self):
         assert self.type in COLUMN_TYPES, self.type

@@ -21,7 +21,7 @@ def _short(v: float) -> str:
     return f"{v:.0f}" if a >= 10 or v == int(v) else f"{v:.2f}"
 
 
-def chart(points: list[tuple[str, str, object]], *, kind: str = "bar", width: int = 640, height: int = 220,
+def chart(points: list[tuple[str, str, object]], *, kind: str = "bar", width: int = 960, height: int = 260,
           title: str = "", small: bool = False) -> str:
     """points: (x label, series, value). The x labels keep their first-seen order."""
     xs: list[str] = []
@@ -52,7 +52,8 @@ def chart(points: list[tuple[str, str, object]], *, kind: str = "bar", width: in
     def y(v):
         return top + ph - (v - vmin) / span * ph
 
-    out = [f'<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
+    aspect = ' preserveAspectRatio="none"' if small else ""
+    out = [f'<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}"{aspect} '
            f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">', f"<title>{label}</title>"]
     if not small:
         for frac in (0, 0.5, 1):
@@ -66,6 +67,12 @@ def chart(points: list[tuple[str, str, object]], *, kind: str = "bar", width: in
             pts = " ".join(f"{left + step * (i + 0.5):.1f},{y(values.get((x, s), 0.0)):.1f}" for i, x in enumerate(xs))
             out.append(f'<polyline fill="none" stroke="{COLOURS[si]}" stroke-width="2" points="{pts}">'
                        f"<title>{escape(s)}</title></polyline>")
+            if len(xs) <= 31:
+                for i, x in enumerate(xs):
+                    if (x, s) in values:
+                        out.append(f'<circle cx="{left + step * (i + 0.5):.1f}" cy="{y(values[(x, s)]):.1f}" r="2.5" '
+                                   f'fill="{COLOURS[si]}"><title>{escape(x)} {escape(s)}: '
+                                   f'{escape(_short(values[(x, s)]))}</title></circle>')
     else:
         bw = step * 0.8 / max(1, len(series))
         for i, x in enumerate(xs):

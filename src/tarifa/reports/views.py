@@ -63,7 +63,9 @@ class ReportView(PermissionRequiredView):
         columns = [{"name": c.name, "label": c.label, "type": c.type, "currency": c.currency,
                     "sort": ("-" + c.name) if sort == c.name else c.name,
                     "sorted": sort.lstrip("-") == c.name, "desc": sort.startswith("-")} for c in report.columns]
-        table = [[{"value": row.get(c.name), "type": c.type, "currency": row.get(c.currency)} for c in report.columns]
+        words = {c.name: c.labels() for c in report.columns if c.labels}
+        table = [[{"value": words[c.name].get(row.get(c.name), row.get(c.name)) if c.name in words else row.get(c.name),
+                   "type": c.type, "currency": row.get(c.currency)} for c in report.columns]
                  for row in rows[:PAGE_ROWS]]
         totals = []
         if result:

@@ -2,7 +2,9 @@
 
 from .. import aggregates
 from ..framework import CASH, COUNT, DATE, MONEY, Chart, Column, Report, register, sql
-from .common import BRANCH, CHANNEL, CURRENCY, DESK, args, day
+from .common import BRANCH, CHANNEL, CURRENCY, DESK, args, choices_of, day
+
+CHANNELS = choices_of("payments.Payment", "channel")
 
 # The payment journal: every payment received in the period (by its receipt time), reversed ones
 # included in `amount` and counted again in `reversed` (by the time of the reversal).
@@ -43,7 +45,7 @@ register(Report(
                 "how many, how much, and what was reversed that day; totals per currency.",
     source="the payment journal (payments by time received; reversals by time reversed)",
     params=[CURRENCY, CHANNEL, BRANCH],
-    columns=[Column("day", "Day", DATE), Column("channel", "Channel"), Column("currency", "Currency"),
+    columns=[Column("day", "Day", DATE), Column("channel", "Channel", labels=CHANNELS), Column("currency", "Currency"),
              Column("payments", "Payments", COUNT, total=True), Column("amount", "Amount", MONEY, total=True),
              Column("reversed", "Reversed", MONEY, total=True), Column("net", "Net", MONEY, total=True)],
     query=payments_by_channel, chart=Chart(x="day", y="amount", series="channel")))
@@ -65,7 +67,7 @@ register(Report(
                 "manual entries) and channel.",
     source="payments by time received",
     params=[CURRENCY, CHANNEL],
-    columns=[Column("gateway", "Gateway"), Column("gateway_name", "Name"), Column("channel", "Channel"),
+    columns=[Column("gateway", "Gateway"), Column("gateway_name", "Name"), Column("channel", "Channel", labels=CHANNELS),
              Column("currency", "Currency"), Column("payments", "Payments", COUNT, total=True),
              Column("amount", "Amount", MONEY, total=True), Column("reversed", "Reversed since", COUNT, total=True)],
     query=lambda p: sql(GATEWAYS, args(p)), chart=Chart(x="gateway", y="amount", series="currency")))
@@ -86,12 +88,12 @@ book AS (
   SELECT desk_id, day, sum(delta) AS delta FROM mv WHERE day >= %(day_from)s GROUP BY 1, 2),
 before AS (SELECT desk_id, sum(delta) AS opening FROM mv WHERE day < %(day_from)s GROUP BY 1),
 pay AS (
-  SELECT p.desk_id, {pd} AS day, count(*) AS payments, sum(p.amount) AS cash_in
-    FROM payments_payment p JOIN desks ON desks.id = p.desk_id
+  SELECT desks.id AS desk_id, {pd} AS day, count(*) AS payments, sum(p.amount) AS cash_in
+    FROM payments_payment p JOIN desks ON desks.acc = p.debit_account_id
    WHERE p.received_at >= %(start)s AND p.received_at < %(end)s GROUP BY 1, 2),
 rev AS (
-  SELECT p.desk_id, {rvd} AS day, sum(p.amount) AS reversed
-    FROM payments_payment p JOIN desks ON desks.id = p.desk_id
+  SELECT desks.id AS desk_id, {rvd} AS day, sum(p.amount) AS reversed
+    FROM payments_payment p JOIN desks ON desks.acc = p.debit_account_id
    WHERE p.reversed_at >= %(start)s AND p.reversed_at < %(end)s GROUP BY 1, 2),
 ref AS (
   SELECT r.desk_id, {fd} AS day, sum(r.amount) AS refunds
@@ -140,15 +142,20 @@ SELECT desks.code AS desk, days.day, desks.currency,
 
 
 def desk_daily(params):
-    return sql(DESK_DAILY.format(td=day("t.created_at"), pd=day("p.received_at"), rvd=day("p.reversed_at"),
+    rows = sql(DESK_DAILY.format(td=day("t.created_at"), pd=day("p.received_at"), rvd=day("p.reversed_at"),
                                  fd=day("r.created_at"), hd=day("h.handed_at"), sd=day("s.opened_at"),
                                  cd=day("s.closed_at")), args(params))
+    for r in rows:  # what moved the desk's cash besides the named movements (e.g. a correction)
+        named = r["cash_in"] - r["reversed"] - r["refunds"] - r["handed_over"] + r["received"] + r["discrepancy"]
+        r["other"] = r["closing"] - r["opening"] - named
+    return rows
 
 
 register(Report(
     code="cash-desk-daily", name="Cash desk daily report", group="Payments", permission=CASH,
     description="Each desk's day: cash on the books at opening, shifts opened and their opening float, cash "
-                "payments taken, reversals, cash refunds, hand-overs out and in, shift discrepancies, and the "
+                "payments taken (into the desk's cash), reversals, cash refunds, hand-overs out and in, shift discrepancies, "
+                "any other movement of its cash, and the "
                 "cash on the books at closing (opening plus every movement of the desk's cash account).",
     source="the desk's cash account in the ledger (opening, closing); payments, refunds, hand-overs and "
            "shifts of the desk",
@@ -159,7 +166,8 @@ register(Report(
              Column("payments", "Payments", COUNT, total=True), Column("cash_in", "Cash in", MONEY, total=True),
              Column("reversed", "Reversed", MONEY, total=True), Column("refunds", "Refunds", MONEY, total=True),
              Column("handed_over", "Handed over", MONEY, total=True), Column("received", "Received", MONEY, total=True),
-             Column("discrepancy", "Discrepancies", MONEY, total=True), Column("closing", "Closing (books)", MONEY)],
+             Column("discrepancy", "Discrepancies", MONEY, total=True), Column("other", "Other", MONEY, total=True),
+             Column("closing", "Closing (books)", MONEY)],
     query=desk_daily, chart=Chart(x="day", y="cash_in", series="desk")))
 
 CASHIERS = """
@@ -201,7 +209,8 @@ register(Report(
                 "closing and the discrepancy (counted − expected; negative is a shortage).",
     source="cashier shifts, by time opened",
     params=[DESK, CURRENCY],
-    columns=[Column("number", "Shift"), Column("desk", "Desk"), Column("cashier", "Cashier"), Column("status", "Status"),
+    columns=[Column("number", "Shift"), Column("desk", "Desk"), Column("cashier", "Cashier"),
+             Column("status", "Status", labels=choices_of("payments.CashierShift", "status")),
              Column("currency", "Currency"), Column("opened", "Opened", DATE), Column("closed", "Closed", DATE),
              Column("opening_float", "Opening float", MONEY, total=True),
              Column("expected_cash", "Expected", MONEY, total=True), Column("counted_cash", "Counted", MONEY, total=True),
@@ -225,7 +234,7 @@ register(Report(
     source="cash hand-overs, by time handed over",
     params=[DESK, CURRENCY],
     columns=[Column("number", "Hand-over"), Column("day", "Day", DATE), Column("from_desk", "From desk"),
-             Column("destination", "To"), Column("to_desk", "To desk"), Column("currency", "Currency"),
+             Column("destination", "To", labels=choices_of("payments.CashHandover", "destination")), Column("to_desk", "To desk"), Column("currency", "Currency"),
              Column("amount", "Amount", MONEY, total=True), Column("handed_by", "Handed over by"),
              Column("bank_reference", "Bank reference")],
     query=lambda p: sql(HANDOVERS.format(hd=day("h.handed_at")), args(p))))
@@ -243,7 +252,7 @@ register(Report(
     description="Money paid back per day: to the original channel or in cash at a desk.",
     source="refunds, by time made",
     params=[CURRENCY],
-    columns=[Column("day", "Day", DATE), Column("destination", "Paid back to"), Column("currency", "Currency"),
+    columns=[Column("day", "Day", DATE), Column("destination", "Paid back to", labels=choices_of("payments.Refund", "destination")), Column("currency", "Currency"),
              Column("refunds", "Refunds", COUNT, total=True), Column("amount", "Amount", MONEY, total=True)],
     query=lambda p: sql(REFUNDS.format(rd=day("r.created_at")), args(p))))
 

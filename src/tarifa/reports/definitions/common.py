@@ -60,6 +60,17 @@ BRANCH = Param("branch", "Branch", "choice", _branches)
 USAGE_TYPE = Param("usage_type", "Usage type", "choice", _usage_types)
 
 
+def choices_of(model_path: str, field: str):
+    """A model field's choices as {code: words}, for Column(labels=...)."""
+    def labels():
+        from django.apps import apps
+
+        app, model = model_path.split(".")
+        return {k: str(v) for k, v in apps.get_model(app, model)._meta.get_field(field).choices or ()}
+
+    return labels
+
+
 def args(params: dict, **extra) -> dict:
     """The SQL arguments every query may use: start, end (instants), day_from, day_to, tz, and
     each optional filter (None when not given)."""

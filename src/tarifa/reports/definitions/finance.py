@@ -4,7 +4,7 @@ from tarifa.kernel.clock import today
 
 from .. import aggregates
 from ..framework import COUNT, DATE, FINANCE, MONEY, NUMBER, Chart, Column, Report, register, sql
-from .common import BRANCH, CURRENCY, SERVICE_TYPE, TARIFF, args, day
+from .common import BRANCH, CURRENCY, SERVICE_TYPE, TARIFF, args, choices_of, day
 
 # Every posted movement on a `revenue:<service type>` account in the period: credits add, debits
 # (reversals, inclusive taxes moved to taxes payable, corrections) subtract. Net revenue is what
@@ -267,7 +267,8 @@ register(Report(
                 "voucher, …) and currency: how many and how much.",
     source="ledger transfers by transfer time",
     params=[CURRENCY, BRANCH],
-    columns=[Column("kind", "Kind"), Column("currency", "Currency"), Column("transfers", "Transfers", COUNT, total=True),
+    columns=[Column("kind", "Kind", labels=choices_of("ledger.Transfer", "kind")), Column("currency", "Currency"),
+             Column("transfers", "Transfers", COUNT, total=True),
              Column("amount", "Amount", MONEY, total=True)],
     query=lambda p: sql(LEDGER_KINDS, args(p)), chart=Chart(x="kind", y="amount", series="currency")))
 
@@ -362,9 +363,104 @@ register(Report(
     description="Dunning actions taken in the period per step and action, and how many were cleared "
                 "(the customer paid) or are still open.",
     source="billing dunning actions, by the time taken",
-    columns=[Column("step", "Step"), Column("action", "Action"), Column("actions", "Taken", COUNT, total=True),
+    columns=[Column("step", "Step"), Column("action", "Action", labels=choices_of("billing.DunningAction", "action")), Column("actions", "Taken", COUNT, total=True),
              Column("cleared", "Cleared", COUNT, total=True), Column("still_open", "Still open", COUNT, total=True),
              Column("avg_days_overdue", "Average days overdue", NUMBER)],
     query=lambda p: sql(DUNNING, args(p)), chart=Chart(x="step", y="actions", series="action")))
 
 
+
+# MRR and its movement: the monthly fee (a daily fee × 30) of each subscription in service, at the
+# price in force on the day. new = activations, upgrade/downgrade = tariff changes that raise/lower
+# it, churn = terminations; price changes = what the price versions changed (the rest).
+FEE = """(SELECT CASE WHEN t.period = 'day' THEN pv.recurring_fee * 30 ELSE pv.recurring_fee END
+            FROM catalog_priceversion pv JOIN catalog_tariff t ON t.id = pv.tariff_id
+           WHERE pv.tariff_id = {tariff} AND pv.valid_from <= {on} ORDER BY pv.valid_from DESC LIMIT 1)"""
+MRR_AT = """
+SELECT tr.currency, sum({fee}) AS mrr
+  FROM subscriptions_subscription s JOIN subscriptions_tariffperiod tp ON tp.subscription_id = s.id
+  JOIN catalog_tariff tr ON tr.id = tp.tariff_id
+ WHERE s.activated_on <= %(on)s AND (s.terminated_on IS NULL OR s.terminated_on > %(on)s)
+   AND tp.valid_from <= %(on)s AND (tp.valid_until IS NULL OR tp.valid_until > %(on)s)
+   AND (%(currency)s::text IS NULL OR tr.currency = %(currency)s)
+ GROUP BY 1
+"""
+MRR_EVENTS = """
+WITH first_tp AS (
+  SELECT DISTINCT ON (tp.subscription_id) tp.subscription_id, tp.tariff_id FROM subscriptions_tariffperiod tp
+   ORDER BY tp.subscription_id, tp.valid_from),
+last_tp AS (
+  SELECT DISTINCT ON (tp.subscription_id) tp.subscription_id, tp.tariff_id FROM subscriptions_tariffperiod tp
+   ORDER BY tp.subscription_id, tp.valid_from DESC),
+new AS (
+  SELECT tr.currency, sum({fee_new}) AS amount, count(*) AS n
+    FROM subscriptions_subscription s JOIN first_tp f ON f.subscription_id = s.id JOIN catalog_tariff tr ON tr.id = f.tariff_id
+   WHERE s.activated_on BETWEEN %(day_from)s + 1 AND %(day_to)s GROUP BY 1),
+churn AS (
+  SELECT tr.currency, sum({fee_churn}) AS amount, count(*) AS n
+    FROM subscriptions_subscription s JOIN last_tp l ON l.subscription_id = s.id JOIN catalog_tariff tr ON tr.id = l.tariff_id
+   WHERE s.terminated_on BETWEEN %(day_from)s + 1 AND %(day_to)s
+   GROUP BY 1),
+changes AS (
+  SELECT tr.currency, {fee_after} - {fee_before} AS delta
+    FROM subscriptions_tariffperiod tp JOIN subscriptions_tariffperiod prev
+      ON prev.subscription_id = tp.subscription_id AND prev.valid_until = tp.valid_from
+    JOIN catalog_tariff tr ON tr.id = tp.tariff_id
+    JOIN subscriptions_subscription s ON s.id = tp.subscription_id
+   WHERE tp.valid_from BETWEEN %(day_from)s + 1 AND %(day_to)s
+     AND (s.terminated_on IS NULL OR s.terminated_on > %(day_to)s)),
+ch AS (
+  SELECT currency, sum(delta) FILTER (WHERE delta > 0) AS up, count(*) FILTER (WHERE delta > 0) AS ups,
+         sum(-delta) FILTER (WHERE delta < 0) AS down, count(*) FILTER (WHERE delta < 0) AS downs
+    FROM changes GROUP BY 1)
+SELECT cur.currency, coalesce(new.amount, 0) AS new, coalesce(new.n, 0) AS new_count,
+       coalesce(ch.up, 0) AS upgrade, coalesce(ch.ups, 0) AS upgrades,
+       coalesce(ch.down, 0) AS downgrade, coalesce(ch.downs, 0) AS downgrades,
+       coalesce(churn.amount, 0) AS churn, coalesce(churn.n, 0) AS churned
+  FROM (SELECT currency FROM new UNION SELECT currency FROM churn UNION SELECT currency FROM ch) cur
+  LEFT JOIN new ON new.currency = cur.currency LEFT JOIN churn ON churn.currency = cur.currency
+  LEFT JOIN ch ON ch.currency = cur.currency
+ WHERE (%(currency)s::text IS NULL OR cur.currency = %(currency)s)
+"""
+
+
+def mrr_movement(params):
+    """MRR at the end of the day before the period and at its last day; the movement between."""
+    import datetime as dt
+
+    a = args(params)
+    start_day = params["from"] - dt.timedelta(days=1)
+    fee = FEE.format(tariff="tr.id", on="%(on)s")
+    at_start = {r["currency"]: r["mrr"] or 0 for r in sql(MRR_AT.format(fee=fee), {**a, "on": start_day})}
+    at_end = {r["currency"]: r["mrr"] or 0 for r in sql(MRR_AT.format(fee=fee), {**a, "on": params["to"]})}
+    events = sql(MRR_EVENTS.format(
+        fee_new=FEE.format(tariff="tr.id", on="s.activated_on"),
+        fee_churn=FEE.format(tariff="tr.id", on="s.terminated_on - 1"),
+        fee_after=FEE.format(tariff="tp.tariff_id", on="tp.valid_from"),
+        fee_before=FEE.format(tariff="prev.tariff_id", on="tp.valid_from - 1")), {**a, "day_from": start_day})
+    by_cur = {e["currency"]: e for e in events}
+    rows = []
+    for cur in sorted(set(at_start) | set(at_end) | set(by_cur)):
+        e = by_cur.get(cur, {"new": 0, "new_count": 0, "upgrade": 0, "upgrades": 0, "downgrade": 0, "downgrades": 0,
+                             "churn": 0, "churned": 0})
+        start, end = at_start.get(cur, 0), at_end.get(cur, 0)
+        explained = start + e["new"] + e["upgrade"] - e["downgrade"] - e["churn"]
+        rows.append({"currency": cur, "mrr_start": start, **e, "price_changes": end - explained, "mrr_end": end})
+    return rows
+
+
+register(Report(
+    code="mrr-movement", name="MRR movement", group="Finance", permission=FINANCE,
+    description="Monthly recurring revenue at the start of the period and at its end, and what moved it: new "
+                "subscriptions, upgrades and downgrades (tariff changes), churn (terminations) and price changes "
+                "(new price versions and everything else), per currency. A daily fee counts 30 days.",
+    source="subscriptions (activation, termination), their tariff periods, tariffs' price versions in force "
+           "on each day",
+    params=[CURRENCY],
+    columns=[Column("currency", "Currency"), Column("mrr_start", "MRR at start", MONEY, total=True),
+             Column("new", "New", MONEY, total=True), Column("new_count", "New subscriptions", COUNT, total=True),
+             Column("upgrade", "Upgrades", MONEY, total=True), Column("upgrades", "Upgraded", COUNT, total=True),
+             Column("downgrade", "Downgrades", MONEY, total=True), Column("downgrades", "Downgraded", COUNT, total=True),
+             Column("churn", "Churn", MONEY, total=True), Column("churned", "Churned", COUNT, total=True),
+             Column("price_changes", "Price changes", MONEY, total=True), Column("mrr_end", "MRR at end", MONEY, total=True)],
+    query=mrr_movement, chart=Chart(x="currency", y="mrr_end")))

@@ -1,7 +1,7 @@
 """Operations reports: bill runs, charge runs, notifications, background jobs."""
 
 from ..framework import COUNT, DATE, MONEY, OPERATIONS, Chart, Column, Report, register, sql
-from .common import args, day
+from .common import args, choices_of, day
 
 register(Report(
     code="bill-runs", name="Bill runs", group="Operations", permission=OPERATIONS,
@@ -9,7 +9,7 @@ register(Report(
                 "skipped, and how long each took.",
     source="billing bill runs, by time started",
     columns=[Column("started", "Started", DATE), Column("cycle", "Bill cycle"), Column("period", "Period"),
-             Column("status", "Status"), Column("dry_run", "Dry run"), Column("accounts", "Accounts", COUNT, total=True),
+             Column("status", "Status", labels=choices_of("billing.BillRun", "status")), Column("dry_run", "Dry run"), Column("accounts", "Accounts", COUNT, total=True),
              Column("invoiced", "Invoiced", COUNT, total=True), Column("skipped", "Skipped", COUNT, total=True),
              Column("seconds", "Duration", "duration", total=True)],
     query=lambda p: sql(f"""SELECT {day('r.started_at')} AS started, c.code AS cycle, r.period, r.status,
@@ -39,7 +39,9 @@ register(Report(
     description="Customer notifications created in the period per event, channel and delivery status "
                 "(sent, failed, kept in the local outbox, skipped).",
     source="integrations' notification log, by time created",
-    columns=[Column("event", "Event"), Column("channel", "Channel"), Column("status", "Status"),
+    columns=[Column("event", "Event", labels=choices_of("integrations.Notification", "event")),
+             Column("channel", "Channel", labels=choices_of("integrations.Notification", "channel")),
+             Column("status", "Status", labels=choices_of("integrations.Notification", "status")),
              Column("notifications", "Notifications", COUNT, total=True)],
     query=lambda p: sql("""SELECT n.event, coalesce(nullif(n.channel, ''), '(none)') AS channel, n.status,
        count(*) AS notifications FROM integrations_notification n

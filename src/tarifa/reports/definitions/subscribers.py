@@ -1,7 +1,7 @@
 """Subscriber reports: the base, growth, churn, suspensions, tariffs."""
 
 from ..framework import COUNT, DATE, SUBSCRIBERS, Chart, Column, Report, register, sql
-from .common import SERVICE, SERVICE_TYPE, TARIFF, args, day
+from .common import SERVICE, SERVICE_TYPE, TARIFF, args, choices_of, day
 
 FILTERS = """
    AND (%(service)s::text IS NULL OR sv.code = %(service)s)
@@ -105,7 +105,8 @@ register(Report(
                 "customer request, operator) and service, with the average length of those that ended.",
     source="subscription suspensions (start and end days)",
     params=[SERVICE, SERVICE_TYPE, TARIFF],
-    columns=[Column("cause", "Cause"), Column("service", "Service"), Column("suspended", "Suspended", COUNT, total=True),
+    columns=[Column("cause", "Cause", labels=choices_of("subscriptions.Suspension", "cause")),
+             Column("service", "Service"), Column("suspended", "Suspended", COUNT, total=True),
              Column("resumed", "Resumed", COUNT, total=True), Column("avg_days", "Average days", "number")],
     query=lambda p: sql(SUSPENSIONS, args(p)), chart=Chart(x="cause", y="suspended")))
 
@@ -163,6 +164,7 @@ register(Report(
     code="new-customers", name="New customers", group="Subscribers", permission=SUBSCRIBERS,
     description="Customers registered per day, individuals and organisations.",
     source="customers by time registered",
-    columns=[Column("day", "Day", DATE), Column("kind", "Kind"), Column("customers", "Customers", COUNT, total=True)],
+    columns=[Column("day", "Day", DATE), Column("kind", "Kind", labels=choices_of("crm.Customer", "kind")),
+             Column("customers", "Customers", COUNT, total=True)],
     query=lambda p: sql(NEW_CUSTOMERS.format(cd=day("c.created_at")), args(p)),
     chart=Chart(x="day", y="customers", series="kind")))

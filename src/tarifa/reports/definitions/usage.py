@@ -1,7 +1,7 @@
 """Usage reports: rated usage by service and destination, top subscribers, rejects, imports."""
 
 from ..framework import COUNT, DATE, MONEY, NUMBER, USAGE, Chart, Column, Report, register, sql
-from .common import CURRENCY, TARIFF, USAGE_TYPE, args, day
+from .common import CURRENCY, TARIFF, USAGE_TYPE, args, choices_of, day
 
 RATED = """
   FROM rating_usagerecord r LEFT JOIN catalog_tariff tr ON tr.id = r.tariff_id
@@ -85,7 +85,8 @@ register(Report(
     description="Usage records rejected in the period (not rated, kept to be reprocessed) by reason and source; "
                 "those since superseded by a corrected import counted apart.",
     source="usage records with status rejected or superseded, by the batch's start",
-    columns=[Column("reason", "Reason"), Column("source", "Source"), Column("rejected", "Rejected", COUNT, total=True),
+    columns=[Column("reason", "Reason", labels=choices_of("rating.UsageRecord", "reason")), Column("source", "Source"),
+             Column("rejected", "Rejected", COUNT, total=True),
              Column("superseded", "Corrected since", COUNT, total=True)],
     query=lambda p: sql("""SELECT coalesce(nullif(r.reason, ''), '(none)') AS reason,
        coalesce(nullif(r.source, ''), '(none)') AS source,
@@ -101,7 +102,8 @@ register(Report(
     description="Usage batches (files, API, RADIUS) imported per day: lines read, rated, rejected, duplicates, "
                 "and what was charged to prepaid accounts.",
     source="usage batches, by time started",
-    columns=[Column("day", "Day", DATE), Column("kind", "Kind"), Column("batches", "Batches", COUNT, total=True),
+    columns=[Column("day", "Day", DATE), Column("kind", "Kind", labels=choices_of("rating.UsageBatch", "kind")),
+             Column("batches", "Batches", COUNT, total=True),
              Column("read", "Read", COUNT, total=True), Column("rated", "Rated", COUNT, total=True),
              Column("rejected", "Rejected", COUNT, total=True), Column("duplicates", "Duplicates", COUNT, total=True)],
     query=lambda p: sql(f"""SELECT {day('b.started_at')} AS day, b.kind, count(*) AS batches, sum(b.read) AS read,
