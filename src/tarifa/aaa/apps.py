@@ -5,3 +5,7 @@ class AaaConfig(AppConfig):
     name = "tarifa.aaa"
     label = "aaa"
     verbose_name = "Network access (RADIUS)"
+
+    def ready(self):
+        # Event handlers must be registered in every process that emits (web, CLI, worker).
+        from . import handlers  # noqa: F401

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pyrad import packet as rp
 from pyrad.dictionary import Dictionary
 
 from tarifa.kernel.clock import now
+
+from .protocol import dictionary
 
 DISCONNECT = "disconnect"
 COA = "coa"
@@ -66,13 +66,6 @@ _REQUEST_CODE = {DISCONNECT: rp.DisconnectRequest, COA: rp.CoARequest}
 _ACK_CODES = {rp.DisconnectACK, rp.CoAACK}
 _NAK_CODES = {rp.DisconnectNAK, rp.CoANAK}
 
-DICTIONARY_PATH = Path(__file__).resolve().parent / "dictionaries" / "dictionary"
-
-
-@functools.cache
-def dictionary() -> Dictionary:
-    """The RADIUS dictionary the AAA app ships (FreeRADIUS's format, read by pyrad)."""
-    return Dictionary(str(DICTIONARY_PATH))
 
 
 @dataclass
@@ -123,16 +116,34 @@ def error_cause(reply: rp.Packet) -> int | None:
     return int.from_bytes(raw[0], "big") if raw and len(raw[0]) == 4 else None
 
 
-def build_request(kind: str, *, secret: bytes, attributes: dict, dict_: Dictionary | None = None) -> rp.CoAPacket:
-    """A CoA- or Disconnect-Request with Message-Authenticator first; `attributes` maps names to a
-    value or a list of values (an attribute sent several times)."""
+def attribute_pairs(attributes) -> list[tuple[str, object]]:
+    """(name, value) pairs from a dict (a value or a list of values per name) or from pairs."""
+    items = attributes.items() if isinstance(attributes, dict) else attributes
+    return [(name, one) for name, value in items
+            for one in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def readable(attributes) -> dict:
+    """The attributes as a JSON-able dict: a name's several values as a list."""
+    out: dict = {}
+    for name, value in attribute_pairs(attributes):
+        value = value if isinstance(value, (int, str)) else str(value)
+        if name in out:
+            out[name] = [*out[name], value] if isinstance(out[name], list) else [out[name], value]
+        else:
+            out[name] = value
+    return out
+
+
+def build_request(kind: str, *, secret: bytes, attributes, dict_: Dictionary | None = None) -> rp.CoAPacket:
+    """A CoA- or Disconnect-Request with Message-Authenticator first; `attributes`: see
+    `attribute_pairs`."""
     if kind not in _REQUEST_CODE:
         raise ValueError(f"unknown request kind {kind!r}")
     request = rp.CoAPacket(code=_REQUEST_CODE[kind], secret=secret, dict=dict_ or dictionary())
     request.add_message_authenticator()
-    for name, value in attributes.items():
-        for one in value if isinstance(value, (list, tuple)) else [value]:
-            request.AddAttribute(name, one)
+    for name, value in attribute_pairs(attributes):
+        request.AddAttribute(name, value)
     return request
 
 
@@ -161,12 +172,12 @@ class _ReplyProtocol(asyncio.DatagramProtocol):
             self.waiter.set_exception(exc)
 
 
-async def send(kind: str, *, host: str, port: int, secret: bytes | str, attributes: dict,
+async def send(kind: str, *, host: str, port: int, secret: bytes | str, attributes,
                timeout: float = DEFAULT_TIMEOUT, attempts: int = DEFAULT_ATTEMPTS,
                dict_: Dictionary | None = None) -> Result:
     """Send one CoA- or Disconnect-Request to `host:port` and wait for its answer (see the module)."""
     secret = secret.encode() if isinstance(secret, str) else secret
-    result = Result(kind=kind, host=host, port=int(port), attributes=dict(attributes))
+    result = Result(kind=kind, host=host, port=int(port), attributes=readable(attributes))
     attempts = max(1, int(attempts))
     try:
         request = build_request(kind, secret=secret, attributes=attributes, dict_=dict_)

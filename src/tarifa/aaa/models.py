@@ -217,3 +217,6 @@ class AuthAttempt(models.Model):
     def __str__(self):
         return f"{self.login} {self.get_outcome_display()} {self.at:%Y-%m-%d %H:%M:%S}"
 
+
+
+from .coa_models import CoaAttempt, ReconciliationRun, SessionCharge  # noqa: E402,F401 — the CoA/DM log and reconciliation

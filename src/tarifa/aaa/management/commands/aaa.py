@@ -1,15 +1,18 @@
 """`tarifa aaa serve [--auth-port N] [--acct-port N] [--bind ADDR]`: the RADIUS server.
 `tarifa aaa close-stale`: close sessions silent for longer than their interim interval × N.
-`tarifa aaa prune-log [--days N]`: drop authentication attempts older than N days."""
+`tarifa aaa prune-log [--days N]`: drop authentication attempts older than N days.
+`tarifa aaa reconcile`, `disconnect LOGIN`, `charge-sessions`: see tarifa.aaa.coa_commands."""
 
 import logging
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from tarifa.aaa import coa_commands
+
 
 class Command(BaseCommand):
-    help = "Network access (RADIUS): serve, close-stale, prune-log."
+    help = "Network access (RADIUS): serve, close-stale, prune-log, reconcile, disconnect, charge-sessions."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -24,8 +27,11 @@ class Command(BaseCommand):
         sub.add_parser("close-stale", help="Close sessions silent for longer than interim × TARIFA_AAA_STALE_FACTOR.")
         prune = sub.add_parser("prune-log", help="Delete old authentication attempts.")
         prune.add_argument("--days", type=int, default=None)
+        coa_commands.add_parsers(sub)
 
     def handle(self, *args, action, **opts):
+        if coa_commands.handle(self, action, opts):
+            return
         if action == "serve":
             from tarifa.aaa.server import run
 

@@ -1,0 +1,283 @@
+"""Keeping the network in step with billing: CoA/Disconnect for open sessions, reconciliation.
+
+One rule decides what a session of a subscription may have (`desired`):
+- active → online with its profile's speed ("normal");
+- suspended, and its profile says "pay first" → online with the pay-first speed;
+- anything else (suspended with "reject", terminated, pending, no subscription) → not online.
+
+What a session has now (`granted`) is what the last acknowledged CoA-Request set, else what it
+was given when it started (the subscription's status and tariff at that moment). Where the two
+differ the session is acted on (`plan`): a Disconnect-Request when it must go, or when it moves
+between the normal and the pay-first profile and their address pools differ (the subscriber
+reconnects and gets an address of the right pool); otherwise a CoA-Request with the new speed.
+
+Subscription events (`handlers.py`) and the periodic reconciliation both come here, so the
+rule is in one place. Packets go out after the reads and before the log is written, never inside
+a transaction; every transmission is logged (`CoaAttempt`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from tarifa.audit.services import actor_label
+from tarifa.kernel.clock import now
+from tarifa.subscriptions.models import StatusChange, Subscription, TariffPeriod
+
+from . import coa
+from .coa_models import CoaAttempt, ReconciliationRun
+from .models import Profile, Session
+from .protocol import rate_attributes
+
+Reason = CoaAttempt.Reason
+NORMAL, PAY_FIRST = "normal", "pay_first"
+NONE = "none"
+# A session acknowledged as disconnected this recently is not disconnected again (its Stop is on
+# its way).
+DISCONNECT_GRACE = dt.timedelta(seconds=60)
+
+
+def coa_timeout() -> float:
+    return float(getattr(settings, "TARIFA_AAA_COA_TIMEOUT", coa.DEFAULT_TIMEOUT))
+
+
+def coa_attempts() -> int:
+    return int(getattr(settings, "TARIFA_AAA_COA_ATTEMPTS", coa.DEFAULT_ATTEMPTS))
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a session may have: `mode` normal / pay_first / none, and the speed in kbit/s."""
+
+    mode: str
+    down: int = 0
+    up: int = 0
+    pool: str = ""
+
+    @property
+    def key(self) -> str:
+        return NONE if self.mode == NONE else f"{self.mode}:{self.down}/{self.up}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Access:
+        if not key or key == NONE:
+            return cls(NONE)
+        mode, _, speed = key.partition(":")
+        down, _, up = speed.partition("/")
+        return cls(mode, int(down or 0), int(up or 0))
+
+
+def _profiles() -> tuple[dict, Profile | None]:
+    by_tariff, default = {}, None
+    for p in Profile.objects.all():
+        if p.tariff_id is None:
+            default = default or p
+        else:
+            by_tariff[p.tariff_id] = p
+    return by_tariff, default
+
+
+class Profiles:
+    """The access profiles, read once for many sessions."""
+
+    def __init__(self):
+        self.by_tariff, self.default = _profiles()
+
+    def of(self, tariff_id) -> Profile | None:
+        return self.by_tariff.get(tariff_id, self.default)
+
+    def access(self, status: str | None, tariff_id) -> Access:
+        """The one rule (see the module)."""
+        profile = self.of(tariff_id)
+        if status == Subscription.Status.ACTIVE:
+            if profile is None:
+                return Access(NORMAL)
+            return Access(NORMAL, profile.rate_down_kbps or 0, profile.rate_up_kbps or 0, profile.ip_pool)
+        if status == Subscription.Status.SUSPENDED and profile is not None \
+                and profile.when_suspended == Profile.WhenSuspended.PAY_FIRST:
+            return Access(PAY_FIRST, profile.pay_first_rate_down_kbps or 0, profile.pay_first_rate_up_kbps or 0,
+                          profile.pay_first_pool)
+        return Access(NONE)
+
+
+def desired(session: Session, profiles: Profiles) -> Access:
+    sub = session.subscription
+    return profiles.access(sub.status if sub else None, sub.tariff_id if sub else None)
+
+
+def _granted_at_start(session: Session, profiles: Profiles) -> Access:
+    """What the session got when it started: the subscription's status and tariff at that moment."""
+    sub = session.subscription
+    if sub is None:
+        return Access(NORMAL)
+    change = (StatusChange.objects.filter(subscription=sub, at__lte=session.started_at)
+              .order_by("-at").values_list("to_status", flat=True).first())
+    status = change or sub.status
+    day = session.started_at.date()
+    period = (TariffPeriod.objects.filter(subscription=sub, valid_from__lte=day).order_by("-valid_from")
+              .values_list("tariff_id", flat=True).first())
+    access = profiles.access(status, period or sub.tariff_id)
+    # A session exists, so it was let in: at least with the normal profile.
+    return access if access.mode != NONE else profiles.access(Subscription.Status.ACTIVE, period or sub.tariff_id)
+
+
+def _last_granted(session: Session) -> str:
+    return (CoaAttempt.objects.filter(session_id=session.pk, kind=CoaAttempt.Kind.COA,
+                                      outcome=CoaAttempt.Outcome.ACK).exclude(granted="")
+            .order_by("-at").values_list("granted", flat=True).first()) or ""
+
+
+def granted(session: Session, profiles: Profiles) -> Access:
+    """What the session has now: the last acknowledged CoA's access, else what it got at start."""
+    last = _last_granted(session)
+    return Access.from_key(last) if last else _granted_at_start(session, profiles)
+
+
+def _recently_disconnected(session: Session) -> bool:
+    return CoaAttempt.objects.filter(session_id=session.pk, kind=CoaAttempt.Kind.DISCONNECT,
+                                     outcome=CoaAttempt.Outcome.ACK, at__gte=now() - DISCONNECT_GRACE).exists()
+
+
+@dataclass
+class Action:
+    session: Session
+    kind: str           # coa.DISCONNECT / coa.COA
+    problem: str        # in words, for the operator
+    attributes: list
+    grants: str = ""    # the access a CoA sets (Access.key)
+
+
+def _identity(session: Session) -> list[tuple[str, object]]:
+    return list(coa.session_identity(nas_ip=session.nas.ip_address, user_name=session.login,
+                                     acct_session_id=session.acct_session_id,
+                                     framed_ip=session.framed_ip or "").items())
+
+
+def disconnect_action(session: Session, problem: str) -> Action:
+    return Action(session, coa.DISCONNECT, problem, _identity(session))
+
+
+def plan(session: Session, profiles: Profiles, *, event: bool = False) -> Action | None:
+    """What to do about `session` (None: it is as it should be).
+
+    `event`: a subscription event says something changed just now. Tariffs are known by the day,
+    so a change on the day the session started cannot be told from the session's start: after an
+    event the new speed is sent unless an acknowledged CoA already set exactly it."""
+    want = desired(session, profiles)
+    sub = session.subscription
+    if want.mode == NONE:
+        if _recently_disconnected(session):
+            return None
+        why = (f"subscription {sub.number} is {sub.get_status_display().lower()}" if sub
+               else f"no subscription has the login {session.login!r}")
+        return disconnect_action(session, why)
+    have = granted(session, profiles)
+    if have.mode != want.mode:
+        profile = profiles.of(sub.tariff_id)
+        pools = {profile.ip_pool, profile.pay_first_pool} if profile else set()
+        if len(pools) > 1:
+            return disconnect_action(session, f"moves from the {have.mode} to the {want.mode} profile "
+                                              "(another address pool)")
+    if have.key == want.key and (not event or _last_granted(session) == want.key
+                                 or (have.mode == NORMAL and want.down == want.up == 0)):
+        return None
+    attributes = _identity(session) + rate_attributes(session.nas.type, want.down, want.up)
+    return Action(session, coa.COA, f"speed {have.key} should be {want.key}", attributes, want.key)
+
+
+def _send(actions: list[Action]) -> list[coa.Result]:
+    requests = [dict(kind=a.kind, host=a.session.nas.ip_address, port=a.session.nas.coa_port,
+                     secret=a.session.nas.secret, attributes=a.attributes, timeout=coa_timeout(),
+                     attempts=coa_attempts()) for a in actions]
+    return coa.send_many_sync(requests)
+
+
+def _log(actions: list[Action], results: list[coa.Result], *, reason: str, actor) -> list[list[CoaAttempt]]:
+    label = actor_label(actor)[:150]
+    out = []
+    with transaction.atomic():
+        for action, result in zip(actions, results, strict=True):
+            request_id = uuid.uuid4()
+            s = action.session
+            rows = [CoaAttempt(request_id=request_id, at=a.at, kind=action.kind, reason=reason, nas=s.nas,
+                               session_id=s.pk, acct_session_id=s.acct_session_id, login=s.login,
+                               subscription_id=s.subscription_id, attributes=result.attributes,
+                               granted=action.grants, attempt=a.number, outcome=a.outcome,
+                               error_cause=a.error_cause, detail=a.detail[:300],
+                               elapsed_ms=int(a.elapsed_ms), actor=label)
+                    for a in result.attempts]
+            out.append(CoaAttempt.objects.bulk_create(rows))
+    return out
+
+
+def execute(actions: list[Action], *, reason: str, actor) -> list[coa.Result]:
+    """Send every action's request (concurrently) and log each transmission."""
+    if not actions:
+        return []
+    results = _send(actions)
+    _log(actions, results, reason=reason, actor=actor)
+    return results
+
+
+def _open_sessions():
+    return Session.objects.select_related("nas", "subscription")
+
+
+def bring_in_step(subscription_id, *, reason: str, actor="system") -> list[coa.Result]:
+    """Act on every open session of the subscription whose access differs from what it may have
+    (after a suspension, resumption, termination or tariff change). Idempotent: a session already
+    in step is left alone."""
+    profiles = Profiles()
+    actions = [a for s in _open_sessions().filter(subscription_id=subscription_id)
+               if (a := plan(s, profiles, event=True)) is not None]
+    return execute(actions, reason=reason, actor=actor)
+
+
+def disconnect_session(session: Session, *, actor, reason: str = Reason.OPERATOR) -> coa.Result:
+    """Send a Disconnect-Request for one open session (the operator's button); the session stays
+    open until the NAS's Accounting Stop closes it."""
+    session = _open_sessions().get(pk=session.pk)
+    (result,) = execute([disconnect_action(session, "disconnected by the operator")], reason=reason, actor=actor)
+    return result
+
+
+def reconcile(*, actor="system", trigger: str = "") -> ReconciliationRun:
+    """Compare every open session with its subscription's state and act on each difference: the
+    run records what was checked, found and done (and how each request ended)."""
+    run = ReconciliationRun.objects.create(trigger=trigger or actor_label(actor)[:150])
+    profiles = Profiles()
+    sessions = list(_open_sessions())
+    actions = [a for s in sessions if (a := plan(s, profiles)) is not None]
+    results = execute(actions, reason=Reason.RECONCILIATION, actor=actor)
+    findings = []
+    for action, result in zip(actions, results, strict=True):
+        s = action.session
+        last = result.attempts[-1] if result.attempts else None
+        findings.append({
+            "login": s.login, "nas": s.nas.name, "acct_session_id": s.acct_session_id,
+            "subscription": s.subscription.number if s.subscription else "",
+            "problem": action.problem, "action": str(dict(CoaAttempt.Kind.choices)[action.kind]),
+            "outcome": str(dict(CoaAttempt.Outcome.choices)[result.outcome]),
+            "error_cause": last.error_cause_text if last else "", "attempts": len(result.attempts),
+        })
+    run.checked = len(sessions)
+    run.differences = len(actions)
+    run.disconnected = sum(1 for a, r in zip(actions, results, strict=True) if a.kind == coa.DISCONNECT and r.ok)
+    run.changed = sum(1 for a, r in zip(actions, results, strict=True) if a.kind == coa.COA and r.ok)
+    run.failed = sum(1 for r in results if not r.ok)
+    run.findings = findings
+    run.finished_at = now()
+    run.save()
+    return run
+
+
+def run_summary(run: ReconciliationRun) -> dict:
+    return {"run": str(run.pk), "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "checked": run.checked, "differences": run.differences, "disconnected": run.disconnected,
+            "changed": run.changed, "failed": run.failed, "findings": run.findings}
