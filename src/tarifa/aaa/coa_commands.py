@@ -1,6 +1,7 @@
 """The CoA side of `tarifa aaa` (added to the command's subparsers by management/commands/aaa.py):
 `tarifa aaa reconcile` prints the reconciliation run as JSON; `tarifa aaa disconnect LOGIN`
-disconnects a subscriber's open sessions."""
+disconnects a subscriber's open sessions; `tarifa aaa charge-sessions` gives rating the finished
+sessions."""
 
 import json
 
@@ -14,6 +15,8 @@ def add_parsers(sub):
     dis = sub.add_parser("disconnect", help="Send a Disconnect-Request for every open session of a login.")
     dis.add_argument("login")
     dis.add_argument("--actor", default="aaa-disconnect")
+    chg = sub.add_parser("charge-sessions", help="Give rating the finished sessions not given yet (JSON summary).")
+    chg.add_argument("--actor", default="aaa-charge-sessions")
 
 
 def handle(command, subcommand, opts) -> bool:
@@ -35,5 +38,10 @@ def handle(command, subcommand, opts) -> bool:
             out.append({"acct_session_id": session.acct_session_id, "outcome": result.outcome,
                         "attempts": len(result.attempts)})
         command.stdout.write(json.dumps(out, indent=2))
+        return True
+    if subcommand == "charge-sessions":
+        from . import usage
+
+        command.stdout.write(json.dumps(usage.charge_finished_sessions(actor=opts["actor"]), indent=2))
         return True
     return False

@@ -19,3 +19,12 @@ def reconcile(timestamp: int) -> dict:
     """Every five minutes: compare the open sessions with the subscriptions and act on every
     difference (a reconciliation run records it)."""
     return coa_services.run_summary(coa_services.reconcile(actor="system", trigger="periodic"))
+
+
+@app.periodic(cron="* * * * *", periodic_id="aaa.charge_sessions")
+@app.task(queue="aaa", name="aaa.charge_sessions", queueing_lock="aaa.charge_sessions")
+def charge_sessions(timestamp: int) -> dict:
+    """Every minute: finished sessions into rating (one usage record per session, once)."""
+    from . import usage
+
+    return usage.charge_finished_sessions(actor="system")
