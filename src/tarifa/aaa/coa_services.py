@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
+from tarifa.audit import services as recorded
 from tarifa.audit.services import actor_label
 from tarifa.kernel.clock import now
 from tarifa.subscriptions.models import StatusChange, Subscription, TariffPeriod
@@ -243,6 +244,11 @@ def disconnect_session(session: Session, *, actor, reason: str = Reason.OPERATOR
     open until the NAS's Accounting Stop closes it."""
     session = _open_sessions().get(pk=session.pk)
     (result,) = execute([disconnect_action(session, "disconnected by the operator")], reason=reason, actor=actor)
+    last = result.attempts[-1] if result.attempts else None
+    outcome = dict(CoaAttempt.Outcome.choices)[result.outcome]
+    recorded.record(session, actor=actor, action="disconnect",
+                    message=f"Disconnect-Request to {session.nas.name}: {outcome}"
+                            + (f" ({last.error_cause_text})" if last and last.error_cause else ""))
     return result
 
 

@@ -75,4 +75,7 @@ def load(*, actor) -> dict:
                  for s in suspended[:1]]
     attempts.append((uuid7(), at, "reject", "unknown login", "nobody", nas.pk, "127.0.0.1", None, "", "pap"))
     services.log_attempts(attempts)
+    from . import coa_demo
+
+    coa_demo.load(actor=actor, nas=nas, secret=DEMO_NAS_SECRET)
     return {"nas": 2, "profiles": Profile.objects.count(), "passwords": len(subs), "sessions": result["started"]}

@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from tarifa.crm.panels import register_panel
+from tarifa.crm.panels import panels_for, register_panel
 from tarifa.ledger.models import Transfer
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
@@ -26,6 +26,7 @@ def _detail_context(request, sub):
         "items": sub.items.select_related("channel", "package").order_by("-added_on"),
         "fees": Transfer.objects.filter(reference_type="subscriptions.subscription", reference_id=str(sub.pk))
         .order_by("-created_at")[:60] if request.user.has_perm("ledger.view_transfer") else None,
+        "panels": panels_for(request, sub, page="subscription"),
     }
 
 
