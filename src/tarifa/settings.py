@@ -77,6 +77,9 @@ TARIFA_AAA_ACCT_PORT = int(env("TARIFA_AAA_ACCT_PORT", "1813"))
 TARIFA_AAA_ENABLED = env_bool("TARIFA_AAA_ENABLED", True)
 TARIFA_AAA_AUTH_LOG_DAYS = int(env("TARIFA_AAA_AUTH_LOG_DAYS", "30"))
 TARIFA_AAA_STALE_FACTOR = int(env("TARIFA_AAA_STALE_FACTOR", "3"))
+# CoA-Request / Disconnect-Request to a NAS: seconds to wait for each transmission, transmissions in all.
+TARIFA_AAA_COA_TIMEOUT = float(env("TARIFA_AAA_COA_TIMEOUT", "1.0"))
+TARIFA_AAA_COA_ATTEMPTS = int(env("TARIFA_AAA_COA_ATTEMPTS", "3"))
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -2,7 +2,6 @@
 `/api/v1/aaa/coa-log/` (one row per transmission), `/api/v1/aaa/reconciliations/` (runs with
 their findings)."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -73,8 +72,7 @@ class SessionDisconnectView(APIView):
 
     required_permission = "aaa.change_session"
 
-    @extend_schema(request=None, responses={200: DisconnectResultSerializer, 404: OpenApiTypes.OBJECT,
-                                            409: OpenApiTypes.OBJECT})
+    @extend_schema(request=None, responses={200: DisconnectResultSerializer})
     def post(self, request, pk):
         session = Session.objects.filter(pk=pk).first()
         if session is None:

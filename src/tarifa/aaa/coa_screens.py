@@ -16,7 +16,7 @@ from tarifa.subscriptions.models import Subscription
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 from tarifa.web.views import PermissionRequiredView
 
-from . import coa_services
+from . import coa_services, selectors
 from .charts import traffic_svg
 from .coa_models import CoaAttempt, ReconciliationRun
 from .models import FinishedSession, Nas, Session
@@ -127,6 +127,7 @@ def history_context(request, subscription, *, limit: int = 20) -> dict:
         if (total_down or total_up) else "",
         "total_down": total_down, "total_up": total_up, "days": len(days),
         "coa": CoaAttempt.objects.filter(subscription_id=subscription.pk).select_related("nas").order_by("-at")[:10],
+        "auth": selectors.recent_attempts(subscription, limit=10),
         "can_disconnect": request.user.has_perm("aaa.change_session"),
         "disconnect_action": DISCONNECT,
     }

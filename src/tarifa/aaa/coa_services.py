@@ -44,11 +44,11 @@ DISCONNECT_GRACE = dt.timedelta(seconds=60)
 
 
 def coa_timeout() -> float:
-    return float(getattr(settings, "TARIFA_AAA_COA_TIMEOUT", coa.DEFAULT_TIMEOUT))
+    return float(settings.TARIFA_AAA_COA_TIMEOUT)
 
 
 def coa_attempts() -> int:
-    return int(getattr(settings, "TARIFA_AAA_COA_ATTEMPTS", coa.DEFAULT_ATTEMPTS))
+    return int(settings.TARIFA_AAA_COA_ATTEMPTS)
 
 
 @dataclass(frozen=True)
