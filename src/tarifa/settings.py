@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "tarifa.aaa",
     "tarifa.billing",
     "tarifa.payments",
+    "tarifa.scripts",
     "tarifa.integrations",
     "tarifa.reports",
     "tarifa.web",
@@ -250,6 +251,18 @@ SPECTACULAR_SETTINGS = {
 TARIFA_REQUEST_STATEMENT_TIMEOUT = float(env("TARIFA_REQUEST_STATEMENT_TIMEOUT", "30"))
 # A list's CSV export above this many rows runs as a background task (a file to download).
 TARIFA_EXPORT_IN_REQUEST_MAX_ROWS = int(env("TARIFA_EXPORT_IN_REQUEST_MAX_ROWS", "20000"))
+
+# Operator scripts (docs/scripts.md): Lua in sandbox processes. A run may use TARIFA_SCRIPT_CPU_MS of
+# CPU time and TARIFA_SCRIPT_MEMORY bytes of Lua memory; the process is killed when it has not
+# answered within 4 × the budget + TARIFA_SCRIPT_GRACE_MS of its own time, and its address space is
+# limited to TARIFA_SCRIPT_PROCESS_MEMORY. TARIFA_SCRIPT_POOL_SIZE processes wait started per web or
+# worker process.
+TARIFA_SCRIPT_CPU_MS = int(env("TARIFA_SCRIPT_CPU_MS", "1000"))
+TARIFA_SCRIPT_MEMORY = int(env("TARIFA_SCRIPT_MEMORY", str(32 * 1024 * 1024)))
+TARIFA_SCRIPT_GRACE_MS = int(env("TARIFA_SCRIPT_GRACE_MS", "2000"))
+TARIFA_SCRIPT_PROCESS_MEMORY = int(env("TARIFA_SCRIPT_PROCESS_MEMORY", str(512 * 1024 * 1024)))
+TARIFA_SCRIPT_POOL_SIZE = int(env("TARIFA_SCRIPT_POOL_SIZE", "2"))
+TARIFA_SCRIPT_MAX_RUNS_PER_PROCESS = int(env("TARIFA_SCRIPT_MAX_RUNS_PER_PROCESS", "500"))
 
 PROCRASTINATE_ON_APP_READY = "tarifa.web.jobs.on_app_ready"
 
