@@ -26,6 +26,7 @@ TEMPLATES = {
     "dunning_notice": ("Overdue invoices on account {{ account.number }}",
                        "Dear {{ customer.display_name }}, {{ amount_overdue }} {{ currency }} is {{ days_overdue }} "
                        "days overdue ({{ step }}). Please pay to keep your services."),
+    "script_message": ("{{ subject }}", "{{ text }}"),
     "payment_received": ("Payment received",
                          "We received {{ amount }} {{ currency }} on account {{ account.number }}. "
                          "Balance: {{ balance }} {{ currency }}."),

@@ -65,6 +65,18 @@ def on_payment(event):
                         "currency": event.payload.get("currency", ""), "balance": _balance(account)})
 
 
+@subscribe("scripts.notify")
+def on_script_message(event):
+    """A script's notify(customer, subject, text): the "Message from a script" templates render
+    {{ subject }} and {{ text }}."""
+    from tarifa.crm.models import Customer
+
+    customer = Customer.objects.filter(pk=event.payload.get("customer")).first()
+    if customer is not None:
+        notify(event="script_message", customer=customer, source_event=str(event.pk),
+               context={"subject": event.payload.get("subject", ""), "text": event.payload.get("text", "")})
+
+
 # Billing: the invoice (or credit note) e-mailed on issue with its PDF; dunning notices.
 
 def _invoice(event):

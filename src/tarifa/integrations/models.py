@@ -17,6 +17,7 @@ class Event(models.TextChoices):
     INVOICE_ISSUED = "invoice_issued", _("Invoice issued (PDF attached)")
     CREDIT_NOTE_ISSUED = "credit_note_issued", _("Credit note issued (PDF attached)")
     DUNNING_NOTICE = "dunning_notice", _("Dunning notice (overdue invoices)")
+    SCRIPT_MESSAGE = "script_message", _("Message from a script")
 
 
 class Channel(models.TextChoices):

@@ -45,9 +45,12 @@ return counts
 
 def load(*, actor) -> dict:
     if not Script.objects.filter(code="balance_check").exists():
-        services.create_script(actor=actor, code="balance_check", name="Balance check before activation",
-                               description="Vetoes an activation ticket while the account's balance is below "
-                                           "10 in its currency.", source=BALANCE_CHECK)
+        script = services.create_script(actor=actor, code="balance_check", name="Balance check before activation",
+                                        description="Vetoes an activation ticket while the account's balance is "
+                                                    "below 10 in its currency.",
+                                        source=BALANCE_CHECK.replace("MIN_BALANCE = 10", "MIN_BALANCE = 5"),
+                                        note="First version: a minimum of 5.")
+        services.update_script(script, actor=actor, source=BALANCE_CHECK, note="The minimum is 10 now.")
     if not Script.objects.filter(code="nightly_statistics").exists():
         services.create_script(actor=actor, code="nightly_statistics", name="Nightly subscription statistics",
                                description="Counts subscriptions by state every night.", kind="scheduled",

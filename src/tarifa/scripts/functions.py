@@ -1,8 +1,8 @@
 """The built-in functions scripts call (docs/scripts.md lists them with examples).
 
 Records are named by their numbers (customer HQ-C…, account HQ-A…, subscription HQ-S…) and
-tariffs by code; amounts are exact decimal strings ("12.500000"; `tonumber()` to compare in a
-script). Each runs as the run's actor and needs the permission it is exposed with.
+tariffs by code; amounts are decimal text in the currency's units ("12.50", rounded half-up; the
+ledger's exact balance is `balance_exact`; `tonumber()` to compare in a script). Each runs as the run's actor and needs the permission it is exposed with.
 """
 
 import datetime as dt
@@ -15,6 +15,7 @@ from tarifa.crm.selectors import preferred_contact
 from tarifa.kernel import clock
 from tarifa.kernel.errors import NotFound, ValidationFailed
 from tarifa.kernel.events import emit
+from tarifa.kernel.money import format_amount
 from tarifa.ledger.models import BillingAccount
 from tarifa.subscriptions import services as subscription_services
 from tarifa.subscriptions.models import Subscription, Suspension
@@ -69,10 +70,13 @@ def customer_data(customer: Customer) -> dict:
 
 def account_data(account: BillingAccount) -> dict:
     ledger = account.ledger_account
+    def units(amount):
+        return format_amount(amount, account.currency, code=False, grouping=False)
+
     return {"number": account.number, "customer": account.customer.number, "currency": account.currency,
             "payment_mode": account.payment_mode, "status": account.status,
-            "balance": f"{ledger.balance:f}", "available": f"{ledger.available:f}",
-            "credit_limit": f"{account.credit_limit:f}"}
+            "balance": units(ledger.balance), "available": units(ledger.available),
+            "credit_limit": units(account.credit_limit), "balance_exact": f"{ledger.balance:f}"}
 
 
 def subscription_data(sub: Subscription) -> dict:
@@ -94,7 +98,7 @@ def customer(number, *, actor):
 
 def account(number, *, actor):
     """account(number) → the billing account: number, customer, currency, payment_mode, status,
-    balance, available, credit_limit (amounts as exact decimal text)."""
+    balance, available, credit_limit (decimal text in the currency's units), balance_exact."""
     return account_data(_account(number))
 
 

@@ -106,3 +106,14 @@ class ScriptRun(BusinessRecord):
 
     def __str__(self):
         return f"{self.script.code} v{self.version.number} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_text(self) -> str:
+        return milliseconds(self.duration_ms)
+
+
+def milliseconds(ms) -> str:
+    """340 → "340 ms", 1530 → "1.53 s"."""
+    if ms is None:
+        return ""
+    return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:.2f} s"

@@ -106,6 +106,9 @@ MENU = [
         ("payments:paymentgateway_list", _("Payment gateways"), ""),
         ("integrations:notificationtemplate_list", _("Notification templates"), ""),
         ("billing:documenttemplate_list", _("Document templates"), ""),
+        ("scripts:script_list", _("Scripts"), _("Scripts")),
+        ("scripts:scriptrun_list", _("Script runs"), _("Scripts")),
+        ("scripts:scriptversion_list", _("Script versions"), _("Scripts")),
     ]),
 ]
 

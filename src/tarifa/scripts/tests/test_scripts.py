@@ -184,7 +184,8 @@ def test_reading_functions(live, make_user):
     value = result.value
     assert value["status"] == "active" and value["tariff"] == "NET-31" and value["currency"] == "EUR"
     assert value["n"] == 1 and value["name"].startswith("Ivan")
-    assert value["balance"] == f"{live.billing_account.ledger_account.__class__.objects.get(pk=live.billing_account.ledger_account_id).balance:f}"
+    live.billing_account.ledger_account.refresh_from_db()
+    assert value["balance"] == f"{live.billing_account.ledger_account.balance:.2f}"
 
 
 def test_a_failed_script_leaves_no_effect(live):
