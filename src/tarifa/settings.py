@@ -263,6 +263,9 @@ TARIFA_SCRIPT_GRACE_MS = int(env("TARIFA_SCRIPT_GRACE_MS", "2000"))
 TARIFA_SCRIPT_PROCESS_MEMORY = int(env("TARIFA_SCRIPT_PROCESS_MEMORY", str(512 * 1024 * 1024)))
 TARIFA_SCRIPT_POOL_SIZE = int(env("TARIFA_SCRIPT_POOL_SIZE", "2"))
 TARIFA_SCRIPT_MAX_RUNS_PER_PROCESS = int(env("TARIFA_SCRIPT_MAX_RUNS_PER_PROCESS", "500"))
+# The system user the sandbox processes run as (e.g. nobody; Tarifa must run as root to switch):
+# empty, Tarifa's own user. It needs to read Python and the installed packages.
+TARIFA_SCRIPT_USER = env("TARIFA_SCRIPT_USER", "")
 
 PROCRASTINATE_ON_APP_READY = "tarifa.web.jobs.on_app_ready"
 

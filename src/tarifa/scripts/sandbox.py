@@ -49,12 +49,15 @@ class ChildGone(Exception):
 class Worker:
     """One sandbox process and its channel."""
 
-    def __init__(self, process_memory: int):
+    def __init__(self, process_memory: int, user: str | None = None):
         self.owner = os.getpid()
+        # No inherited descriptors (database sockets), no environment (no DATABASE_URL, no keys), its own
+        # session (a signal to Tarifa's process group does not reach it; it ends when its stdin closes).
         self.proc = subprocess.Popen(
             [sys.executable, "-I", str(CHILD), str(process_memory)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/", close_fds=True, start_new_session=True)
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/", close_fds=True, start_new_session=True,
+            user=user or None)
         self.ready = False
         self.runs = 0
 
@@ -131,7 +134,9 @@ class Pool:
                 getattr(settings, "TARIFA_SCRIPT_MAX_RUNS_PER_PROCESS", 500))
 
     def _spawn(self) -> Worker:
-        return Worker(self.settings()[1])
+        from django.conf import settings
+
+        return Worker(self.settings()[1], user=getattr(settings, "TARIFA_SCRIPT_USER", ""))
 
     def acquire(self) -> Worker:
         with self._lock:
@@ -192,7 +197,10 @@ def limits():
 
 def check(source: str) -> str | None:
     """The Lua syntax error in `source` ("script:3: 'end' expected near <eof>"), or None."""
-    worker = pool.acquire()
+    try:
+        worker = pool.acquire()
+    except OSError as exc:
+        return f"the syntax could not be checked: the sandbox process could not start ({exc.strerror or exc})"
     healthy = False
     try:
         worker.wait_ready()
@@ -223,7 +231,11 @@ def execute(source: str, *, context=None, functions=(), on_call=None, cpu_ms=Non
     grace_ms = int(default_grace if grace_ms is None else grace_ms)
     wall_limit = wall_limit_ms(cpu_ms, grace_ms) / 1000
     outcome = Outcome(ok=False)
-    worker = pool.acquire()
+    try:
+        worker = pool.acquire()
+    except OSError as exc:  # cannot start Python as TARIFA_SCRIPT_USER, no processes left …
+        log.error("the script sandbox could not start: %s", exc)
+        return Outcome(ok=False, kind="killed", error=f"the sandbox process could not start: {exc.strerror or exc}")
     healthy = False
     child_time = 0.0
     try:
