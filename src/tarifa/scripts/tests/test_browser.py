@@ -50,7 +50,8 @@ def test_edit_save_and_dry_run_a_script(page, live_server, admin_user):
     assert "OK" in page.locator("[data-testid=run-outcome]").inner_text()
     assert "balance below 100" in page.locator("[data-testid=run-value]").inner_text()
     log = page.locator("[data-testid=run-log]").inner_text()
-    assert "balance 40.00 EUR" in log and "would be suspended" in log
+    account.ledger_account.refresh_from_db()
+    assert f"balance {account.ledger_account.balance:.2f} EUR" in log and "would be suspended" in log
     calls = page.locator("[data-testid=run-calls]").inner_text()
     assert "suspend" in calls and "done" in calls
     assert Subscription.objects.get(pk=sub.pk).status == "active"  # a dry run: rolled back
