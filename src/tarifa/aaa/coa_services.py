@@ -116,9 +116,11 @@ def _granted_at_start(session: Session, profiles: Profiles) -> Access:
     sub = session.subscription
     if sub is None:
         return Access(NORMAL)
-    change = (StatusChange.objects.filter(subscription=sub, at__lte=session.started_at)
-              .order_by("-at").values_list("to_status", flat=True).first())
-    status = change or sub.status
+    changes = StatusChange.objects.filter(subscription=sub)
+    status = (changes.filter(at__lte=session.started_at).order_by("-at").values_list("to_status", flat=True).first()
+              or changes.filter(at__gt=session.started_at).exclude(from_status="").order_by("at")
+              .values_list("from_status", flat=True)
+              .first() or sub.status)
     day = session.started_at.date()
     period = (TariffPeriod.objects.filter(subscription=sub, valid_from__lte=day).order_by("-valid_from")
               .values_list("tariff_id", flat=True).first())

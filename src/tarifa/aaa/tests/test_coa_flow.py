@@ -158,3 +158,19 @@ def test_reconciliation_finds_and_disconnects_a_session_that_should_not_exist(wo
     again = coa_services.reconcile(actor="test")
     assert again.differences == 0
     assert stale.pk
+
+
+def test_a_session_older_than_the_history_moves_pools_by_disconnect(world):
+    """A session that started before the subscription's recorded life cycle (imported sessions, a NAS
+    that kept a session across a migration) had what the first recorded change started from; moving it
+    into the pay-first profile with another pool is a Disconnect-Request."""
+    listener, sub = world["nas_listener"], world["sub"]
+    Profile.objects.filter(tariff=world["tariffs"]["NET-31"]).update(
+        when_suspended=Profile.WhenSuspended.PAY_FIRST, ip_pool="home", pay_first_pool="pay-first",
+        pay_first_rate_down_kbps=256, pay_first_rate_up_kbps=128)
+    open_session(world["nas"], sub, started=now() - dt.timedelta(days=2))
+    subs.suspend(sub, actor="test", cause="operator", reason="test")
+    run_aaa_jobs()
+    (got,) = listener.wait_for(1)
+    assert got.kind == "disconnect"
+    assert CoaAttempt.objects.get().kind == "disconnect"
