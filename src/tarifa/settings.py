@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "tarifa.catalog",
     "tarifa.subscriptions",
     "tarifa.rating",
+    "tarifa.charging",
     "tarifa.aaa",
     "tarifa.billing",
     "tarifa.payments",

@@ -16,7 +16,9 @@ from decimal import Decimal
 from django.db import transaction
 
 from tarifa.audit import services as recorded
+from tarifa.kernel.clock import now
 from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
+from tarifa.kernel.ids import uuid7
 from tarifa.kernel.money import parse_amount
 
 from . import engine, plans
@@ -589,3 +591,24 @@ def cost_to_dict(cost: engine.Cost) -> dict:
             "increments": [{"count": i.count, "duration": i.duration, "cost": dec(i.cost)} for i in s.increments],
         } for s in cost.spans],
     }
+
+
+# Free units spent online (charging) ---------------------------------------------------------------
+
+def use_free_units(*, subscription_id, bundle_id, period_start: dt.date, units: int) -> None:
+    """Add `units` to a subscription's bundle counter for a period (online charging settles them).
+
+    Runs in the caller's transaction (which holds the account lock); an upsert, so two
+    sessions of one subscription add up.
+    """
+    if units <= 0:
+        return
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            INSERT INTO rating_bundlecounter (id, subscription_id, bundle_id, period_start, used, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (subscription_id, bundle_id, period_start)
+            DO UPDATE SET used = rating_bundlecounter.used + excluded.used, updated_at = excluded.updated_at""",
+                       [uuid7(), subscription_id, bundle_id, period_start, units, now()])
