@@ -119,19 +119,48 @@ def test_silent_session_expires_and_settles():
     ledger_clean()
 
 
+def add_peak_plan(w):
+    """Germany (49): peak weekdays 08:00–20:00 at 0.33 a minute in 30 s steps, else 0.07 by the second."""
+    from tarifa.rating.engine import SECOND
+    from tarifa.rating.models import RatingPlan
+
+    t = w["tenant"]
+    de = rating.create_destination(actor=ACTOR, tenant=t, code="DE", name="Germany", prefixes=["49"])
+    peak = rating.create_timing(actor=ACTOR, tenant=t, code="PEAK", week_days=[1, 2, 3, 4, 5],
+                                start_time=dt.time(8), end_time=dt.time(20))
+    r_peak = rating.create_rate(actor=ACTOR, tenant=t, code="R_PEAK", slots=[
+        {"connect_fee": "0.02", "price": "0.33", "rate_unit": 60 * SECOND, "rate_increment": 30 * SECOND}])
+    r_off = rating.create_rate(actor=ACTOR, tenant=t, code="R_OFF", slots=[
+        {"price": "0.07", "rate_unit": 60 * SECOND, "rate_increment": SECOND}])
+    for code, rate in (("DR_DE_PEAK", r_peak), ("DR_DE_OFF", r_off)):
+        rating.create_destination_rate(actor=ACTOR, tenant=t, code=code, destination=de, rate=rate,
+                                       rounding_method="*up", rounding_decimals=4)
+    plan = RatingPlan.objects.get(tenant=t, code="RP_VOICE")
+    rating.create_binding(actor=ACTOR, rating_plan=plan, destination_rate_code="DR_DE_PEAK", timing=peak, weight=20)
+    rating.create_binding(actor=ACTOR, rating_plan=plan, destination_rate_code="DR_DE_OFF", weight=10)
+
+
 @pytest.mark.parametrize("start,usage", [
-    (dt.datetime(2024, 3, 4, 23, 58, 30, tzinfo=dt.UTC), 200),  # across midnight
-    (dt.datetime(2024, 3, 4, 7, 59, 0, tzinfo=dt.UTC), 3601),
+    (dt.datetime(2024, 3, 4, 23, 58, 30, tzinfo=dt.UTC), 200),  # across midnight (Monday → Tuesday)
+    (dt.datetime(2024, 3, 3, 23, 59, 0, tzinfo=dt.UTC), 700),  # Sunday night into Monday
+    (dt.datetime(2024, 3, 4, 7, 59, 0, tzinfo=dt.UTC), 3601),  # off-peak into peak
+    (dt.datetime(2024, 3, 4, 19, 58, 17, tzinfo=dt.UTC), 333),  # peak into off-peak
 ])
-def test_online_cost_equals_offline_across_boundaries(start, usage):
+@pytest.mark.parametrize("slice_s", [77, 300])
+def test_online_cost_equals_offline_across_boundaries(start, usage, slice_s):
     w = world()
+    with clock.travel_to(dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.UTC)):
+        add_peak_plan(w)
     with clock.travel_to(start):
         a = services.start(actor=ACTOR, identifier="+15550001", usage_type="voice", external_id=f"b{usage}",
-                           destination="4420123", requested=seconds(77), started_at=start)
+                           destination="4930123", requested=seconds(slice_s), started_at=start)
+        assert a.result_code == 2001
         used = 0
-        while used + 77 < usage:
-            services.update(a.session, actor=ACTOR, used=seconds(77), requested=seconds(77))
-            used += 77
+        while used + slice_s < usage:
+            services.update(a.session, actor=ACTOR, used=seconds(slice_s), requested=seconds(slice_s))
+            used += slice_s
         services.terminate(a.session, actor=ACTOR, used=seconds(usage - used))
-    assert ChargingSession.objects.get(pk=a.session).charged == offline_cost(w, usage, at=start)
+    session = ChargingSession.objects.get(pk=a.session)
+    assert session.charged == offline_cost(w, usage, at=start, destination="4930123") > 0
+    assert available(w["prepaid"]) == Decimal(100) - session.charged
     ledger_clean()
