@@ -83,6 +83,12 @@ def topup_url() -> str:
 
 
 GRACE = dt.timedelta(seconds=60)
+SIX = Decimal("0.000001")
+
+
+def _money(value: Decimal) -> str:
+    """An amount as the answers give it: a decimal string with the ledger's 6 places."""
+    return f"{Decimal(value).quantize(SIX):f}"
 
 
 @dataclasses.dataclass
@@ -143,6 +149,9 @@ def find_subscription(kind: str, value: str, at: dt.datetime) -> Subscription:
     """The subscription that held the identifier at `at` (any kind), else Refused 5030."""
     stored = identifier_value(kind, value)
     sub = subscriptions.owner_of_identifier(stored, at) if stored else None
+    if sub is None and kind == "any" and stored.isdigit():
+        stored = "+" + stored  # an E.164 number written without its '+'
+        sub = subscriptions.owner_of_identifier(stored, at)
     if sub is None:
         raise Refused(USER_UNKNOWN, f"No subscription holds {stored or '(nothing)'}.")
     return sub
@@ -337,7 +346,7 @@ def _reserve(session: ChargingSession, *, actor, requested: int, price: pricing.
     units, amount = pricing.grant(price, used=session.used_units, requested=requested, budget=budget,
                                   step=pricing.STEP[measure])
     answer = Answer(result_code=SUCCESS, session=str(session.pk), currency=session.currency,
-                    validity_time=validity(), total=f"{session.charged:f}")
+                    validity_time=validity(), total=_money(session.charged))
     if units == 0:
         answer.result_code = CREDIT_LIMIT_REACHED
         answer.final_unit = TERMINATE
@@ -358,7 +367,7 @@ def _reserve(session: ChargingSession, *, actor, requested: int, price: pricing.
                                free_units=max(min(session.free_units - session.used_units, units), 0),
                                amount=amount, currency=session.currency, created_at=at, expires_at=expires)
     answer.granted = units
-    answer.reserved = f"{amount:f}"
+    answer.reserved = _money(amount)
     if units < requested:
         session.final_unit = True
         answer.final_unit = REDIRECT if topup_url() else TERMINATE
@@ -478,8 +487,8 @@ def update(session, *, actor, used: int, requested: int = 0, request_number: int
     except engine.RatingError as exc:
         return _record(session, rtype=ChargingRequest.Type.UPDATE, rn=rn, used=used,
                        answer=_refusal(RATING_FAILED, f"{exc.code}: {exc.message}", session))
-    answer.charged = f"{charged:f}"
-    answer.total = f"{session.charged:f}"
+    answer.charged = _money(charged)
+    answer.total = _money(session.charged)
     session.save()
     return _record(session, rtype=ChargingRequest.Type.UPDATE, rn=rn, requested=requested, used=used, answer=answer,
                    charged=charged)
@@ -488,7 +497,7 @@ def update(session, *, actor, used: int, requested: int = 0, request_number: int
 def _record_late(session, *, rn, used, rtype) -> Answer:
     """A request for a session already ended: nothing more is charged (5002 unknown session)."""
     answer = _refusal(UNKNOWN_SESSION_ID, f"The session is {session.state}.", session)
-    answer.total = f"{session.charged:f}"
+    answer.total = _money(session.charged)
     return _record(session, rtype=rtype, rn=rn, used=used, answer=answer)
 
 
@@ -516,8 +525,8 @@ def terminate(session, *, actor, used: int = 0, request_number: int | None = Non
     session.ended_at = now()
     session.termination_cause = cause or "terminated"
     session.save()
-    answer = Answer(result_code=SUCCESS, session=str(session.pk), currency=session.currency, charged=f"{charged:f}",
-                    total=f"{session.charged:f}")
+    answer = Answer(result_code=SUCCESS, session=str(session.pk), currency=session.currency, charged=_money(charged),
+                    total=_money(session.charged))
     return _record(session, rtype=ChargingRequest.Type.TERMINATE, rn=rn, used=used, answer=answer, charged=charged)
 
 

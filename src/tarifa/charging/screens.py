@@ -1,0 +1,66 @@
+"""Operator screens of online charging: sessions (open ones with their reservations, per account;
+history and detail), reservations, Diameter peers."""
+
+from django.utils.translation import gettext_lazy as _
+
+from tarifa.rating.units import format_usage
+from tarifa.web.registry import ModelScreens, register
+
+from . import services
+from .forms import DiameterPeerForm
+from .models import ChargingSession, DiameterPeer, Reservation
+
+AREA = "Usage"
+
+
+def _usage(field):
+    return lambda s: format_usage(getattr(s, field), s.usage_type)
+
+
+def _session_context(request, session):
+    def text(units):
+        return format_usage(units, session.usage_type)
+
+    return {
+        "requests": [(q, text(q.requested_units), text(q.used_units), text(q.granted_units))
+                     for q in session.requests.order_by("request_number", "created_at")],
+        "reservations": [(r, text(r.units), text(r.free_units))
+                         for r in session.reservations.select_related("hold").order_by("created_at")],
+    }
+
+
+register(ModelScreens(
+    model=ChargingSession, area=AREA,
+    columns=["started_at", "subject", "usage_type", "kind", "state", "origin", "billing_account", "destination",
+             "used_units", "charged", "currency", "final_unit"],
+    filterset_fields=["state", "origin", "usage_type", "kind", "billing_account", "subscription"],
+    search_fields=["subject", "external_id", "destination", "billing_account__number", "subscription__number"],
+    ordering=["-started_at"], menu_label=_("Charging sessions"),
+    detail_fields=["subscription", "billing_account", "kind", "usage_type", "state", "origin", "external_id", "peer",
+                   "subject", "destination", "started_at", "ended_at", "used_units", "rated_units", "free_units",
+                   "bundle", "charged", "currency", "final_unit", "termination_cause", "tenant", "category",
+                   "rating_plan", "last_request_number"],
+    detail_template="charging/session_detail.html", detail_context=_session_context,
+    formats={"used_units": _usage("used_units"), "rated_units": _usage("rated_units"),
+             "free_units": _usage("free_units")},
+    queryset=lambda request: ChargingSession.objects.select_related("billing_account", "subscription"),
+))
+
+register(ModelScreens(
+    model=Reservation, area=AREA,
+    columns=["created_at", "session", "billing_account", "units", "free_units", "amount", "currency", "state",
+             "expires_at"],
+    filterset_fields=["state", "billing_account"], search_fields=["billing_account__number", "session__subject"],
+    ordering=["-created_at"], menu_label=_("Reservations (online charging)"),
+    formats={"units": lambda r: format_usage(r.units, r.session.usage_type),
+             "free_units": lambda r: format_usage(r.free_units, r.session.usage_type)},
+    queryset=lambda request: Reservation.objects.select_related("session", "billing_account"),
+))
+
+register(ModelScreens(
+    model=DiameterPeer, area=AREA, columns=["origin_host", "realm", "ip_address", "state", "state_changed_at"],
+    form_class=DiameterPeerForm, create=services.create_peer, update=services.update_peer,
+    archive=services.archive_peer, search_fields=["origin_host", "realm", "ip_address"], ordering=["origin_host"],
+    form_sample=lambda view, obj, user: ({"origin_host": "suite-peer.example.net", "realm": "example.net",
+                                          "ip_address": "192.0.2.10"} if view == "add" else {}),
+))
