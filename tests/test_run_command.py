@@ -61,7 +61,7 @@ def test_run_serves_bootstraps_runs_jobs_and_stops_on_ctrl_c(fresh_database):
         assert "Log in as 'admin' with the password from TARIFA_ADMIN_PASSWORD" in running.output
         assert ADMIN_PASSWORD not in running.output
         pids = running.child_pids()
-        assert set(pids) == {"serve", "worker"} and all(alive(p) for p in pids.values())
+        assert set(pids) == {"serve", "worker", "diameter"} and all(alive(p) for p in pids.values())
 
         status, body = obtain_token(base, "admin", ADMIN_PASSWORD)
         assert status == 201, body

@@ -144,7 +144,7 @@ def child_env(database_url, port):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "TEST_DATABASE", "TARIFA_TEST_", "DJANGO_ALLOW_ASYNC"))}
     env.update(DATABASE_URL=database_url, PORT=str(port), TARIFA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               TARIFA_SERVER_WORKERS="2", PYTHONUNBUFFERED="1")
+               TARIFA_SERVER_WORKERS="2", PYTHONUNBUFFERED="1", TARIFA_DIAMETER_PORT=str(free_port()))
     return env
 
 

@@ -1,7 +1,8 @@
-"""`tarifa run` (what `make run` does): bootstrap, then the web server and a job worker.
+"""`tarifa run` (what `make run` does): bootstrap, then the web server, a job worker and the
+Diameter credit-control server (`tarifa charging diameter`, port $TARIFA_DIAMETER_PORT or 3868).
 
-Both run as child processes of this one. Ctrl-C or SIGTERM here is passed on to both;
-when either stops on its own, the other is stopped too and `run` exits.
+All run as child processes of this one. Ctrl-C or SIGTERM here is passed on to them;
+when one stops on its own, the others are stopped too and `run` exits.
 
 Without DATABASE_URL, importing the settings started the embedded PostgreSQL (under
 ./var/pgdata) and exported its DATABASE_URL: the children inherit it and connect to
@@ -40,8 +41,8 @@ def _die_with_parent():
 
 
 class Command(BaseCommand):
-    help = ("Bootstrap the database, then run the web server and a background-job worker until "
-            "Ctrl-C. This is what `make run` does.")
+    help = ("Bootstrap the database, then run the web server, a background-job worker and the Diameter "
+            "credit-control server until Ctrl-C. This is what `make run` does.")
     requires_system_checks = []  # bootstrap's migrate runs them
 
     def add_arguments(self, parser):
@@ -77,6 +78,9 @@ class Command(BaseCommand):
         worker_cmd = [*base, "worker"]
         if opts["concurrency"]:
             worker_cmd += ["--concurrency", str(opts["concurrency"])]
+        # The Diameter Gy/Ro credit-control server (online charging), on TARIFA_DIAMETER_PORT (3868).
+        diameter_cmd = [*base, "charging", "diameter", "--host", host,
+                        "--port", os.environ.get("TARIFA_DIAMETER_PORT") or "3868"]
 
         received = []
 
@@ -86,7 +90,7 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
         children = {}
         try:
-            for name, cmd in (("serve", serve_cmd), ("worker", worker_cmd)):
+            for name, cmd in (("serve", serve_cmd), ("worker", worker_cmd), ("diameter", diameter_cmd)):
                 # Own process group: a terminal's Ctrl-C reaches `run` only, which passes it on once.
                 children[name] = subprocess.Popen(cmd, env=env, process_group=0, preexec_fn=_die_with_parent)
                 self.say(f"{name}: pid {children[name].pid}")
