@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tarifa.kernel.errors import ValidationFailed
+from tarifa.ledger.models import BillingAccount
 from tarifa.rating.selectors import measure_of
 from tarifa.rating.units import QuantityError, format_usage, parse_quantity
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
@@ -97,18 +98,12 @@ class EventSerializer(StrictSerializer):
 
 
 class SessionFilter(FilterSet):
-    account = ReferenceFilter(field_name="billing_account", related_model=None, label=_("Billing account"),
+    account = ReferenceFilter(field_name="billing_account", related_model=BillingAccount, label=_("Billing account"),
                               help_text=_("Id or number of the billing account."))
 
     class Meta:
         model = ChargingSession
         fields = ["subscription", "billing_account", "state", "origin", "usage_type", "kind"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from tarifa.ledger.models import BillingAccount
-
-        self.filters["account"].related_model = BillingAccount
 
 
 def _known_usage_type(code: str) -> str:
