@@ -1,4 +1,10 @@
+import datetime as dt
+
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+
+from tarifa.kernel.clock import now
+from tarifa.web.dashboard import widget
 
 from tarifa.web.registry import Action, ModelScreens, register
 
@@ -127,3 +133,13 @@ register(ModelScreens(
     ordering=["-started_at"], detail_template="scripts/scriptrun_detail.html", detail_context=_run_context,
     formats={"duration_ms": lambda run: milliseconds(run.duration_ms), "cpu_ms": lambda run: milliseconds(run.cpu_ms)},
 ))
+
+
+@widget("scripts.view_scriptrun")
+def failed_runs(request):
+    """Runs that failed or were killed in the last 24 hours (dry runs left out): a handler or a
+    scheduled task the operator should look at."""
+    count = (ScriptRun.objects.filter(started_at__gte=now() - dt.timedelta(hours=24), dry_run=False)
+             .exclude(outcome=ScriptRun.Outcome.OK).count())
+    return {"label": _("Script runs failed (24 h)"), "value": count, "alert": count > 0,
+            "url": reverse("scripts:scriptrun_list") + "?dry_run=false"}
