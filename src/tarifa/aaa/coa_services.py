@@ -38,6 +38,7 @@ from .protocol import rate_attributes
 Reason = CoaAttempt.Reason
 NORMAL, PAY_FIRST = "normal", "pay_first"
 NONE = "none"
+MODE_WORDS = {NORMAL: "normal", PAY_FIRST: "pay-first", NONE: "no access"}
 # A session acknowledged as disconnected this recently is not disconnected again (its Stop is on
 # its way).
 DISCONNECT_GRACE = dt.timedelta(seconds=60)
@@ -184,13 +185,17 @@ def plan(session: Session, profiles: Profiles, *, event: bool = False) -> Action
         profile = profiles.of(sub.tariff_id)
         pools = {profile.ip_pool, profile.pay_first_pool} if profile else set()
         if len(pools) > 1:
-            return disconnect_action(session, f"moves from the {have.mode} to the {want.mode} profile "
-                                              "(another address pool)")
+            return disconnect_action(session, f"moves from the {MODE_WORDS[have.mode]} to the "
+                                              f"{MODE_WORDS[want.mode]} profile (another address pool)")
     if have.key == want.key and (not event or _last_granted(session) == want.key
                                  or (have.mode == NORMAL and want.down == want.up == 0)):
         return None
     attributes = _identity(session) + rate_attributes(session.nas.type, want.down, want.up)
-    return Action(session, coa.COA, f"speed {have.key} should be {want.key}", attributes, want.key)
+    return Action(session, coa.COA, f"speed {_speed(have)} should be {_speed(want)}", attributes, want.key)
+
+
+def _speed(access: Access) -> str:
+    return f"{MODE_WORDS[access.mode]} {access.down}/{access.up} kbit/s (down/up)"
 
 
 def _send(actions: list[Action]) -> list[coa.Result]:
