@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "tarifa.payments",
     "tarifa.scripts",
     "tarifa.integrations",
+    "tarifa.tickets",
     "tarifa.reports",
     "tarifa.web",
 ]

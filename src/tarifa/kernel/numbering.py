@@ -33,6 +33,7 @@ REGISTRY: tuple[tuple[str, str, str], ...] = (
     ("H", "payments", "cash hand-overs"),
     ("BS", "payments", "bank statements"),
     ("VB", "payments", "voucher batches"),
+    ("T", "tickets", "tickets"),
 )
 # Series a bill cycle may also choose for its invoices besides free ones.
 INVOICE_SERIES = "I"
