@@ -43,7 +43,7 @@ class StepHandlerSerializer(serializers.ModelSerializer):
         fields = ["phase", "kind", "parameters", "order", "enabled"]
 
 
-class StepSerializer(serializers.ModelSerializer):
+class FlowStepSerializer(serializers.ModelSerializer):
     fields = StepFieldSerializer(many=True, read_only=True)
     handlers = StepHandlerSerializer(many=True, read_only=True)
     roles = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
@@ -55,8 +55,8 @@ class StepSerializer(serializers.ModelSerializer):
         nested_parts = ["fields", "handlers"]
 
 
-class TransitionSerializer(serializers.ModelSerializer):
-    from_step = serializers.SlugRelatedField(slug_field="code", read_only=True, source="from_step")
+class FlowTransitionSerializer(serializers.ModelSerializer):
+    from_step = serializers.SlugRelatedField(slug_field="code", read_only=True)
     to_step = serializers.SlugRelatedField(slug_field="code", read_only=True)
     requires_resolution = serializers.BooleanField(source="needs_resolution", read_only=True)
 
@@ -67,7 +67,7 @@ class TransitionSerializer(serializers.ModelSerializer):
 
 class TicketTypeSerializer(StrictModelSerializer):
     steps = serializers.SerializerMethodField()
-    transitions = TransitionSerializer(many=True, read_only=True)
+    transitions = FlowTransitionSerializer(many=True, read_only=True)
 
     class Meta:
         model = TicketType
@@ -75,10 +75,10 @@ class TicketTypeSerializer(StrictModelSerializer):
         read_only_fields = ["archived_at"]
         nested_parts = ["steps", "transitions"]
 
-    @extend_schema_field(StepSerializer(many=True))
+    @extend_schema_field(FlowStepSerializer(many=True))
     def get_steps(self, ttype) -> list[dict]:
         steps = ttype.steps.filter(archived_at__isnull=True).prefetch_related("fields", "handlers", "roles")
-        return StepSerializer(steps, many=True).data
+        return FlowStepSerializer(steps, many=True).data
 
 
 class TicketTypeViewSet(RecordViewSet):
@@ -180,14 +180,14 @@ class AdvanceSerializer(StrictSerializer):
         return fields
 
 
-class CommentSerializer(StrictModelSerializer):
+class TicketCommentSerializer(StrictModelSerializer):
     class Meta:
         model = Comment
         fields = ["id", "text", "internal", "author_label", "created_at"]
         read_only_fields = ["author_label", "created_at"]
 
 
-class AttachmentSerializer(StrictModelSerializer):
+class TicketAttachmentSerializer(StrictModelSerializer):
     file = serializers.FileField(write_only=True)
 
     class Meta:
@@ -258,9 +258,9 @@ class TicketViewSet(RecordViewSet):
 
     advance.idempotency_key_required = False
 
-    @extend_schema(request=CommentSerializer, responses={200: CommentSerializer(many=True),
-                                                          201: CommentSerializer})
-    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_ticket")
+    @extend_schema(request=TicketCommentSerializer, responses={200: TicketCommentSerializer(many=True),
+                                                          201: TicketCommentSerializer})
+    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_comment")
     def comments(self, request, pk=None):
         """GET: the ticket's comments (internal and customer-visible); POST `{"text", "internal"}`
         (needs tickets.add_comment)."""
@@ -268,18 +268,16 @@ class TicketViewSet(RecordViewSet):
         if request.method == "POST":
             if not request.user.has_perm("tickets.add_comment"):
                 raise PermissionDenied("You may not comment on tickets (tickets.add_comment).")
-            body = CommentSerializer(data=request.data)
+            body = TicketCommentSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             comment = services.add_comment(ticket=ticket, actor=request.user, text=body.validated_data["text"],
                                            internal=body.validated_data.get("internal", True))
-            return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
-        if not request.user.has_perm("tickets.view_comment"):
-            raise PermissionDenied("You may not read ticket comments (tickets.view_comment).")
-        return Response(CommentSerializer(ticket.comments.order_by("created_at"), many=True).data)
+            return Response(TicketCommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+        return Response(TicketCommentSerializer(ticket.comments.order_by("created_at"), many=True).data)
 
-    @extend_schema(request=AttachmentSerializer, responses={200: AttachmentSerializer(many=True),
-                                                             201: AttachmentSerializer})
-    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_ticket",
+    @extend_schema(request=TicketAttachmentSerializer, responses={200: TicketAttachmentSerializer(many=True),
+                                                             201: TicketAttachmentSerializer})
+    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_ticketattachment",
             parser_classes=[MultiPartParser, FormParser, JSONParser])
     def attachments(self, request, pk=None):
         """GET: the ticket's files; POST multipart `file`, `description`, `customer_visible`
@@ -288,15 +286,13 @@ class TicketViewSet(RecordViewSet):
         if request.method == "POST":
             if not request.user.has_perm("tickets.add_ticketattachment"):
                 raise PermissionDenied("You may not attach files (tickets.add_ticketattachment).")
-            body = AttachmentSerializer(data=request.data)
+            body = TicketAttachmentSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             att = services.attach_file(ticket, actor=request.user, file=body.validated_data["file"],
                                        description=body.validated_data.get("description", ""),
                                        customer_visible=body.validated_data.get("customer_visible", False))
-            return Response(AttachmentSerializer(att).data, status=status.HTTP_201_CREATED)
-        if not request.user.has_perm("tickets.view_ticketattachment"):
-            raise PermissionDenied("You may not see ticket files (tickets.view_ticketattachment).")
-        return Response(AttachmentSerializer(ticket.attachments.all(), many=True).data)
+            return Response(TicketAttachmentSerializer(att).data, status=status.HTTP_201_CREATED)
+        return Response(TicketAttachmentSerializer(ticket.attachments.all(), many=True).data)
 
 
 router.register("tickets", TicketViewSet, basename="ticket")

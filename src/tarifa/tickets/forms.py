@@ -80,6 +80,7 @@ class StepFieldForm(RecordForm):
         super().__init__(*args, **kwargs)
         if self.editing:
             del self.fields["step"]
+            del self.fields["name"]  # the data already collected under it keeps its name
         else:
             self.fields["step"].queryset = Step.objects.filter(archived_at__isnull=True).select_related("ticket_type")
 

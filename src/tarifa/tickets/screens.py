@@ -85,7 +85,8 @@ register(ModelScreens(
                _on_ticket(services.attach_file), form_class=TicketAttachmentForm, form_sample=_sample_file),
         Action("assign", _("Assign"), "tickets.change_ticket",
                lambda t, *, actor, assignee=None: services.assign(t, actor=actor, assignee=assignee),
-               form_class=AssignForm, available=lambda t: t.closed_at is None),
+               form_class=AssignForm, available=lambda t: t.closed_at is None,
+               form_sample=lambda obj, user: {"assignee": str(user.pk)}),
     ],
 ))
 
