@@ -55,6 +55,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(env("TARIFA_SESSION_AGE", str(12 * 3600)))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Addresses of reverse proxies whose X-Forwarded-For is believed (web.middleware.client_ip): the
+# client address of audit records and rate limits. Empty (default): X-Forwarded-For is ignored.
+TARIFA_TRUSTED_PROXIES = env_list("TARIFA_TRUSTED_PROXIES", "")
 if env_bool("TARIFA_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -111,6 +114,7 @@ INSTALLED_APPS = [
     "tarifa.integrations",
     "tarifa.tickets",
     "tarifa.reports",
+    "tarifa.portal",
     "tarifa.web",
 ]
 

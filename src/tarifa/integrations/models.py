@@ -18,6 +18,7 @@ class Event(models.TextChoices):
     CREDIT_NOTE_ISSUED = "credit_note_issued", _("Credit note issued (PDF attached)")
     DUNNING_NOTICE = "dunning_notice", _("Dunning notice (overdue invoices)")
     SCRIPT_MESSAGE = "script_message", _("Message from a script")
+    PORTAL_CODE = "portal_code", _("Self-care portal: one-time code")
 
 
 class Channel(models.TextChoices):

@@ -157,6 +157,25 @@ def notify(*, event, customer, context: dict, source_event: str) -> Notification
     return note
 
 
+@transaction.atomic
+def send_message(*, event, customer, channel, recipient: str, subject: str = "", body: str,
+                 source_event: str, language: str = "en") -> Notification:
+    """Record and enqueue a message written by the caller (no template) to one address — the
+    self-care portal's one-time codes, sent to the address the customer typed, which must be
+    one of their contacts (the caller checks). Delivered like every notification (the local
+    outbox when nothing is configured). Once per `source_event`."""
+    existing = Notification.objects.filter(source_event=source_event, customer=customer, event=event).first()
+    if existing is not None:
+        return existing
+    note = Notification(customer=customer, event=event, source_event=str(source_event), channel=channel,
+                        recipient=recipient, language=language, subject=subject[:200], body=body)
+    note.save(force_insert=True)
+    from .tasks import deliver
+
+    deliver.defer(notification_id=str(note.pk))
+    return note
+
+
 class DeliveryFailed(Exception):
     """Raised by the delivery job when a notification's last attempt failed: the job is marked
     failed, so the Jobs screen counts it (the notification itself is `failed`, with its error)."""

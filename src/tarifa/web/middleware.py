@@ -4,15 +4,32 @@ import uuid
 from tarifa.audit import context
 
 
-def client_ip(request) -> str:
-    # Behind a proxy, configure it to set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips).
-    address = request.META.get("REMOTE_ADDR", "")
+def _address(value: str) -> str:
     try:
-        return str(ipaddress.ip_address(address))
+        return str(ipaddress.ip_address(value.strip()))
     except ValueError:
-        # A unix-socket peer or a malformed value: stored as unknown rather than making the
-        # audit row (an inet column) fail, and with it the change being audited.
         return ""
+
+
+def client_ip(request) -> str:
+    """The client's address: REMOTE_ADDR, unless that is one of the proxies named in
+    TARIFA_TRUSTED_PROXIES — then the last address of X-Forwarded-For that is not a trusted
+    proxy (the one the first trusted proxy saw). Without that setting X-Forwarded-For is never
+    read, so a client cannot choose its address (audit trail, rate limits)."""
+    from django.conf import settings
+
+    address = _address(request.META.get("REMOTE_ADDR", ""))
+    trusted = set(getattr(settings, "TARIFA_TRUSTED_PROXIES", ()) or ())
+    if address and address in trusted:
+        hops = [_address(h) for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        for hop in reversed(hops):
+            if not hop:
+                break  # a malformed hop: the proxies cannot vouch for anything before it
+            if hop not in trusted:
+                return hop
+    # A unix-socket peer or a malformed value: stored as unknown ("") rather than making the
+    # audit row (an inet column) fail, and with it the change being audited.
+    return address
 
 
 class RequestContextMiddleware:
