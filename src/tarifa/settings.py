@@ -249,6 +249,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The staff API's schema: /api/v1/ only (the portal API has its own, tarifa.portal.api).
+    "PREPROCESSING_HOOKS": ["tarifa.web.schema.staff_api_only"],
     # Every operation's error answers and its Idempotency-Key header (tarifa.web.schema).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "tarifa.web.schema.document_errors"],
 }

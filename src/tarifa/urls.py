@@ -14,6 +14,8 @@ api_patterns = [
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", include((api_patterns, "api"))),
+    # The self-care portal's API (portal tokens only; its own schema): tarifa/portal/api.py.
+    path("", include("tarifa.portal.api_urls")),
     path("", include("tarifa.web.urls")),
     *screen_patterns(),
 ]

@@ -717,6 +717,60 @@ def view_as(*, actor, customer) -> PortalUser:
     return stand_in
 
 
+def account_funds(account) -> dict:
+    """Balance, credit limit, promised credit and what may be spent (available) of an account."""
+    from tarifa.subscriptions.thresholds import funds_of
+
+    funds = funds_of(account)
+    promised = subscriptions.promised_credit(account)
+    return {"balance": account.balance, "credit_limit": account.credit_limit, "promised": promised,
+            "available": funds.get("funds", account.balance + account.credit_limit + promised),
+            "currency": account.currency}
+
+
+def card_gateway():
+    """The card gateway customers pay through in the portal: the first active card gateway."""
+    from tarifa.payments.models import PaymentGateway
+
+    return (PaymentGateway.objects.filter(kind=PaymentGateway.Kind.CARD, archived_at__isnull=True)
+            .order_by("created_at").first())
+
+
+def contact_value(customer, kind: str) -> str:
+    contact = (customer.contacts.filter(kind=kind, archived_at__isnull=True)
+               .order_by("-is_preferred", "created_at").first())
+    return contact.value if contact else ""
+
+
+def recent_periods(n: int = 6) -> list[str]:
+    day = today().replace(day=1)
+    out = []
+    for _ in range(n):
+        out.append(f"{day:%Y-%m}")
+        day = (day - dt.timedelta(days=1)).replace(day=1)
+    return out
+
+
+def usage_summary(scope, sub, start, end) -> list[dict]:
+    """Usage of a line in [start, end] by type and by day: what the customer reads on the service page."""
+    from django.db.models import Count, Sum
+    from django.db.models.functions import TruncDate
+
+    from tarifa.rating.units import format_usage
+
+    qs = scope.usage().filter(subscription=sub, start_time__date__gte=start, start_time__date__lte=end)
+    rows = []
+    for row in qs.values("usage_type").annotate(n=Count("id"), units=Sum("usage"), cost=Sum("cost")).order_by("usage_type"):
+        days = list(qs.filter(usage_type=row["usage_type"]).annotate(day=TruncDate("start_time")).values("day")
+                    .annotate(units=Sum("usage")).order_by("day"))
+        peak = max((d["units"] or 0 for d in days), default=0) or 1
+        rows.append({"type": row["usage_type"], "records": row["n"], "usage": format_usage(row["units"], row["usage_type"]),
+                     "cost": row["cost"] or Decimal(0), "currency": sub.billing_account.currency,
+                     "days": [{"day": d["day"], "usage": format_usage(d["units"], row["usage_type"]),
+                               "percent": int(100 * (d["units"] or 0) / peak)} for d in days]})
+    return rows
+
+
 def money_text(amount, currency) -> str:
     return format_amount(amount, currency)
 

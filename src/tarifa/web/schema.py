@@ -178,3 +178,9 @@ def document_errors(result, generator, request, public):
                 if code == "429":
                     answer.setdefault("headers", RETRY_AFTER)
     return result
+
+
+def staff_api_only(endpoints):
+    """The staff schema documents /api/v1/ only: other APIs (the self-care portal's, with its own
+    tokens) publish their own schema."""
+    return [e for e in endpoints if e[0].startswith("/api/v1/")]
