@@ -21,7 +21,7 @@ MAIN_MARKERS := not browser$(if $(filter 0,$(FUZZ)), and not fuzz)
 RUFF_RULES ?= E4,E7,E9,F
 HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
 
-.PHONY: help run test test-fast browser-deps pdf-deps radius-deps bench-deps bench lint clean-db
+.PHONY: help run test test-fast browser-deps pdf-deps radius-deps bench-deps bench lint clean-db messages
 
 help:
 	@echo "make run       install if needed, then start Tarifa (web server + job worker) on 127.0.0.1:\$${PORT:-8000}"
@@ -43,8 +43,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
+# Translations: .po → .mo compiled in Python (tarifa.kernel.msgfmt), so no GNU gettext is needed.
+messages: | $(BIN)/python
+	@$(BIN)/python -m tarifa.kernel.msgfmt
+
 # The demo reads phone numbers written without a country code as North American (+1).
-run: $(VENV)/.installed pdf-deps
+run: $(VENV)/.installed pdf-deps messages
 	TARIFA_DEFAULT_COUNTRY_CODE=$${TARIFA_DEFAULT_COUNTRY_CODE-1} $(BIN)/tarifa run
 
 # Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
@@ -106,14 +110,14 @@ bench-deps: radius-deps
 # The suite runs in two parts: everything but the browser tests on $(TEST_WORKERS) xdist processes (each has its
 # own test database), then the browser tests serially. Both parts always run; exit code 5 ("no tests
 # collected", e.g. PYTEST_ARGS selected none of a part) is not a failure.
-test: $(VENV)/.installed-test browser-deps pdf-deps radius-deps
+test: $(VENV)/.installed-test browser-deps pdf-deps radius-deps messages
 	@rc1=0; rc2=0; \
 	$(BIN)/python -m pytest -m "$(MAIN_MARKERS)" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS) || rc1=$$?; \
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS) || rc2=$$?; \
 	for rc in $$rc1 $$rc2; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; done
 
 # Quicker loop while developing: no browser tests, no dependency checks.
-test-fast:
+test-fast: messages
 	$(BIN)/python -m pytest -m "not browser and not fuzz" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed bench-deps

@@ -4,3 +4,10 @@
 import pytest
 
 pytest_plugins = ["tarifa.testing.fixtures", "tarifa.testing.processes"]
+
+
+def pytest_configure(config):
+    # The translations (.po → .mo) are build output: compiled here for a run without `make test`.
+    from tarifa.kernel.msgfmt import compile_all
+
+    compile_all()

@@ -352,10 +352,11 @@ def _hash_code(code: str) -> str:
 def _contact_of(customer: Customer, value: str) -> Contact | None:
     for contact in customer.contacts.filter(archived_at__isnull=True):
         try:
-            if crm.normalize_contact_value(contact.kind, value) == contact.value:
-                return contact
+            given = crm.normalize_contact_value(contact.kind, value)
         except ValidationFailed:
             continue
+        if given == contact.value or (contact.kind == Contact.Kind.EMAIL and given.lower() == contact.value.lower()):
+            return contact
     return None
 
 
@@ -385,10 +386,11 @@ def request_registration(*, customer_number: str, contact: str, ip: str | None =
         return
     customer = Customer.objects.filter(number__iexact=(customer_number or "").strip(), archived_at__isnull=True).first()
     found = _contact_of(customer, contact) if customer is not None else None
-    if found is None or PortalUser.objects.filter(login=found.value).exists():
+    if found is None or PortalUser.objects.filter(login=normalise_login(found.value)).exists():
         return
     with transaction.atomic():
-        _send_code(purpose=OneTimeCode.Purpose.REGISTER, customer=customer, key=found.value, send_to=found.value,
+        _send_code(purpose=OneTimeCode.Purpose.REGISTER, customer=customer, key=normalise_login(found.value),
+                   send_to=found.value,
                    channel=Channel.EMAIL if found.kind == Contact.Kind.EMAIL else Channel.SMS,
                    language=customer.language)
 
