@@ -206,9 +206,9 @@ class AccountSerializer(serializers.Serializer):
     currency = serializers.CharField()
     payment_mode = serializers.CharField()
     status = serializers.CharField()
-    balance = serializers.DecimalField(max_digits=20, decimal_places=6)
-    credit_limit = serializers.DecimalField(max_digits=20, decimal_places=6)
-    available = serializers.DecimalField(max_digits=20, decimal_places=6)
+    balance = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
+    credit_limit = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
+    available = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
 
 
 class AccountsView(PortalAPIView):
@@ -236,8 +236,8 @@ class InvoiceSerializer(serializers.Serializer):
     invoice_date = serializers.DateField()
     due_date = serializers.DateField()
     currency = serializers.CharField()
-    total = serializers.DecimalField(max_digits=20, decimal_places=6)
-    paid_amount = serializers.DecimalField(max_digits=20, decimal_places=6)
+    total = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
+    paid_amount = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
 
 
 ACCOUNT_PARAM = OpenApiParameter("account", str, description="Only this account's (its id); another's: 404.")
@@ -278,7 +278,7 @@ class PaymentSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     number = serializers.CharField()
     billing_account = serializers.CharField(source="billing_account.number")
-    amount = serializers.DecimalField(max_digits=20, decimal_places=6)
+    amount = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
     currency = serializers.CharField()
     channel = serializers.CharField()
     status = serializers.CharField()
@@ -368,7 +368,7 @@ class VoucherRequest(StrictSerializer):
 
 class VoucherAnswer(serializers.Serializer):
     payment = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=20, decimal_places=6)
+    amount = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True)
     currency = serializers.CharField()
 
 

@@ -134,7 +134,7 @@ class TotpDisableForm(forms.Form):
 # Staff screens --------------------------------------------------------------------------------------
 
 class PortalUserForm(RecordForm):
-    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(render_value=False), max_length=200,
+    initial_password = forms.CharField(label=_("Password"), widget=forms.PasswordInput(render_value=False), max_length=200,
                                help_text=_("Tell the customer; they can change it in the portal."))
 
     class Meta:
@@ -146,7 +146,7 @@ class PortalUserForm(RecordForm):
         self.fields["customer"].queryset = Customer.objects.filter(archived_at__isnull=True)
         self.fields["departments"].queryset = Department.objects.filter(archived_at__isnull=True)
         if self.editing:
-            for name in ("customer", "login", "password"):
+            for name in ("customer", "login", "initial_password"):
                 self.fields.pop(name, None)
 
     def validate_unique(self):

@@ -11,8 +11,13 @@ from .forms import DepartmentForm, PortalSettingsForm, PortalUserForm
 from .models import Department, PortalSettings, PortalUser
 
 
-def _create_user(*, actor, departments=(), **data):
-    return services.create_portal_user(actor=actor, departments=list(departments or ()), **data)
+def _names(records) -> str:
+    return ", ".join(str(r) for r in records) or "—"
+
+
+def _create_user(*, actor, initial_password, departments=(), **data):
+    return services.create_portal_user(actor=actor, password=initial_password, departments=list(departments or ()),
+                                       **data)
 
 
 def _update_user(user, *, actor, departments=None, **data):
@@ -23,7 +28,7 @@ def _update_user(user, *, actor, departments=None, **data):
 def _user_sample(view, obj, user):
     import secrets
 
-    return {"login": f"portal-{secrets.token_hex(4)}@example.net", "password": "Sample-portal-pass-1"} \
+    return {"login": f"portal-{secrets.token_hex(4)}@example.net", "initial_password": "Sample-portal-pass-1"} \
         if view == "add" else {}
 
 
@@ -33,6 +38,7 @@ register(ModelScreens(
     form_class=PortalUserForm, create=_create_user, update=_update_user, archive=services.archive_portal_user,
     filterset_fields=["role", "customer"], search_fields=["login", "name", "customer__number"],
     ordering=["login"], form_sample=_user_sample,
+    formats={"departments": lambda obj: _names(obj.departments.all())},
     detail_fields=["login", "customer", "name", "role", "departments", "language", "totp_enabled", "notify_email",
                    "notify_sms", "last_login_at", "created_at"],
 ))
@@ -58,6 +64,7 @@ register(ModelScreens(
     columns=["name", "customer", "created_at"], form_class=DepartmentForm, create=_create_department,
     update=_update_department, archive=services.archive_department, filterset_fields=["customer"],
     search_fields=["name", "customer__number"], ordering=["customer", "name"], form_sample=_department_sample,
+    formats={"subscriptions": lambda obj: _names(obj.subscriptions.all())},
     detail_fields=["name", "customer", "subscriptions", "created_at"],
 ))
 
@@ -74,7 +81,8 @@ register(ModelScreens(
     detail_fields=["name", "self_registration", "allowed_tariffs", "tariff_change_requires_ticket", "pause_allowed",
                    "pause_max_days_per_year", "pause_min_days", "promised_payment", "editable_fields", "notice",
                    "updated_at"],
-    formats={"editable_fields": lambda obj: ", ".join(str(dict(_editable()).get(f, f)) for f in obj.editable_fields)
+    formats={"allowed_tariffs": lambda obj: _names(obj.allowed_tariffs.order_by("name")),
+             "editable_fields": lambda obj: ", ".join(str(dict(_editable()).get(f, f)) for f in obj.editable_fields)
              or "—"},
 ))
 

@@ -684,6 +684,7 @@ def update_department(dept: Department, *, actor, name: str | None = None, subsc
         dept = _portal(actor, "manage").get("department", dept.pk)
     else:
         _staff(actor, "portal.change_department")
+    dept = Department.objects.select_for_update().get(pk=dept.pk)  # a bound form already changed the instance
     if name is not None and name != dept.name:
         dept = recorded.update(dept, actor=_label(actor), name=name)
     if subscriptions is not None:
