@@ -493,7 +493,8 @@ def refresh_account(user: PortalUser, account) -> None:
     scope = Scope(user)
     account = scope.get("account", account.pk)
     if account.is_active and not user.read_only:
-        evaluate_account(account, actor=user.actor, by="a payment in the portal")
+        with transaction.atomic():
+            evaluate_account(account, actor=user.actor, by="a payment in the portal")
 
 
 def redeem_voucher(user: PortalUser, *, account, code: str, ip: str | None = None):
@@ -510,7 +511,8 @@ def redeem_voucher(user: PortalUser, *, account, code: str, ip: str | None = Non
             throttle.note(Attempt.Kind.VOUCHER, key, ip, succeeded=False)
         raise
     throttle.note(Attempt.Kind.VOUCHER, key, ip, succeeded=True)
-    evaluate_account(account, actor=user.actor, by="a voucher in the portal")
+    with transaction.atomic():
+        evaluate_account(account, actor=user.actor, by="a voucher in the portal")
     return payment
 
 

@@ -30,6 +30,7 @@ from tarifa.web.views import PermissionRequiredView
 from . import auth, forms, helpdesk, services
 from .models import LANGUAGES
 from .scope import Scope
+from .templatetags.portal import pdate
 
 SORTS = {  # ?sort= values a list accepts (anything else is ignored), per list
     "invoices": {"date": "invoice_date", "-date": "-invoice_date", "due": "due_date", "-due": "-due_date",
@@ -239,7 +240,7 @@ def suspension_reason(sub) -> str:
             "balance": _("not enough money on the account"), "dunning": _("unpaid invoices"),
             "customer_request": _("paused at your request")}.get(s.cause) or s.get_cause_display()
         if s.planned_end:
-            text = _("%(text)s until %(day)s") % {"text": text, "day": s.planned_end.isoformat()}
+            text = _("%(text)s until %(day)s") % {"text": text, "day": pdate(s.planned_end)}
         texts.append(str(text))
     return "; ".join(texts)
 
@@ -362,7 +363,7 @@ class PayView(PortalView):
                 else:
                     messages.success(request, _("Promised payment of %(amount)s until %(day)s.") % {
                         "amount": services.money_text(promise.amount, account.currency),
-                        "day": promise.expires_at.date().isoformat()})
+                        "day": pdate(promise.expires_at)})
                     return redirect("portal:home")
             return self.render(request, self.context(request, promise=form))
         raise Http404("unknown form")
@@ -535,7 +536,7 @@ class PauseView(PortalView):
                 form.add_error("until", _(exc.message))
             else:
                 messages.success(request, _("The service is paused until %(day)s.") % {
-                    "day": form.cleaned_data["until"].isoformat()})
+                    "day": pdate(form.cleaned_data["until"])})
                 return redirect("portal:service", subscription_id=sub.pk)
         return ServiceView.get(self, request, subscription_id, pause_form=form)
 

@@ -29,7 +29,11 @@ def story(transactional_db):
     from tarifa.subscriptions.tests.helpers import customer_account, make_catalog, pay
     from tarifa.subscriptions.thresholds import evaluate_account
 
+    from tarifa.catalog import services as catalog
+
     tariffs = make_catalog(start=dt.date(2020, 1, 1))
+    # Prepaid: held below 10 EUR, back at 10 EUR.
+    catalog.update_tariff(tariffs["NET-31"], actor="test", suspend_below="10", resume_at="10")
     account = customer_account(contacts=[{"kind": "email", "value": "ivan@example.net", "is_preferred": True}])
     pay(account, "20.00")
     sub = subscriptions.create_subscription(actor="test", billing_account=account, tariff=tariffs["NET-31"],
@@ -37,11 +41,14 @@ def story(transactional_db):
     cycle = billing.create_cycle(actor="test", code="MONTH", name="Monthly")
     billing.assign_cycle(actor="test", billing_account=account, cycle=cycle)
     invoice = billing.bill_now(actor="test", billing_account=account)
-    # The money runs out: a charge takes the balance below zero and the service is suspended.
+    # The money runs out: a charge takes the balance below the tariff's limit; the service is suspended.
     revenue = ledger.system_account("revenue:test", "EUR")
-    ledger.post_transfer(actor="test", debit=account, credit=revenue, amount="40.00", currency="EUR", kind="charge",
+    ledger.post_transfer(actor="test", debit=account, credit=revenue, amount="10.00", currency="EUR", kind="charge",
                          idempotency_key="story-charge")
-    evaluate_account(account, actor="test")
+    from django.db import transaction
+
+    with transaction.atomic():
+        evaluate_account(account, actor="test")
     sub.refresh_from_db()
     assert sub.status == "suspended"
     payments.create_gateway(actor="test", code="TESTCARD", name="Test cards", kind="card", adapter="test",
