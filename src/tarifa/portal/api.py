@@ -134,7 +134,7 @@ class PortalAPIView(APIView):
         unknown = set(request.query_params) - self.allowed_params
         if unknown:
             raise exceptions.ValidationError({name: ["Unknown query parameter."] for name in sorted(unknown)})
-        self.scope = Scope(request.user)
+        self.scope = Scope(request.user) if isinstance(request.user, PortalUser) else None
 
     def dispatch(self, request, *args, **kwargs):
         with services.client_context(client_ip(request)):
@@ -427,7 +427,11 @@ if helpdesk.available():
 def schema_view():
     from drf_spectacular.views import SpectacularAPIView
 
-    return SpectacularAPIView.as_view(urlconf="tarifa.portal.api_urls", custom_settings={
+    from rest_framework.permissions import AllowAny
+
+    # Public, as a mobile app's API description is (it holds no data).
+    return SpectacularAPIView.as_view(urlconf="tarifa.portal.api_urls", authentication_classes=[],
+                                      permission_classes=[AllowAny], custom_settings={
         "TITLE": "Tarifa self-care portal API", "DESCRIPTION": "For the customers' mobile app: portal tokens only.",
         "PREPROCESSING_HOOKS": []})
 

@@ -282,3 +282,18 @@ def test_russian_pages_and_amounts(maria):
     assert "Мои услуги" in page
     maria.refresh_from_db()
     assert maria.language == "ru"
+
+
+def test_api_token_me_and_wrong_password(maria):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    wrong = client.post("/api/portal/v1/auth/token/", {"login": maria.login, "password": "nope"}, format="json")
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_login"
+    answer = client.post("/api/portal/v1/auth/token/", {"login": maria.login, "password": "Maria-portal-2026"},
+                         format="json")
+    assert answer.status_code == 200 and answer.json()["token"].startswith("tpp_")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {answer.json()['token']}")
+    assert client.get("/api/portal/v1/me/").json()["customer_number"] == maria.customer.number
+    assert client.get("/api/portal/v1/accounts/").status_code == 200
+    assert client.get("/api/portal/v1/schema/").status_code == 200
