@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "tarifa.crm",
     "tarifa.ledger",
     "tarifa.catalog",
+    "tarifa.inventory",
     "tarifa.subscriptions",
     "tarifa.rating",
     "tarifa.charging",
