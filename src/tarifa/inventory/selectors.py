@@ -38,18 +38,19 @@ CHECKS = {
         WHERE (s.quantity < 0 AND l.kind NOT IN ('supplier', 'scrap', 'adjustment'))
            OR s.virtual <> (l.kind IN ('supplier', 'scrap', 'adjustment'))
         LIMIT %(limit)s""",
-    # Each serial is in exactly one location with quantity 1 (elsewhere 0, or −1 at a virtual
-    # source), and that location is the device's.
+    # Each serial is in exactly one location with quantity 1 and 0 everywhere else, counting it
+    # once at the (virtual) location it came from before its first move; that location is the device's.
     "serials_in_one_place": """
         WITH m AS (
             SELECT device_id, to_location_id AS location_id, 1 AS q FROM inventory_move WHERE device_id IS NOT NULL
-            UNION ALL SELECT device_id, from_location_id, -1 FROM inventory_move WHERE device_id IS NOT NULL),
+            UNION ALL SELECT device_id, from_location_id, -1 FROM inventory_move WHERE device_id IS NOT NULL
+            UNION ALL (SELECT DISTINCT ON (device_id) device_id, from_location_id, 1 FROM inventory_move
+                       WHERE device_id IS NOT NULL ORDER BY device_id, id)),
         per AS (SELECT device_id, location_id, sum(q) AS q FROM m GROUP BY device_id, location_id),
         bad AS (
             SELECT d.id, d.serial,
                    count(*) FILTER (WHERE per.q = 1) AS places,
-                   count(*) FILTER (WHERE per.q > 1 OR per.q < -1
-                                    OR (per.q < 0 AND l.kind NOT IN ('supplier', 'scrap', 'adjustment'))) AS wrong,
+                   count(*) FILTER (WHERE per.q > 1 OR per.q < 0) AS wrong,
                    max(per.location_id::text) FILTER (WHERE per.q = 1) AS derived,
                    d.location_id::text AS booked
             FROM inventory_device d LEFT JOIN per ON per.device_id = d.id

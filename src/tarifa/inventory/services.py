@@ -49,9 +49,7 @@ def virtual_location(kind: str) -> Location:
     found = Location.objects.filter(kind=kind, archived_at__isnull=True).order_by("created_at", "id").first()
     if found is not None:
         return found
-    location, _created = Location.objects.get_or_create(code=kind.upper(),
-                                                        defaults={"name": VIRTUAL_NAMES[kind], "kind": kind})
-    return location
+    return _made_once("system", code=kind.upper(), name=VIRTUAL_NAMES[kind], kind=kind)
 
 
 def create_location(*, actor, code, name, kind, technician=None, customer=None, address=None, note="") -> Location:
@@ -88,8 +86,8 @@ def technician_location(user, *, actor="system") -> Location:
     if found is not None:
         return found
     name = user.get_full_name() or user.get_username()
-    return create_location(actor=actor, code=f"TECH-{user.get_username()}"[:40], name=_("Van of %(name)s") % {
-        "name": name}, kind=K.TECHNICIAN, technician=user)
+    return _made_once(actor, code=f"TECH-{user.get_username()}"[:40], name=_("Van of %(name)s") % {"name": name},
+                      kind=K.TECHNICIAN, technician=user)
 
 
 def premises(customer, address=None, *, actor="system") -> Location:
@@ -99,8 +97,19 @@ def premises(customer, address=None, *, actor="system") -> Location:
         return found
     code = f"CUST-{customer.number}" + (f"-{str(address.pk)[-6:]}" if address is not None else "")
     name = f"{customer}" + (f", {address.line1}" if address is not None else "")
-    return create_location(actor=actor, code=code[:40], name=name[:200], kind=K.CUSTOMER, customer=customer,
-                           address=address)
+    return _made_once(actor, code=code[:40], name=name[:200], kind=K.CUSTOMER, customer=customer, address=address)
+
+
+def _made_once(actor, *, code, **fields) -> Location:
+    """A location made on first need; two operators needing it at once get the same one."""
+    try:
+        with transaction.atomic():
+            location, created = Location.objects.get_or_create(code=code, defaults=fields)
+    except IntegrityError:
+        location, created = Location.objects.get(code=code), False
+    if created:
+        recorded.record(location, actor=actor, action="create", changes={"code": [None, code]})
+    return location
 
 
 def create_item(*, actor, code, name, kind, currency, tracking=Item.Tracking.SERIAL, unit=Item.Unit.PIECE,
