@@ -13,6 +13,7 @@ from . import registry
 FRONT_OFFICE, CASH_DESK, BILLING, NETWORK, CATALOG, REPORTS, ADMINISTRATION = (
     _("Front office"), _("Cash desk"), _("Billing"), _("Network"), _("Catalog"), _("Reports and checks"),
     _("Administration"))
+WAREHOUSE = _("Warehouse")
 
 # (group, [(url name, label or None for the screen's own, section or "")])
 MENU = [
@@ -62,6 +63,18 @@ MENU = [
         ("rating:rerate", _("Re-rate a period"), ""),
         ("rating:reraterun_list", _("Re-ratings"), ""),
     ]),
+    (WAREHOUSE, [
+        ("inventory:device_list", _("Devices"), ""),
+        ("inventory:receive", _("Goods receipt (scanner)"), ""),
+        ("inventory:move", _("Move goods"), ""),
+        ("inventory:my_stock", _("My stock"), ""),
+        ("inventory:location_list", _("Stock locations"), ""),
+        ("inventory:move_list", _("Stock moves"), ""),
+        ("inventory:reservation_list", _("Reservations"), ""),
+        ("inventory:stocktake_list", _("Stocktakes"), ""),
+        ("inventory:item_list", _("Items"), ""),
+        ("inventory:reports", _("Stock reports"), ""),
+    ]),
     (CATALOG, [
         ("catalog:service_list", _("Services"), ""),
         ("catalog:tariff_list", _("Tariffs"), ""),
@@ -94,6 +107,7 @@ MENU = [
     (REPORTS, [
         ("billing:check", _("Revenue assurance"), ""),
         ("ledger:check", _("Ledger check"), ""),
+        ("inventory:check", _("Inventory check"), ""),
         ("integrations:notification_list", _("Notification log"), ""),
         ("audit:auditevent_list", _("Audit trail"), ""),
         ("web:jobs", _("Background jobs"), ""),
@@ -114,7 +128,7 @@ MENU = [
 
 # Where a screen or page not placed in MENU goes, by its area.
 AREA_GROUPS = {"Customers": FRONT_OFFICE, "Payments": CASH_DESK, "Billing": BILLING, "Usage": NETWORK,
-               "Catalog": CATALOG, "Reports": REPORTS, "Operations": ADMINISTRATION,
+               "Catalog": CATALOG, "Reports": REPORTS, "Warehouse": WAREHOUSE, "Operations": ADMINISTRATION,
                "Administration": ADMINISTRATION}
 
 _LABELS = {name: label for _group, entries in MENU for name, label, _section in entries}
