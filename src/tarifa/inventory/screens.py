@@ -2,6 +2,8 @@
 moves, reservations, stocktakes; pages for the scanner receipt, moving goods, reports and the check;
 the customer page's "Devices" panel."""
 
+from decimal import Decimal
+
 from django.db.models import Q, Sum
 from django.utils.translation import gettext_lazy as _
 
@@ -35,7 +37,7 @@ register(ModelScreens(
     filterset_fields=["kind", "tracking", "currency"], search_fields=["code", "name", "vendor"],
     queryset=lambda request: Item.objects.annotate(in_stock=Sum(
         "stock__quantity", filter=Q(stock__location__kind__in=[K.WAREHOUSE, K.TECHNICIAN, K.TRANSIT]))),
-    formats={"in_stock": lambda item: f"{(item.in_stock or 0).normalize():f} {item.get_unit_display()}"},
+    formats={"in_stock": lambda item: f"{(item.in_stock or Decimal(0)).normalize():f} {item.get_unit_display()}"},
     ordering=["name"],
     form_sample=lambda view, obj, user: {"code": "SUITE-ITEM"} if view == "add" else {},
 ))
@@ -166,6 +168,8 @@ register(ModelScreens(
     queryset=lambda request: Move.objects.select_related("item", "device", "from_location", "to_location"),
     formats={"quantity": lambda m: f"{m.quantity.normalize():f} {m.item.get_unit_display()}"},
     money={"unit_cost": "currency"},
+    detail_fields=["created_at", "kind", "item", "device", "quantity", "from_location", "to_location", "unit_cost",
+                   "condition", "reason", "ticket_ref", "subscription_ref", "reverses", "actor"],
     ordering=["-id"],
     actions=[Action("reverse", _("Reverse"), "inventory.reverse_move",
                     lambda move, *, actor, reason: services.reverse_move(move, actor=actor, reason=reason),

@@ -415,11 +415,13 @@ def reverse_move(original: Move, *, actor, reason) -> Move:
                     item=original.item, quantity=original.quantity, unit_cost=original.unit_cost)
         try:
             with transaction.atomic():
-                return post_moves(actor=actor, lines=[line], reason=reason, reverses=original,
-                                  ticket_ref=original.ticket_ref, subscription_ref="",
-                                  condition=_condition_before(original))[0]
+                reversal = post_moves(actor=actor, lines=[line], reason=reason, reverses=original,
+                                      ticket_ref=original.ticket_ref, subscription_ref="",
+                                      condition=_condition_before(original))[0]
         except IntegrityError:
             raise Conflict(_("This move was reversed already."), code="already_reversed") from None
+        recorded.record(original, actor=actor, action="reverse", message=reason)
+        return reversal
 
 
 def _condition_before(move_: Move) -> str:
@@ -538,12 +540,15 @@ def reserve(*, actor, reference, location=None, device=None, serial=None, item=N
                     "serial": device.serial, "ref": held.reference}, code="device_reserved")
             try:
                 with transaction.atomic():
-                    return Reservation.objects.create(item=device.item, device=device, location=device.location,
-                                                      quantity=Decimal(1), reference=reference, note=note,
-                                                      actor=actor_label(actor))
+                    reservation = Reservation.objects.create(
+                        item=device.item, device=device, location=device.location, quantity=Decimal(1),
+                        reference=reference, note=note, actor=actor_label(actor))
             except IntegrityError:
                 raise Conflict(_("%(serial)s is reserved already.") % {"serial": device.serial},
                                code="device_reserved") from None
+            recorded.record(reservation, actor=actor, action="create", message=_("Reserved for %(ref)s") % {
+                "ref": reference})
+            return reservation
         if item is None or location is None:
             raise ValidationFailed(_("Name a serial, or an item, a quantity and a location."), code="no_item")
         if item.by_serial:
@@ -558,8 +563,11 @@ def reserve(*, actor, reference, location=None, device=None, serial=None, item=N
             raise Conflict(_("Only %(free)s %(unit)s of %(item)s free at %(loc)s.") % {
                 "free": _fmt(free), "unit": item.get_unit_display(), "item": item, "loc": location},
                 code="insufficient_stock")
-        return Reservation.objects.create(item=item, location=location, quantity=quantity, reference=reference,
-                                          note=note, actor=actor_label(actor))
+        reservation = Reservation.objects.create(item=item, location=location, quantity=quantity,
+                                                 reference=reference, note=note, actor=actor_label(actor))
+        recorded.record(reservation, actor=actor, action="create", message=_("Reserved for %(ref)s") % {
+            "ref": reference})
+        return reservation
 
 
 def release(reservation, *, actor, reason="") -> Reservation:
@@ -610,6 +618,8 @@ def count(stocktake, *, actor, item, counted=None, serials=None) -> StocktakeLin
                                    fields={"counted": [_("Required, not negative.")]})
     line, _created = StocktakeLine.objects.update_or_create(stocktake=stocktake, item=item,
                                                             defaults={"counted": counted, "serials": seen})
+    recorded.record(stocktake, actor=actor, action="count", message=_("Counted %(item)s: %(n)s") % {
+        "item": item, "n": _fmt(counted)})
     return line
 
 

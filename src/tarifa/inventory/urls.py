@@ -137,7 +137,7 @@ class CheckView(PermissionRequiredView):
 
 urlpatterns = [
     path("receive/", ReceiveView.as_view(), name="receive"),
-    path("move/", MoveView.as_view(), name="move"),
+    path("move-goods/", MoveView.as_view(), name="move"),
     path("my-stock/", MyStockView.as_view(), name="my_stock"),
     path("reports/", ReportsView.as_view(), name="reports"),
     path("check/", CheckView.as_view(), name="check"),
