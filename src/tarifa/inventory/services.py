@@ -22,7 +22,8 @@ from django.utils.translation import gettext as _
 
 from tarifa.audit import services as recorded
 from tarifa.audit.services import actor_label
-from tarifa.kernel.clock import now
+from tarifa.kernel import events
+from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
 
@@ -278,6 +279,7 @@ def post_moves(*, actor, lines: list[Line], reason="", kind=None, condition="", 
                 raise Conflict(_("Only %(free)s %(unit)s of %(item)s free at %(loc)s; %(asked)s asked.") % {
                     "free": _fmt(free), "unit": item.get_unit_display(), "item": item, "loc": location,
                     "asked": _fmt(quantity)}, code="insufficient_stock", fields={"quantity": [_fmt(free)]})
+        previous_subscription = {pk: d.subscription_ref for pk, d in devices.items()}
         batch = batch or (uuid7() if len(lines) > 1 else None)
         moves = []
         at = now()
@@ -306,6 +308,14 @@ def post_moves(*, actor, lines: list[Line], reason="", kind=None, condition="", 
         moved = [line.device for line in lines if line.device is not None]
         if moved:
             Device.objects.bulk_update(moved, ["location", "condition", "subscription_ref", "updated_at"])
+        # Upward effects (rent ends when a device leaves the customer's premises, say) travel as events.
+        for m in moves:
+            if m.device_id is not None and K.CUSTOMER in (m.from_location.kind, m.to_location.kind):
+                name = "inventory.device_installed" if m.to_location.kind == K.CUSTOMER else "inventory.device_removed"
+                events.emit(name, obj=m.device, payload={
+                    "move": str(m.pk), "serial": m.device.serial, "kind": m.kind, "day": str(today()),
+                    "subscription_ref": m.subscription_ref or previous_subscription.get(m.device_id, ""),
+                    "ticket_ref": m.ticket_ref})
         # The reservation a move carries out is consumed by it.
         if reservation_ref:
             consumed = [r.pk for r in reserved.values() if r.reference == reservation_ref]
