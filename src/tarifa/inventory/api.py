@@ -46,7 +46,7 @@ QTY = {"max_digits": 14, "decimal_places": 3}
 
 # --- items and locations --------------------------------------------------------------------
 
-class ItemSerializer(serializers.ModelSerializer):
+class InventoryItemSerializer(serializers.ModelSerializer):
     cost = AmountField(read_only=True)
 
     class Meta:
@@ -56,7 +56,7 @@ class ItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ItemWriteSerializer(StrictSerializer):
+class InventoryItemWriteSerializer(StrictSerializer):
     code = serializers.CharField(max_length=40)
     name = serializers.CharField(max_length=200)
     vendor = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -68,7 +68,7 @@ class ItemWriteSerializer(StrictSerializer):
     catalog_ref = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class ItemUpdateSerializer(StrictSerializer):
+class InventoryItemUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     vendor = serializers.CharField(max_length=100, required=False, allow_blank=True)
     cost = AmountField(non_negative=True, required=False)
@@ -77,16 +77,16 @@ class ItemUpdateSerializer(StrictSerializer):
 
 class ItemViewSet(RecordViewSet):
     queryset = Item.objects.order_by("code")
-    serializer_class = ItemSerializer
+    serializer_class = InventoryItemSerializer
     filterset_fields = ["kind", "tracking", "currency", "code"]
     search_fields = ["code", "name", "vendor"]
 
     def get_serializer_class(self):
         if self.action == "create":
-            return ItemWriteSerializer
+            return InventoryItemWriteSerializer
         if self.action in ("update", "partial_update"):
-            return ItemUpdateSerializer
-        return ItemSerializer
+            return InventoryItemUpdateSerializer
+        return InventoryItemSerializer
 
     def create_service(*, actor, **data):
         return services.create_item(actor=actor, **data)
@@ -98,7 +98,7 @@ class ItemViewSet(RecordViewSet):
         return services.archive_item(item, actor=actor, reason=reason)
 
 
-class OnHandSerializer(serializers.ModelSerializer):
+class InventoryOnHandSerializer(serializers.ModelSerializer):
     item_code = serializers.CharField(source="item.code", read_only=True)
     quantity = serializers.DecimalField(read_only=True, **QTY)
 
@@ -108,7 +108,7 @@ class OnHandSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LocationSerializer(serializers.ModelSerializer):
+class InventoryLocationSerializer(serializers.ModelSerializer):
     on_hand = serializers.SerializerMethodField()
 
     class Meta:
@@ -118,19 +118,19 @@ class LocationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         nested_parts = ["on_hand"]
 
-    @extend_schema_field(OnHandSerializer(many=True))
+    @extend_schema_field(InventoryOnHandSerializer(many=True))
     def get_on_hand(self, location) -> list[dict]:
-        return OnHandSerializer(selectors.stock_at(location), many=True).data
+        return InventoryOnHandSerializer(selectors.stock_at(location), many=True).data
 
 
-class LocationWriteSerializer(StrictSerializer):
+class InventoryLocationWriteSerializer(StrictSerializer):
     code = serializers.CharField(max_length=40)
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=Location.Kind.choices)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class LocationUpdateSerializer(StrictSerializer):
+class InventoryLocationUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
@@ -140,16 +140,16 @@ class LocationViewSet(RecordViewSet):
     A technician's stock is made for the user when first needed; premises when first installed at."""
 
     queryset = Location.objects.select_related("technician", "customer").order_by("kind", "name")
-    serializer_class = LocationSerializer
+    serializer_class = InventoryLocationSerializer
     filterset_fields = ["kind", "code", "customer", "technician"]
     search_fields = ["code", "name"]
 
     def get_serializer_class(self):
         if self.action == "create":
-            return LocationWriteSerializer
+            return InventoryLocationWriteSerializer
         if self.action in ("update", "partial_update"):
-            return LocationUpdateSerializer
-        return LocationSerializer
+            return InventoryLocationUpdateSerializer
+        return InventoryLocationSerializer
 
     def create_service(*, actor, code, name, kind, note=""):
         if kind in (Location.Kind.TECHNICIAN, Location.Kind.CUSTOMER):
@@ -168,9 +168,9 @@ class LocationViewSet(RecordViewSet):
 
 # --- moves ------------------------------------------------------------------------------------
 
-class MoveSerializer(serializers.ModelSerializer):
+class InventoryMoveSerializer(serializers.ModelSerializer):
     item_code = serializers.CharField(source="item.code", read_only=True)
-    serial = serializers.CharField(source="device.serial", read_only=True, default=None)
+    serial = serializers.CharField(source="device.serial", read_only=True, default=None, allow_null=True)
     from_code = serializers.CharField(source="from_location.code", read_only=True)
     to_code = serializers.CharField(source="to_location.code", read_only=True)
     quantity = serializers.DecimalField(read_only=True, **QTY)
@@ -184,7 +184,7 @@ class MoveSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MoveLineSerializer(StrictSerializer):
+class InventoryMoveLineSerializer(StrictSerializer):
     serial = serializers.CharField(max_length=64, required=False)
     item = item_field(required=False)
     quantity = AmountField(required=False, positive=True, places=3)
@@ -197,13 +197,13 @@ class MoveLineSerializer(StrictSerializer):
         return data
 
 
-class MoveCreateSerializer(StrictSerializer):
+class InventoryMoveCreateSerializer(StrictSerializer):
     serial = serializers.CharField(max_length=64, required=False)
     item = item_field(required=False)
     quantity = AmountField(required=False, positive=True, places=3)
     from_location = location_field(required=False)
     to_location = location_field(required=False)
-    lines = MoveLineSerializer(many=True, required=False, max_length=services.MAX_BATCH)
+    lines = InventoryMoveLineSerializer(many=True, required=False, max_length=services.MAX_BATCH)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=[c for c in Move.Kind.choices if c[0] != "reversal"], required=False)
     condition = serializers.ChoiceField(choices=Device.Condition.choices, required=False)
@@ -226,7 +226,7 @@ class MoveCreateSerializer(StrictSerializer):
         return data
 
 
-class ReverseSerializer(StrictSerializer):
+class InventoryReverseSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500)
 
 
@@ -235,7 +235,7 @@ class MoveViewSet(RecordViewSet):
     device, either location, ticket_ref, subscription_ref, batch."""
 
     queryset = Move.objects.select_related("item", "device", "from_location", "to_location").order_by("-id")
-    serializer_class = MoveSerializer
+    serializer_class = InventoryMoveSerializer
     filterset_fields = ["kind", "item", "device", "from_location", "to_location", "ticket_ref", "subscription_ref",
                         "batch"]
 
@@ -243,12 +243,12 @@ class MoveViewSet(RecordViewSet):
     def unsupported_actions(cls):
         return super().unsupported_actions() - {"create"}
 
-    @extend_schema(request=MoveCreateSerializer, responses={201: MoveSerializer(many=True)})
+    @extend_schema(request=InventoryMoveCreateSerializer, responses={201: InventoryMoveSerializer(many=True)})
     @idempotent
     def create(self, request, *args, **kwargs):
         """Post one move or a batch (`lines`): all or nothing. The kind follows from the locations
         (a `kind` given must match); 409 with the reason when the stock does not allow it."""
-        body = MoveCreateSerializer(data=request.data)
+        body = InventoryMoveCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         common = {k: data.pop(k) for k in ("reason", "kind", "condition", "ticket_ref", "subscription_ref")
@@ -258,20 +258,20 @@ class MoveViewSet(RecordViewSet):
             moves = services.move_batch(actor=request.user, lines=[dict(li) for li in lines], **common)
         else:
             moves = [services.move(actor=request.user, **data, **common)]
-        return Response(MoveSerializer(moves, many=True).data, status=status.HTTP_201_CREATED)
+        return Response(InventoryMoveSerializer(moves, many=True).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=ReverseSerializer, responses={201: MoveSerializer})
+    @extend_schema(request=InventoryReverseSerializer, responses={201: InventoryMoveSerializer})
     @action(detail=True, methods=["post"], required_permission="inventory.reverse_move")
     @idempotent
     def reverse(self, request, pk=None):
         """The mirror move, at most once; 409 when the stock has moved on since."""
-        body = ReverseSerializer(data=request.data)
+        body = InventoryReverseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         move = services.reverse_move(self.get_object(), actor=request.user, reason=body.validated_data["reason"])
-        return Response(MoveSerializer(move).data, status=status.HTTP_201_CREATED)
+        return Response(InventoryMoveSerializer(move).data, status=status.HTTP_201_CREATED)
 
 
-class ReceiptSerializer(StrictSerializer):
+class InventoryReceiptSerializer(StrictSerializer):
     warehouse = location_field()
     item = item_field()
     serials = serializers.ListField(child=serializers.CharField(max_length=200, allow_blank=True), required=False,
@@ -287,18 +287,18 @@ class ReceiptView(APIView):
 
     required_permission = "inventory.add_move"
 
-    @extend_schema(request=ReceiptSerializer, responses={201: MoveSerializer(many=True)})
+    @extend_schema(request=InventoryReceiptSerializer, responses={201: InventoryMoveSerializer(many=True)})
     @idempotent
     def post(self, request):
-        body = ReceiptSerializer(data=request.data)
+        body = InventoryReceiptSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         moves = services.receive(actor=request.user, **body.validated_data)
-        return Response(MoveSerializer(moves, many=True).data, status=status.HTTP_201_CREATED)
+        return Response(InventoryMoveSerializer(moves, many=True).data, status=status.HTTP_201_CREATED)
 
 
 # --- devices ------------------------------------------------------------------------------------
 
-class HistorySerializer(serializers.ModelSerializer):
+class InventoryHistorySerializer(serializers.ModelSerializer):
     from_code = serializers.CharField(source="from_location.code", read_only=True)
     to_code = serializers.CharField(source="to_location.code", read_only=True)
 
@@ -309,7 +309,7 @@ class HistorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DeviceSerializer(serializers.ModelSerializer):
+class InventoryDeviceSerializer(serializers.ModelSerializer):
     item_code = serializers.CharField(source="item.code", read_only=True)
     location_code = serializers.CharField(source="location.code", read_only=True)
     location_kind = serializers.CharField(source="location.kind", read_only=True)
@@ -328,9 +328,9 @@ class DeviceSerializer(serializers.ModelSerializer):
         held = selectors.active_reservation(device)
         return held.reference if held else None
 
-    @extend_schema_field(HistorySerializer(many=True))
+    @extend_schema_field(InventoryHistorySerializer(many=True))
     def get_history(self, device) -> list[dict]:
-        return HistorySerializer(selectors.history(device), many=True).data
+        return InventoryHistorySerializer(selectors.history(device), many=True).data
 
 
 class DeviceViewSet(RecordViewSet):
@@ -338,15 +338,15 @@ class DeviceViewSet(RecordViewSet):
     `GET /devices/?serial=SN123` finds one by serial."""
 
     queryset = Device.objects.select_related("item", "location").order_by("serial")
-    serializer_class = DeviceSerializer
+    serializer_class = InventoryDeviceSerializer
     filterset_fields = ["item", "location", "condition", "serial", "subscription_ref"]
     search_fields = ["serial", "mac", "iccid"]
 
 
 # --- reservations and stocktakes ----------------------------------------------------------------
 
-class ReservationSerializer(serializers.ModelSerializer):
-    serial = serializers.CharField(source="device.serial", read_only=True, default=None)
+class InventoryReservationSerializer(serializers.ModelSerializer):
+    serial = serializers.CharField(source="device.serial", read_only=True, default=None, allow_null=True)
     quantity = serializers.DecimalField(read_only=True, **QTY)
 
     class Meta:
@@ -356,7 +356,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReservationCreateSerializer(StrictSerializer):
+class InventoryReservationCreateSerializer(StrictSerializer):
     reference = serializers.CharField(max_length=100)
     serial = serializers.CharField(max_length=64, required=False)
     item = item_field(required=False)
@@ -365,7 +365,7 @@ class ReservationCreateSerializer(StrictSerializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-class ReleaseSerializer(StrictSerializer):
+class InventoryReleaseSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
@@ -374,28 +374,28 @@ class ReservationViewSet(RecordViewSet):
     POST release/ gives one up."""
 
     queryset = Reservation.objects.select_related("device").order_by("-created_at")
-    serializer_class = ReservationSerializer
+    serializer_class = InventoryReservationSerializer
     filterset_fields = ["state", "item", "location", "reference", "device"]
 
     def get_serializer_class(self):
-        return ReservationCreateSerializer if self.action == "create" else ReservationSerializer
+        return InventoryReservationCreateSerializer if self.action == "create" else InventoryReservationSerializer
 
     def get_serializer_class_for_read(self):
-        return ReservationSerializer
+        return InventoryReservationSerializer
 
     def create_service(*, actor, reference, **data):
         return services.reserve(actor=actor, reference=reference, **data)
 
-    @extend_schema(request=ReleaseSerializer, responses={200: ReservationSerializer})
+    @extend_schema(request=InventoryReleaseSerializer, responses={200: InventoryReservationSerializer})
     @action(detail=True, methods=["post"], required_permission="inventory.change_reservation")
     def release(self, request, pk=None):
-        body = ReleaseSerializer(data=request.data)
+        body = InventoryReleaseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         reservation = services.release(self.get_object(), actor=request.user, **body.validated_data)
-        return Response(ReservationSerializer(reservation).data)
+        return Response(InventoryReservationSerializer(reservation).data)
 
 
-class StocktakeLineSerializer(serializers.ModelSerializer):
+class InventoryStocktakeLineSerializer(serializers.ModelSerializer):
     item_code = serializers.CharField(source="item.code", read_only=True)
     counted = serializers.DecimalField(read_only=True, **QTY)
     expected = serializers.DecimalField(read_only=True, **QTY)
@@ -406,8 +406,8 @@ class StocktakeLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class StocktakeSerializer(serializers.ModelSerializer):
-    lines = StocktakeLineSerializer(many=True, read_only=True)
+class InventoryStocktakeSerializer(serializers.ModelSerializer):
+    lines = InventoryStocktakeLineSerializer(many=True, read_only=True)
 
     class Meta:
         model = Stocktake
@@ -416,12 +416,12 @@ class StocktakeSerializer(serializers.ModelSerializer):
         nested_parts = ["lines"]
 
 
-class StocktakeCreateSerializer(StrictSerializer):
+class InventoryStocktakeCreateSerializer(StrictSerializer):
     location = location_field()
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-class CountSerializer(StrictSerializer):
+class InventoryCountSerializer(StrictSerializer):
     item = item_field()
     counted = AmountField(required=False, non_negative=True, places=3)
     serials = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
@@ -433,35 +433,35 @@ class StocktakeViewSet(RecordViewSet):
     then post/ to book the differences as adjustment moves."""
 
     queryset = Stocktake.objects.select_related("location").prefetch_related("lines__item").order_by("-created_at")
-    serializer_class = StocktakeSerializer
+    serializer_class = InventoryStocktakeSerializer
     filterset_fields = ["location", "state"]
 
     def get_serializer_class(self):
-        return StocktakeCreateSerializer if self.action == "create" else StocktakeSerializer
+        return InventoryStocktakeCreateSerializer if self.action == "create" else InventoryStocktakeSerializer
 
     def get_serializer_class_for_read(self):
-        return StocktakeSerializer
+        return InventoryStocktakeSerializer
 
     def create_service(*, actor, location, reason=""):
         return services.open_stocktake(actor=actor, location=location, reason=reason)
 
-    @extend_schema(request=CountSerializer, responses={200: StocktakeSerializer})
+    @extend_schema(request=InventoryCountSerializer, responses={200: InventoryStocktakeSerializer})
     @action(detail=True, methods=["post"], required_permission="inventory.add_stocktake")
     def count(self, request, pk=None):
-        body = CountSerializer(data=request.data)
+        body = InventoryCountSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         take = self.get_object()
         services.count(take, actor=request.user, **body.validated_data)
-        return Response(StocktakeSerializer(Stocktake.objects.get(pk=take.pk)).data)
+        return Response(InventoryStocktakeSerializer(Stocktake.objects.get(pk=take.pk)).data)
 
-    @extend_schema(request=ReleaseSerializer, responses={200: StocktakeSerializer})
+    @extend_schema(request=InventoryReleaseSerializer, responses={200: InventoryStocktakeSerializer})
     @action(detail=True, methods=["post"], required_permission="inventory.post_stocktake")
     def post(self, request, pk=None):
-        body = ReleaseSerializer(data=request.data)
+        body = InventoryReleaseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         take = self.get_object()
         services.post_stocktake(take, actor=request.user, **body.validated_data)
-        return Response(StocktakeSerializer(Stocktake.objects.get(pk=take.pk)).data)
+        return Response(InventoryStocktakeSerializer(Stocktake.objects.get(pk=take.pk)).data)
 
 
 class CheckView(APIView):

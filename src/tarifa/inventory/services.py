@@ -289,7 +289,9 @@ def post_moves(*, actor, lines: list[Line], reason="", kind=None, condition="", 
             moves.append(Move(kind=move_kind, item=item, device=device, quantity=line.quantity,
                               from_location=line.from_location, to_location=line.to_location, unit_cost=cost,
                               currency=item.currency, condition=line.extra.get("condition", condition) or "",
-                              reason=reason, ticket_ref=ticket_ref, subscription_ref=subscription_ref, batch=batch,
+                              reason=reason, ticket_ref=ticket_ref, batch=batch,
+                              subscription_ref=subscription_ref or (previous_subscription.get(device.pk, "")
+                                                                    if device is not None else ""),
                               reverses=reverses, actor=label, created_at=at))
             stock[(line.from_location.pk, item.pk)].quantity -= line.quantity
             stock[(line.to_location.pk, item.pk)].quantity += line.quantity
@@ -314,7 +316,7 @@ def post_moves(*, actor, lines: list[Line], reason="", kind=None, condition="", 
                 name = "inventory.device_installed" if m.to_location.kind == K.CUSTOMER else "inventory.device_removed"
                 events.emit(name, obj=m.device, payload={
                     "move": str(m.pk), "serial": m.device.serial, "kind": m.kind, "day": str(today()),
-                    "subscription_ref": m.subscription_ref or previous_subscription.get(m.device_id, ""),
+                    "subscription_ref": m.subscription_ref,
                     "ticket_ref": m.ticket_ref})
         # The reservation a move carries out is consumed by it.
         if reservation_ref:
@@ -426,7 +428,7 @@ def reverse_move(original: Move, *, actor, reason) -> Move:
         try:
             with transaction.atomic():
                 reversal = post_moves(actor=actor, lines=[line], reason=reason, reverses=original,
-                                      ticket_ref=original.ticket_ref, subscription_ref="",
+                                      ticket_ref=original.ticket_ref, subscription_ref=original.subscription_ref,
                                       condition=_condition_before(original))[0]
         except IntegrityError:
             raise Conflict(_("This move was reversed already."), code="already_reversed") from None
@@ -564,6 +566,9 @@ def reserve(*, actor, reference, location=None, device=None, serial=None, item=N
         if item.by_serial:
             raise ValidationFailed(_("%(item)s is tracked by serial: reserve a serial.") % {"item": item},
                                    code="serial_required")
+        if location.kind not in (K.WAREHOUSE, K.TECHNICIAN, K.TRANSIT):
+            raise Conflict(_("Only stock in a warehouse, with a technician or in transit is reserved."),
+                           code="not_in_stock", fields={"location": [_("Not a stock location.")]})
         quantity = quantity or Decimal(1)
         if quantity <= 0:
             raise ValidationFailed(_("The quantity must be positive."), code="invalid_quantity")

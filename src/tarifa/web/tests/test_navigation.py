@@ -1,4 +1,4 @@
-"""The menu by the operator's jobs (issue 10): seven groups instead of ~80 flat entries, every screen
+"""The menu by the operator's jobs (issue 10): eight groups instead of ~80 flat entries, every screen
 placed, a list's heading equal to its menu label, only what the user may open."""
 
 import html as htmllib
@@ -9,7 +9,7 @@ import pytest
 import tarifa.urls  # noqa: F401  (registers every app's screens and pages)
 from tarifa.web import navigation, registry
 
-GROUPS = ["Front office", "Cash desk", "Billing", "Network", "Catalog", "Reports and checks", "Administration"]
+GROUPS = ["Front office", "Cash desk", "Billing", "Network", "Warehouse", "Catalog", "Reports and checks", "Administration"]
 
 
 @pytest.fixture
