@@ -9,4 +9,4 @@ class SubscriptionsConfig(AppConfig):
     def ready(self):
         # Event handlers must be registered in every process that emits (web, CLI, worker),
         # so that emit() enqueues their job in the emitting transaction.
-        from . import handlers  # noqa: F401
+        from . import devices, handlers  # noqa: F401

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from tarifa.kernel.clock import now, today
 from tarifa.kernel.money import round_minor
 
-from . import charging, services, thresholds
+from . import charging, devices, services, thresholds
 from .models import ChargeRun
 
 MAX_CATCH_UP_DAYS = 366
@@ -63,6 +63,7 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     services.apply_due_tariff_changes(as_of=as_of, actor=actor)
     ended = services.end_voluntary_suspensions(as_of=as_of, actor=actor)
     services.expire_promised_payments(actor=actor)
+    devices.charge_device_fees(as_of=as_of, actor=actor)  # rents and installments of devices
     first = first_day_to_charge(as_of)
     record = ChargeRun.objects.create(as_of=as_of, first_day=first, actor=str(actor)[:150])
     revenue = charging.revenue_accounts()

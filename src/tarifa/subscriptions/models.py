@@ -301,3 +301,4 @@ class BalanceWarning(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["billing_account", "warned_at"], name="subscriptions_warning_acct")]
+from .device_models import DeviceAgreement  # noqa: E402,F401  (devices sold or rented to a subscription)

@@ -1,0 +1,188 @@
+"""Sale, rent and installments of devices: subscriptions call inventory's services and book the fees.
+
+- `sell_device`: the device is installed at the customer's premises for the subscription (from
+  `source`, unless it is there already) and the price is booked as a one-time charge.
+- `rent_device`: installed likewise; the monthly rent is charged per day installed, each
+  calendar month's share = rent × days / days in the month (`rent_charges`), by
+  `charge_device_fees(as_of)` (daily) and finally when the device leaves the premises
+  (the `inventory.device_removed` event ends the rent: prorated to the day of return).
+- `sell_in_installments`: N monthly charges of amount / N (the last takes the rounding), the first now.
+Charges are ledger transfers debiting the billing account, credited to `revenue:devices`, tagged
+with the subscription, the fee and the period, so they become invoice lines like any fee. Each is
+idempotent by its key: re-running the charging books nothing twice.
+"""
+
+import calendar
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+
+from tarifa.audit import services as recorded
+from tarifa.inventory import services as inventory
+from tarifa.inventory.models import Device, Location
+from tarifa.kernel.clock import today
+from tarifa.kernel.errors import Conflict, ValidationFailed
+from tarifa.kernel.events import subscribe
+from tarifa.ledger import services as ledger
+
+from .device_models import DeviceAgreement
+
+SIX = Decimal("0.000001")
+
+
+def rent_charges(monthly: Decimal, first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date, Decimal]]:
+    """(from, to, amount) per calendar month for the days first..last: rent × days / days in the month."""
+    out = []
+    day = first
+    while day <= last:
+        month_days = calendar.monthrange(day.year, day.month)[1]
+        end = min(last, day.replace(day=month_days))
+        days = (end - day).days + 1
+        out.append((day, end, (monthly * days / month_days).quantize(SIX, rounding=ROUND_HALF_UP)))
+        day = end + dt.timedelta(days=1)
+    return out
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _charge(agreement, *, actor, amount, fee, period, key, memo):
+    if amount <= 0:
+        return None
+    sub = agreement.subscription
+    revenue = ledger.system_account("revenue:devices", agreement.currency)
+    return ledger.post_transfer(
+        actor=actor, debit=sub.billing_account, credit=revenue, amount=amount, currency=agreement.currency,
+        kind="charge", idempotency_key=key, reference=sub, enforce_limit=False,
+        tags={"subscription": str(sub.pk), "fee": fee, "period": period, "device": agreement.device.serial},
+        memo=memo)
+
+
+def _place(sub, *, actor, serial, source):
+    """The device at the subscription's customer's premises: installed from `source` if not there yet."""
+    device = inventory.device_by_serial(serial)
+    customer = sub.billing_account.customer
+    if device.location.kind == Location.Kind.CUSTOMER and device.location.customer_id == customer.pk:
+        return device
+    if source is None:
+        raise ValidationFailed("Say where the device comes from (a warehouse or a technician's stock).",
+                               code="source_required", fields={"source": ["Required: the device is not installed."]})
+    inventory.install(actor=actor, device=device, source=source, customer=customer, subscription_ref=sub.number)
+    return Device.objects.get(pk=device.pk)
+
+
+def _start(sub, *, actor, serial, source, mode, amount, installments=0):
+    if sub.status == "terminated":
+        raise Conflict("The subscription is terminated.", code="terminated")
+    if amount is None or Decimal(amount) < 0:
+        raise ValidationFailed("Give the amount.", code="invalid_amount", fields={"amount": ["Zero or more."]})
+    device = _place(sub, actor=actor, serial=serial, source=source)
+    if DeviceAgreement.objects.filter(device=device, ended_on__isnull=True,
+                                      mode__in=["rent", "sale", "installments"]).exclude(mode="sale").exists():
+        raise Conflict(f"{device.serial} is rented or being paid off already.", code="device_agreement_exists")
+    return recorded.create(DeviceAgreement, actor=actor, subscription=sub, device=device, mode=mode,
+                           amount=Decimal(amount), currency=sub.tariff.currency, installments=installments,
+                           started_on=today())
+
+
+@transaction.atomic
+def sell_device(sub, *, actor, serial, price, source=None) -> DeviceAgreement:
+    """Sell a device to the subscription's customer: one one-time charge of `price`."""
+    agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.SALE, amount=price)
+    _charge(agreement, actor=actor, amount=agreement.amount, fee="device_sale", period=str(agreement.started_on),
+            key=f"device-sale:{agreement.pk}", memo=f"device sale {agreement.device.serial} {sub.number}")
+    agreement.ended_on = agreement.started_on
+    agreement.save(update_fields=["ended_on"])
+    return agreement
+
+
+@transaction.atomic
+def rent_device(sub, *, actor, serial, monthly, source=None) -> DeviceAgreement:
+    """Rent a device: `monthly` prorated per day installed, from today; today's share is charged now."""
+    agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.RENT,
+                       amount=monthly)
+    charge_agreement(agreement, as_of=today(), actor=actor)
+    return agreement
+
+
+@transaction.atomic
+def sell_in_installments(sub, *, actor, serial, total, installments, source=None) -> DeviceAgreement:
+    """Sell a device paid in `installments` monthly charges; the first is charged now."""
+    if not installments or int(installments) < 1:
+        raise ValidationFailed("At least one installment.", code="invalid_installments",
+                               fields={"installments": ["At least 1."]})
+    agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.INSTALLMENTS,
+                       amount=total, installments=int(installments))
+    charge_agreement(agreement, as_of=today(), actor=actor)
+    return agreement
+
+
+def charge_agreement(agreement, *, as_of: dt.date, actor="system") -> int:
+    """Book what is due by `as_of` and not booked yet; returns how many charges were booked."""
+    with transaction.atomic():
+        agreement = DeviceAgreement.objects.select_for_update().select_related(
+            "subscription__billing_account", "device").get(pk=agreement.pk)
+        booked = 0
+        if agreement.mode == DeviceAgreement.Mode.RENT:
+            last = min(as_of, agreement.ended_on) if agreement.ended_on else as_of
+            first = (agreement.charged_through + dt.timedelta(days=1)) if agreement.charged_through \
+                else agreement.started_on
+            for start, end, amount in rent_charges(agreement.amount, first, last):
+                _charge(agreement, actor=actor, amount=amount, fee="device_rent", period=f"{start}/{end}",
+                        key=f"device-rent:{agreement.pk}:{start}:{end}",
+                        memo=f"device rent {agreement.device.serial} {start}–{end}")
+                booked += 1
+            if last >= first:
+                agreement.charged_through = last
+                agreement.save(update_fields=["charged_through"])
+        elif agreement.mode == DeviceAgreement.Mode.INSTALLMENTS:
+            n = agreement.installments
+            each = agreement.installment_amount
+            while agreement.installments_charged < n:
+                k = agreement.installments_charged
+                due = _add_months(agreement.started_on, k)
+                if due > as_of:
+                    break
+                amount = agreement.amount - each * (n - 1) if k == n - 1 else each
+                _charge(agreement, actor=actor, amount=amount, fee="device_installment", period=str(due),
+                        key=f"device-installment:{agreement.pk}:{k + 1}",
+                        memo=f"device installment {k + 1}/{n} {agreement.device.serial}")
+                agreement.installments_charged = k + 1
+                booked += 1
+            if agreement.installments_charged == n and agreement.ended_on is None:
+                agreement.ended_on = as_of
+            agreement.save(update_fields=["installments_charged", "ended_on"])
+        return booked
+
+
+def charge_device_fees(*, as_of: dt.date, actor="system") -> int:
+    """The daily job: every running rent through `as_of`, every installment due by it."""
+    booked = 0
+    for agreement in DeviceAgreement.objects.filter(ended_on__isnull=True).exclude(mode="sale").order_by("pk"):
+        booked += charge_agreement(agreement, as_of=as_of, actor=actor)
+    return booked
+
+
+def end_rent(agreement, *, actor, day: dt.date) -> DeviceAgreement:
+    """End a rent on `day` (the last day charged): the month's share is prorated to it."""
+    with transaction.atomic():
+        agreement = DeviceAgreement.objects.select_for_update().get(pk=agreement.pk)
+        if agreement.mode != DeviceAgreement.Mode.RENT or agreement.ended_on is not None:
+            return agreement
+        agreement.ended_on = max(day, agreement.started_on)
+        agreement.save(update_fields=["ended_on"])
+        charge_agreement(agreement, as_of=agreement.ended_on, actor=actor)
+        recorded.record(agreement, actor=actor, action="end", message=f"Rent ended {agreement.ended_on}")
+        return agreement
+
+
+@subscribe("inventory.device_removed")
+def _device_removed(event):
+    """A rented device left the customer's premises (returned, swapped, written off): the rent ends."""
+    day = dt.date.fromisoformat(event.payload["day"])
+    for agreement in DeviceAgreement.objects.filter(device_id=event.object_id, mode="rent", ended_on__isnull=True):
+        end_rent(agreement, actor="system", day=day)
