@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('inventory', '0002_move_guard'),
-        ('subscriptions', '0005_normalise_identifiers'),
+        ('subscriptions', '0006_subscription_access_password'),
     ]
 
     operations = [
