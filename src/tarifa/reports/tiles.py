@@ -39,8 +39,12 @@ def payments_today(request):
     per: dict = {}
     for r in todays:
         per[r["currency"]] = per.get(r["currency"], Decimal(0)) + r["amount"]
-    chart = svg.chart([(r["day"].isoformat(), "", r["amount"]) for r in sorted(result.rows, key=lambda r: r["day"])],
-                      kind="bar", width=200, height=48, small=True, title=_("Payments, last 14 days"))
+    days = [t - dt.timedelta(days=n) for n in range(13, -1, -1)]
+    by_day: dict = {d: Decimal(0) for d in days}
+    for r in result.rows:
+        by_day[r["day"]] = by_day.get(r["day"], Decimal(0)) + r["amount"]  # all currencies: the shape only
+    chart = svg.chart([(d.isoformat(), "", by_day[d]) for d in days], kind="bar", width=200, height=48, small=True,
+                      title=_("Payments, last 14 days"))
     return {"label": _("Payments today"), "value": sum(r["payments"] for r in todays), "detail": _amounts(per),
             "chart": mark_safe(chart), "url": _url("payments-by-channel", **{"from": t, "to": t})}
 
@@ -72,10 +76,13 @@ def revenue_month(request):
         per_now[r["currency"]] = per_now.get(r["currency"], Decimal(0)) + r["revenue"]
     for r in then_rows:
         per_then[r["currency"]] = per_then.get(r["currency"], Decimal(0)) + r["revenue"]
-    points = [(r["day"].day, _("this month"), r["revenue"]) for r in now_rows] + \
-             [(r["day"].day, _("last month"), r["revenue"]) for r in then_rows]
-    points.sort(key=lambda p: p[0])
-    chart = svg.chart([(str(d), s, v) for d, s, v in points], kind="line", width=200, height=48, small=True,
+    series = {_("last month"): {}, _("this month"): {}}
+    for name, rows in ((_("this month"), now_rows), (_("last month"), then_rows)):
+        for r in rows:
+            series[name][r["day"].day] = series[name].get(r["day"].day, Decimal(0)) + r["revenue"]
+    points = [(str(d), name, values.get(d, Decimal(0))) for d in range(1, t.day + 1)
+              for name, values in series.items()]
+    chart = svg.chart(points, kind="line", width=200, height=48, small=True,
                       title=_("Revenue per day, this month and last"))
     return {"label": _("Revenue this month"), "value": _amounts(per_now),
             "detail": _("same days last month: %(v)s") % {"v": _amounts(per_then)},

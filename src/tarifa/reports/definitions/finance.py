@@ -373,40 +373,57 @@ register(Report(
 # MRR and its movement: the monthly fee (a daily fee × 30) of each subscription in service, at the
 # price in force on the day. new = activations, upgrade/downgrade = tariff changes that raise/lower
 # it, churn = terminations; price changes = what the price versions changed (the rest).
-FEE = """(SELECT CASE WHEN t.period = 'day' THEN pv.recurring_fee * 30 ELSE pv.recurring_fee END
-            FROM catalog_priceversion pv JOIN catalog_tariff t ON t.id = pv.tariff_id
-           WHERE pv.tariff_id = {tariff} AND pv.valid_from <= {on} ORDER BY pv.valid_from DESC LIMIT 1)"""
-MRR_AT = """
-SELECT tr.currency, sum({fee}) AS mrr
+# Price versions as intervals: fee (a daily fee × 30) of a tariff from valid_from until the next one.
+PVR = """pvr AS (
+  SELECT pv.tariff_id, pv.valid_from,
+         lead(pv.valid_from) OVER (PARTITION BY pv.tariff_id ORDER BY pv.valid_from) AS valid_until,
+         CASE WHEN t.period = 'day' THEN pv.recurring_fee * 30 ELSE pv.recurring_fee END AS fee
+    FROM catalog_priceversion pv JOIN catalog_tariff t ON t.id = pv.tariff_id)"""
+
+
+def _fee(alias, tariff, on):
+    """A LEFT JOIN of the fee in force for `tariff` on day `on` (SQL expressions), as alias.fee."""
+    return (f"LEFT JOIN pvr {alias} ON {alias}.tariff_id = {tariff} AND {alias}.valid_from <= {on} "
+            f"AND ({alias}.valid_until IS NULL OR {alias}.valid_until > {on})")
+
+
+MRR_AT = f"""
+WITH {PVR}
+SELECT tr.currency, sum(coalesce(f.fee, 0)) AS mrr
   FROM subscriptions_subscription s JOIN subscriptions_tariffperiod tp ON tp.subscription_id = s.id
   JOIN catalog_tariff tr ON tr.id = tp.tariff_id
+  {_fee("f", "tp.tariff_id", "%(on)s")}
  WHERE s.activated_on <= %(on)s AND (s.terminated_on IS NULL OR s.terminated_on > %(on)s)
    AND tp.valid_from <= %(on)s AND (tp.valid_until IS NULL OR tp.valid_until > %(on)s)
    AND (%(currency)s::text IS NULL OR tr.currency = %(currency)s)
  GROUP BY 1
 """
-MRR_EVENTS = """
-WITH first_tp AS (
-  SELECT DISTINCT ON (tp.subscription_id) tp.subscription_id, tp.tariff_id FROM subscriptions_tariffperiod tp
-   ORDER BY tp.subscription_id, tp.valid_from),
-last_tp AS (
-  SELECT DISTINCT ON (tp.subscription_id) tp.subscription_id, tp.tariff_id FROM subscriptions_tariffperiod tp
-   ORDER BY tp.subscription_id, tp.valid_from DESC),
+MRR_EVENTS = f"""
+WITH {PVR},
 new AS (
-  SELECT tr.currency, sum({fee_new}) AS amount, count(*) AS n
-    FROM subscriptions_subscription s JOIN first_tp f ON f.subscription_id = s.id JOIN catalog_tariff tr ON tr.id = f.tariff_id
+  SELECT tr.currency, sum(coalesce(f.fee, 0)) AS amount, count(*) AS n
+    FROM subscriptions_subscription s
+    CROSS JOIN LATERAL (SELECT tp.tariff_id FROM subscriptions_tariffperiod tp WHERE tp.subscription_id = s.id
+                         ORDER BY tp.valid_from LIMIT 1) first_tp
+    JOIN catalog_tariff tr ON tr.id = first_tp.tariff_id
+    {_fee("f", "first_tp.tariff_id", "s.activated_on")}
    WHERE s.activated_on BETWEEN %(day_from)s + 1 AND %(day_to)s GROUP BY 1),
 churn AS (
-  SELECT tr.currency, sum({fee_churn}) AS amount, count(*) AS n
-    FROM subscriptions_subscription s JOIN last_tp l ON l.subscription_id = s.id JOIN catalog_tariff tr ON tr.id = l.tariff_id
-   WHERE s.terminated_on BETWEEN %(day_from)s + 1 AND %(day_to)s
-   GROUP BY 1),
+  SELECT tr.currency, sum(coalesce(f.fee, 0)) AS amount, count(*) AS n
+    FROM subscriptions_subscription s
+    CROSS JOIN LATERAL (SELECT tp.tariff_id FROM subscriptions_tariffperiod tp WHERE tp.subscription_id = s.id
+                         ORDER BY tp.valid_from DESC LIMIT 1) last_tp
+    JOIN catalog_tariff tr ON tr.id = last_tp.tariff_id
+    {_fee("f", "last_tp.tariff_id", "s.terminated_on - 1")}
+   WHERE s.terminated_on BETWEEN %(day_from)s + 1 AND %(day_to)s GROUP BY 1),
 changes AS (
-  SELECT tr.currency, {fee_after} - {fee_before} AS delta
+  SELECT tr.currency, coalesce(fa.fee, 0) - coalesce(fb.fee, 0) AS delta
     FROM subscriptions_tariffperiod tp JOIN subscriptions_tariffperiod prev
       ON prev.subscription_id = tp.subscription_id AND prev.valid_until = tp.valid_from
     JOIN catalog_tariff tr ON tr.id = tp.tariff_id
     JOIN subscriptions_subscription s ON s.id = tp.subscription_id
+    {_fee("fa", "tp.tariff_id", "tp.valid_from")}
+    {_fee("fb", "prev.tariff_id", "tp.valid_from - 1")}
    WHERE tp.valid_from BETWEEN %(day_from)s + 1 AND %(day_to)s
      AND (s.terminated_on IS NULL OR s.terminated_on > %(day_to)s)),
 ch AS (
@@ -430,14 +447,9 @@ def mrr_movement(params):
 
     a = args(params)
     start_day = params["from"] - dt.timedelta(days=1)
-    fee = FEE.format(tariff="tr.id", on="%(on)s")
-    at_start = {r["currency"]: r["mrr"] or 0 for r in sql(MRR_AT.format(fee=fee), {**a, "on": start_day})}
-    at_end = {r["currency"]: r["mrr"] or 0 for r in sql(MRR_AT.format(fee=fee), {**a, "on": params["to"]})}
-    events = sql(MRR_EVENTS.format(
-        fee_new=FEE.format(tariff="tr.id", on="s.activated_on"),
-        fee_churn=FEE.format(tariff="tr.id", on="s.terminated_on - 1"),
-        fee_after=FEE.format(tariff="tp.tariff_id", on="tp.valid_from"),
-        fee_before=FEE.format(tariff="prev.tariff_id", on="tp.valid_from - 1")), {**a, "day_from": start_day})
+    at_start = {r["currency"]: r["mrr"] or 0 for r in sql(MRR_AT, {**a, "on": start_day})}
+    at_end = {r["currency"]: r["mrr"] or 0 for r in sql(MRR_AT, {**a, "on": params["to"]})}
+    events = sql(MRR_EVENTS, {**a, "day_from": start_day})
     by_cur = {e["currency"]: e for e in events}
     rows = []
     for cur in sorted(set(at_start) | set(at_end) | set(by_cur)):
