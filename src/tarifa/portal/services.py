@@ -577,7 +577,8 @@ def change_tariff(user: PortalUser, *, subscription, tariff):
             raise DomainError("Tariff changes are made by our staff: please contact us.", code="ticket_required",
                               status=409)
         return helpdesk.open_request(user, subject=f"Tariff change of {sub.number} to {tariff.name}",
-                                     text=f"Please change {sub.number} from {sub.tariff.name} to {tariff.name}.")
+                                     text=f"Please change {sub.number} from {sub.tariff.name} to {tariff.name}.",
+                                     subscription=sub, tariff=tariff)
     return subscriptions.change_tariff(sub, actor=user.actor, tariff=tariff, reason="requested in the self-care portal")
 
 

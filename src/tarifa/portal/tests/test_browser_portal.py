@@ -55,6 +55,12 @@ def story(transactional_db):
                             currency="EUR")
     services.update_settings(services.current_settings(), actor="test",
                              allowed_tariffs=[Tariff.objects.get(code="NET-62")], pause_max_days_per_year=30)
+    from tarifa.portal import helpdesk
+
+    if helpdesk.available():
+        from tarifa.tickets import flows
+
+        flows.install(next(f for f in flows.STANDARD if f["code"] == "fault"), actor="test")
     user = services.create_portal_user(actor="test", customer=account.customer, login="ivan@example.net",
                                        password=PASSWORD)
     return {"account": account, "sub": sub, "invoice": invoice, "user": user}
