@@ -55,6 +55,9 @@ MENU = [
         ("ledger:ledgeraccount_list", _("Ledger accounts"), _("Ledger")),
     ]),
     (NETWORK, [
+        ("aaa:nas_health", _("NAS health"), _("Access (RADIUS)")),
+        ("aaa:coaattempt_list", _("CoA/DM log"), _("Access (RADIUS)")),
+        ("aaa:reconciliationrun_list", _("Reconciliation runs"), _("Access (RADIUS)")),
         ("rating:usage_import", _("Import usage"), ""),
         ("rating:usagebatch_list", _("Usage imports"), ""),
         ("rating:ratedusage_list", _("Rated usage"), ""),
