@@ -7,5 +7,5 @@ class TicketsConfig(AppConfig):
     verbose_name = "Tickets"
 
     def ready(self):
-        # The built-in handler kinds register themselves (handlers.py); so do the periodic jobs.
-        from . import handlers  # noqa: F401
+        # The built-in handler kinds register themselves (handlers.py); so do the script functions.
+        from . import handlers, script_functions  # noqa: F401

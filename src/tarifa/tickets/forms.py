@@ -30,7 +30,7 @@ def parse_pairs(text: str) -> dict:
 
 
 def format_pairs(data: dict) -> str:
-    return "\n".join(f"{k}={v}" for k, v in (data or {}).items() if k != "script")
+    return "\n".join(f"{k}={v}" for k, v in (data or {}).items())
 
 
 class PairsField(forms.CharField):
@@ -99,9 +99,8 @@ class TransitionForm(RecordForm):
 
 class StepHandlerForm(RecordForm):
     kind = forms.ChoiceField(label=_("Kind"), choices=())
-    parameters = PairsField(label=_("Parameters"))
-    script = forms.CharField(label=_("Script"), required=False, widget=forms.Textarea(attrs={"rows": 8}),
-                             help_text=_("For the kind “Run a script”: its code (docs/scripts.md)."))
+    parameters = PairsField(label=_("Parameters"),
+                            help_text=_("name=value, one per line; for “Run a script”: script=<the script's code>."))
 
     class Meta:
         model = StepHandler
@@ -112,18 +111,8 @@ class StepHandlerForm(RecordForm):
         self.fields["kind"].choices = kinds.kind_choices()
         if self.editing:
             del self.fields["step"]
-            self.initial["script"] = (self.instance.parameters or {}).get("script", "")
         else:
             self.fields["step"].queryset = Step.objects.filter(archived_at__isnull=True).select_related("ticket_type")
-
-    def clean(self):
-        data = super().clean()
-        params = dict(data.get("parameters") or {})
-        if data.get("script"):
-            params["script"] = data["script"]
-        data["parameters"] = params
-        data.pop("script", None)
-        return data
 
 
 class TicketForm(RecordForm):

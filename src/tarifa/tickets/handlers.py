@@ -47,6 +47,7 @@ class HandlerCall:
     transition: object | None
     step: object  # the step being entered
     phase: str = "post"
+    script_results: list = field(default_factory=list)  # runs to keep if the move rolls back
 
 
 @dataclass
@@ -290,12 +291,15 @@ def call_adapter(call):
 def script_context(call) -> dict:
     """What a script sees of the ticket: plain JSON, no model objects."""
     t = call.ticket
+    account = t.billing_account if t.billing_account_id else t.customer.billing_accounts.filter(
+        status="active", archived_at__isnull=True).order_by("number").first()
     return {
         "ticket": {"number": t.number, "type": t.ticket_type.code, "step": t.step.code, "title": t.title,
                    "priority": t.priority, "parameters": t.parameters, "data": t.data,
                    "requested_tariff": t.requested_tariff.code if t.requested_tariff_id else None,
                    "subscription": t.subscription.number if t.subscription_id else None,
-                   "billing_account": t.billing_account.number if t.billing_account_id else None},
+                   "account": account.number if account is not None else None,
+                   "customer": t.customer.number},
         "customer": {"number": t.customer.number, "name": t.customer.display_name, "kind": t.customer.kind},
         "move": {"to": call.step.code, "data": call.data or {},
                  "from": call.transition.from_step.code if call.transition else None},
@@ -305,9 +309,10 @@ def script_context(call) -> dict:
 
 @handler("script", phase="any", label="Run a script", fields=["script"])
 def run_script_handler(call):
-    """Run the operator's script (`script`: its code, see docs/scripts.md). As a pre-handler it
-    vetoes by returning {"veto": "reason"}; a script that fails (raises, runs out of its
-    budget) fails the move, which is rolled back and the failure recorded."""
+    """Run the operator's script (`script`: the code of a Script, see docs/scripts.md) as the
+    person moving the ticket. As a pre-handler it vetoes by returning {"veto": "reason"}; a
+    script that fails (raises, runs out of its budget) fails the move, which is rolled back and
+    the failure recorded. The functions it calls run in the move's transaction."""
     try:
         from tarifa.scripts.services import run_script
     except ImportError:
@@ -317,9 +322,10 @@ def run_script_handler(call):
         raise HandlerFailed("The handler names no script.", code="no_script")
     result = run_script(script=code, context=script_context(call), actor=call.actor, dry_run=False,
                         purpose=f"{call.ticket.number} {call.phase}-handler of {call.step.code}")
+    call.script_results.append(result)
     if not result.ok:
-        raise HandlerFailed(f"Script failed: {result.error}", code="script_failed")
+        raise HandlerFailed(f"Script {code} failed ({result.outcome}): {result.error}", code="script_failed")
     value = result.value
     if isinstance(value, dict) and value.get("veto"):
-        return {"veto": str(value["veto"])}
+        return {"veto": str(value["veto"]), "script": code}
     return {"script": code, "value": value}

@@ -306,15 +306,20 @@ def _run(handlers_, phase, *, ticket, step, transition, data, actor) -> list[dic
         except kinds.Veto as exc:
             result = {"veto": exc.message}
         except DomainError as exc:
-            raise kinds.HandlerFailed(f"{kind.label}: {exc.message}", code="handler_failed",
-                                      fields=exc.fields) from exc
+            failure = kinds.HandlerFailed(f"{kind.label}: {exc.message}", code="handler_failed", fields=exc.fields)
+            failure.script_results = call.script_results
+            raise failure from exc
         except Exception as exc:  # noqa: BLE001 — any failure of a handler fails the move
             log.exception("ticket %s: handler %s failed", ticket.number, h.kind)
-            raise kinds.HandlerFailed(f"{kind.label}: {exc}", code="handler_failed") from exc
+            failure = kinds.HandlerFailed(f"{kind.label}: {exc}", code="handler_failed")
+            failure.script_results = call.script_results
+            raise failure from exc
         result = result if isinstance(result, dict) else {"value": result}
         results.append({"kind": h.kind, "phase": phase, **result})
         if phase == "pre" and result.get("veto"):
-            raise kinds.Veto(f"{kind.label}: {result['veto']}", fields={"to": [str(result["veto"])]})
+            veto = kinds.Veto(f"{kind.label}: {result['veto']}", fields={"to": [str(result["veto"])]})
+            veto.script_results = call.script_results
+            raise veto
     return results
 
 
@@ -421,6 +426,8 @@ def record_failure(exc) -> None:
     if ticket_id is None or getattr(exc, "recorded", False):
         return
     exc.recorded = True
+    for result in getattr(exc, "script_results", None) or []:
+        result.keep()  # the script's run log entry rolled back with the move: keep it
     from_code, to_code, data = getattr(exc, "move", ("", "", None))
     vetoed = isinstance(exc, kinds.Veto)
     with transaction.atomic():
