@@ -31,7 +31,7 @@ def setup(transactional_db):
                                      identifier_kinds=["login"])
     svc = catalog.create_service(actor="test", code="bb", name="Broadband", service_type=st)
     tariff = catalog.create_tariff(actor="test", code="BB-200", name="Broadband 200", service=svc,
-                                   currency=ledger.default_currency(), period="month", recurring_fee="20.00",
+                                   currency=ledger.default_currency(), period="month", recurring_fee="0.00",
                                    valid_from=dt.date(2024, 1, 1))
     flows.install(flows.ACTIVATION, actor="test")
     return tariff
