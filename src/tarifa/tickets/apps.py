@@ -7,5 +7,6 @@ class TicketsConfig(AppConfig):
     verbose_name = "Tickets"
 
     def ready(self):
-        # The built-in handler kinds register themselves (handlers.py); so do the script functions.
-        from . import handlers, script_functions  # noqa: F401
+        # The built-in handler kinds register themselves (handlers.py; devices.py: the warehouse's kinds);
+        # so do the script functions.
+        from . import devices, handlers, script_functions  # noqa: F401
