@@ -333,7 +333,6 @@ def _move(ticket, *, actor, transition, resolution, data, hop=0) -> Ticket:
     at = now()
     left = transition.from_step
     seconds = max(0, int((at - ticket.step_entered_at).total_seconds()))
-    before = {"step": ticket.step.code}
     ticket.step = target
     ticket.step_entered_at = at
     ticket.due_at = None if target.final else _due(target, at)
@@ -349,8 +348,8 @@ def _move(ticket, *, actor, transition, resolution, data, hop=0) -> Ticket:
     FlowEntry.objects.create(ticket=ticket, kind=FlowEntry.Kind.MOVED, at=at, actor=_label(actor), from_step=left,
                              to_step=target, resolution=resolution or "", data=data or {}, results=results,
                              seconds_at_step=seconds)
-    recorded.record(ticket, actor=actor, action="advance", changes={"step": [before["step"], target.code]},
-                    message=resolution or "")
+    recorded.record(ticket, actor=actor, action="advance",
+                    message=f"{left.name} → {target.name}" + (f": {resolution}" if resolution else ""))
     if target.automatic and not target.final:
         onward = target.transitions_out.filter(direction=Transition.Direction.FORWARD) \
             .select_related("from_step", "to_step").order_by("to_step__order").first()
