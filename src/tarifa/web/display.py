@@ -208,8 +208,9 @@ def render_value(obj, name, *, screens=None, user=None, html=True, beside=()):
 
 def detail_field_names(model, declared=None):
     """The fields a detail page lists by default: every concrete field but the technical ones (the
-    record's own UUID, the password, the owning branch), a foreign key under its own name."""
+    record's own UUID, the password, a secret stored encrypted), a foreign key under its own name."""
     if declared:
         return declared
     hidden = {"password", "id"}
-    return [f.name for f in model._meta.concrete_fields if f.name not in hidden]
+    return [f.name for f in model._meta.concrete_fields
+            if f.name not in hidden and not getattr(f, "secret", False)]
