@@ -1,11 +1,13 @@
 """End to end: `tarifa run` (what `make run` starts) as a real process on a fresh database.
 
-It bootstraps the database, serves HTTP on $PORT with gunicorn, runs a job worker, and on
-SIGINT stops both children and exits. A second start reuses the data.
+It bootstraps the database, serves HTTP on $PORT with gunicorn, runs a job worker and the RADIUS
+server (answering the demo's subscribers), and on SIGINT stops its children and exits. A second
+start reuses the data.
 """
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 
@@ -54,14 +56,23 @@ def test_run_serves_bootstraps_runs_jobs_and_stops_on_ctrl_c(fresh_database):
     running = Running(env)
     try:
         # Migrating a new database takes most of the start-up; the server then has 90 s to answer.
-        running.wait_for("worker: pid", BOOTSTRAP_TIMEOUT)
+        running.wait_for("aaa: pid", BOOTSTRAP_TIMEOUT)
         assert wait_healthy(base, running) == {"status": "ok", "database": "ok"}
         running.wait_for("Press Ctrl-C to stop.", 30)
         assert f"Tarifa is running at {base}/" in running.output
         assert "Log in as 'admin' with the password from TARIFA_ADMIN_PASSWORD" in running.output
         assert ADMIN_PASSWORD not in running.output
         pids = running.child_pids()
-        assert set(pids) == {"serve", "worker", "diameter"} and all(alive(p) for p in pids.values())
+        assert set(pids) == {"serve", "worker", "diameter", "aaa"} and all(alive(p) for p in pids.values())
+
+        # The RADIUS server answers the demo's subscriber (README's demo credentials) through the
+        # demo NAS (127.0.0.1, secret testing123), with radclient as the NAS.
+        auth_port = env["TARIFA_AAA_AUTH_PORT"]
+        assert f"RADIUS: 127.0.0.1 port {auth_port} (authentication)" in running.output
+        radclient = subprocess.run(["radclient", "-x", "-r", "3", "-t", "5", f"127.0.0.1:{auth_port}", "auth",
+                                    "testing123"], capture_output=True, text=True, timeout=60,
+                                   input="User-Name = demo1, User-Password = demo1-pass, Message-Authenticator = 0x00")
+        assert "Received Access-Accept" in radclient.stdout, radclient.stdout + radclient.stderr
 
         status, body = obtain_token(base, "admin", ADMIN_PASSWORD)
         assert status == 201, body
@@ -100,12 +111,12 @@ def test_run_stops_when_a_child_dies(fresh_database):
     port = free_port()
     running = Running(child_env(fresh_database, port))
     try:
-        running.wait_for("worker: pid", BOOTSTRAP_TIMEOUT)
+        running.wait_for("aaa: pid", BOOTSTRAP_TIMEOUT)
         pids = running.child_pids()
         os.kill(pids["worker"], signal.SIGKILL)
         code = running.process.wait(30)
         assert code != 0
         assert "worker exited" in "\n".join(running.lines)
-        assert not alive(pids["serve"])
+        assert not alive(pids["serve"]) and not alive(pids["aaa"])
     finally:
         running.kill()

@@ -24,6 +24,7 @@ import logging
 import signal
 import socket
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -95,6 +96,7 @@ class RadiusServer:
         self.snapshot = selectors.Snapshot()
         self.stats = Stats()
         self.auth_log: list = []
+        self.encoded: dict = {}
         self.unknown_logged: dict = {}
         self.seen: dict = {}
         self.acct_queue: list = []
@@ -119,6 +121,7 @@ class RadiusServer:
     async def reload(self):
         snap = await self.in_db(selectors.load_snapshot, self.snapshot)
         self.snapshot = snap
+        self.encoded = {}
         log.info("snapshot: %d NAS, %d subscribers, %d open sessions", len(snap.nas), len(snap.subscribers),
                  sum(snap.open_sessions.values()))
 
@@ -150,7 +153,9 @@ class RadiusServer:
             return None
         self.seen[nas.id] = time.time()
         try:
-            pkt = rp.AuthPacket(packet=data, dict=self.dict, secret=nas.secret)
+            # Decoded without the dictionary: the server reads attributes by code, and pyrad then skips
+            # its per-attribute dictionary look-ups (vendor attributes stay raw).
+            pkt = rp.AuthPacket(packet=data, secret=nas.secret)
         except rp.PacketError:
             self.stats.dropped += 1
             return None
@@ -202,10 +207,9 @@ class RadiusServer:
         if sub.simultaneous_use and open_now >= sub.simultaneous_use:
             return self._reject(pkt, key, f"simultaneous-use limit {sub.simultaneous_use} reached", login=login,
                                 nas=nas, ip=ip, sub=sub, station=station, method=method)
-        reply = pkt.CreateReply()  # an Access-Accept, Message-Authenticator first
-        for name, value in protocol.reply_attributes(sub.profile, nas.type, static_ip=sub.static_ip, pool=sub.pool,
-                                                     pay_first=pay_first):
-            reply.AddAttribute(name, value)
+        reply = _reply(pkt, rp.AccessAccept)  # Message-Authenticator first
+        for code, values in self._accept_attributes(sub, nas.type, pay_first):
+            OrderedDict.__setitem__(reply, code, values)
         out = reply.ReplyPacket()
         self.cache.put(key, out)
         self.stats.accepted += 1
@@ -213,10 +217,20 @@ class RadiusServer:
                   sub=sub, station=station, method=method)
         return out
 
+    def _accept_attributes(self, sub, nas_type, pay_first) -> list:
+        """The Accept's attributes encoded by pyrad once per (profile, NAS type, address, pool, pay-first)."""
+        key = (sub.profile.id, nas_type, sub.static_ip, sub.pool, pay_first)
+        encoded = self.encoded.get(key)
+        if encoded is None:
+            template = rp.AuthPacket(dict=self.dict, secret=b"-")
+            for name, value in protocol.reply_attributes(sub.profile, nas_type, static_ip=sub.static_ip,
+                                                         pool=sub.pool, pay_first=pay_first):
+                template.AddAttribute(name, value)
+            encoded = self.encoded[key] = [(code, tuple(values)) for code, values in OrderedDict.items(template)]
+        return [(code, list(values)) for code, values in encoded]
+
     def _reject(self, pkt, key, reason, **logged) -> bytes:
-        reply = pkt.CreateReply()
-        reply.code = rp.AccessReject
-        out = reply.ReplyPacket()
+        out = _reply(pkt, rp.AccessReject).ReplyPacket()
         self.cache.put(key, out)
         self.stats.rejected += 1
         self._log("reject", reason, **logged)
@@ -239,7 +253,7 @@ class RadiusServer:
             return None
         self.seen[nas.id] = time.time()
         try:
-            pkt = rp.AcctPacket(packet=data, dict=self.dict, secret=nas.secret)
+            pkt = rp.AcctPacket(packet=data, secret=nas.secret)
         except rp.PacketError:
             self.stats.dropped += 1
             return None
@@ -390,23 +404,31 @@ class RadiusServer:
         self.db.shutdown(wait=True)
 
     async def serve_forever(self, ready=None):
+        self._loop = asyncio.get_running_loop()
+        self._done = done = asyncio.Event()
         await self.start()
         if ready is not None:
             ready(self)
-        done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, done.set)
             except (ValueError, RuntimeError):  # not in the main thread (tests)
                 pass
-        self._done = done
         await done.wait()
         await self.stop()
 
     def shutdown(self):
         """From another thread: stop serve_forever."""
         self._loop.call_soon_threadsafe(self._done.set)
+
+
+def _reply(pkt, code):
+    """pyrad's reply to `pkt` (its id, authenticator, secret and Proxy-State) signed with a
+    Message-Authenticator, without the dictionary: attributes are set encoded."""
+    reply = rp.AuthPacket(code, pkt.id, pkt.secret, pkt.authenticator)
+    reply.message_authenticator = True
+    return pkt._PrepareReply(reply, {})
 
 
 def _socket(host, port):
@@ -435,7 +457,6 @@ def run(*, bind=None, auth_port=None, acct_port=None, ready=None):
     server = RadiusServer(bind=bind, auth_port=auth_port, acct_port=acct_port)
 
     async def main():
-        server._loop = asyncio.get_running_loop()
         await server.serve_forever(ready)
 
     asyncio.run(main())

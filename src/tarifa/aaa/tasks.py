@@ -28,3 +28,23 @@ def charge_sessions(timestamp: int) -> dict:
     from . import usage
 
     return usage.charge_finished_sessions(actor="system")
+
+@app.periodic(cron="*/5 * * * *", periodic_id="aaa.close_stale")
+@app.task(queue="aaa", name="aaa.close_stale", queueing_lock="aaa.close_stale")
+def close_stale(timestamp: int):
+    """Every 5 minutes (the RADIUS server also does it every minute): close sessions silent for longer
+    than their interim interval × TARIFA_AAA_STALE_FACTOR, usage kept."""
+    from .services import close_stale_sessions
+
+    close_stale_sessions()
+
+
+@app.periodic(cron="17 3 * * *", periodic_id="aaa.housekeeping")
+@app.task(queue="aaa", name="aaa.housekeeping", queueing_lock="aaa.housekeeping")
+def housekeeping(timestamp: int):
+    """Daily: the next months' partitions of the finished sessions; the auth log's retention."""
+    from . import partitions
+    from .services import prune_auth_log
+
+    partitions.ensure(months_ahead=2)
+    prune_auth_log()

@@ -45,6 +45,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    """A UDP port free now (the RADIUS server's, in tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def fresh_database():
     name = f"tarifa_run_{uuid.uuid4().hex[:10]}"
@@ -76,7 +83,7 @@ class Running:
         return "\n".join(self.lines)
 
     def child_pids(self) -> dict:
-        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(serve|worker): pid (\d+)$", self.output, re.MULTILINE)}
+        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(serve|worker|diameter|aaa): pid (\d+)$", self.output, re.MULTILINE)}
 
     def wait_for(self, text, timeout):
         deadline = time.monotonic() + timeout
@@ -140,11 +147,13 @@ def obtain_token(base, username, password):
 
 def child_env(database_url, port):
     """The environment of a person's shell: none of pytest's variables (they would switch the
-    settings to test mode), this test's database and port."""
+    settings to test mode), this test's database and port, and free RADIUS ports (tests run
+    `tarifa run` side by side: none may take 1812/1813)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "TEST_DATABASE", "TARIFA_TEST_", "DJANGO_ALLOW_ASYNC"))}
     env.update(DATABASE_URL=database_url, PORT=str(port), TARIFA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               TARIFA_SERVER_WORKERS="2", PYTHONUNBUFFERED="1", TARIFA_DIAMETER_PORT=str(free_port()))
+               TARIFA_SERVER_WORKERS="2", PYTHONUNBUFFERED="1", TARIFA_DIAMETER_PORT=str(free_port()),
+               TARIFA_AAA_AUTH_PORT=str(free_udp_port()), TARIFA_AAA_ACCT_PORT=str(free_udp_port()))
     return env
 
 

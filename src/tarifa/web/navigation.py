@@ -65,6 +65,12 @@ MENU = [
         ("rating:bundlecounter_list", _("Free units used"), ""),
         ("rating:rerate", _("Re-rate a period"), ""),
         ("rating:reraterun_list", _("Re-ratings"), ""),
+        ("aaa:session_list", _("Online sessions"), _("Access (RADIUS)")),
+        ("aaa:finishedsession_list", _("Session history"), _("Access (RADIUS)")),
+        ("aaa:authattempt_list", _("Authentication log"), _("Access (RADIUS)")),
+        ("aaa:nas_list", _("NAS"), _("Access (RADIUS)")),
+        ("aaa:profile_list", _("Access profiles"), _("Access (RADIUS)")),
+        ("aaa:accesssettings_list", _("Subscribers' access settings"), _("Access (RADIUS)")),
     ]),
     (WAREHOUSE, [
         ("inventory:device_list", _("Devices"), ""),

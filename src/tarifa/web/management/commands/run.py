@@ -1,5 +1,7 @@
-"""`tarifa run` (what `make run` does): bootstrap, then the web server, a job worker and the
-Diameter credit-control server (`tarifa charging diameter`, port $TARIFA_DIAMETER_PORT or 3868).
+"""`tarifa run` (what `make run` does): bootstrap, then the web server, a job worker, the
+Diameter credit-control server (`tarifa charging diameter`, port $TARIFA_DIAMETER_PORT or 3868) and the
+RADIUS server (`tarifa aaa serve`, on TARIFA_AAA_BIND:TARIFA_AAA_AUTH_PORT/TARIFA_AAA_ACCT_PORT, default
+127.0.0.1:1812/1813; TARIFA_AAA_ENABLED=0 leaves it out).
 
 All run as child processes of this one. Ctrl-C or SIGTERM here is passed on to them;
 when one stops on its own, the others are stopped too and `run` exits.
@@ -19,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
@@ -81,6 +84,9 @@ class Command(BaseCommand):
         # The Diameter Gy/Ro credit-control server (online charging), on TARIFA_DIAMETER_PORT (3868).
         diameter_cmd = [*base, "charging", "diameter", "--host", host,
                         "--port", os.environ.get("TARIFA_DIAMETER_PORT") or "3868"]
+        commands = [("serve", serve_cmd), ("worker", worker_cmd), ("diameter", diameter_cmd)]
+        if settings.TARIFA_AAA_ENABLED:
+            commands.append(("aaa", [*base, "aaa", "serve"]))
 
         received = []
 
@@ -90,7 +96,7 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
         children = {}
         try:
-            for name, cmd in (("serve", serve_cmd), ("worker", worker_cmd), ("diameter", diameter_cmd)):
+            for name, cmd in commands:
                 # Own process group: a terminal's Ctrl-C reaches `run` only, which passes it on once.
                 children[name] = subprocess.Popen(cmd, env=env, process_group=0, preexec_fn=_die_with_parent)
                 self.say(f"{name}: pid {children[name].pid}")
@@ -100,6 +106,9 @@ class Command(BaseCommand):
             self.say(self.style.SUCCESS(f"Tarifa is running at {url}") if up else f"Tarifa's address: {url}")
             # Always, even if the server is slow or failed: a generated password is shown only here.
             self.say(self.credentials(result))
+            if settings.TARIFA_AAA_ENABLED:
+                self.say(f"RADIUS: {settings.TARIFA_AAA_BIND} port {settings.TARIFA_AAA_AUTH_PORT} (authentication), "
+                         f"{settings.TARIFA_AAA_ACCT_PORT} (accounting).")
             if up:
                 self.say("Press Ctrl-C to stop.")
             exit_code = self.supervise(children, received)
