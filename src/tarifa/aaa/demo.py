@@ -9,7 +9,6 @@ demo2 and demo3 suspended, demo5 terminated). Loading twice changes nothing.
 import time
 
 from tarifa.catalog.models import Tariff
-from tarifa.kernel.ids import uuid7
 from tarifa.subscriptions import services as subscriptions
 from tarifa.subscriptions.models import Subscription
 
@@ -67,13 +66,12 @@ def load(*, actor) -> dict:
     result = services.apply_accounting(records, logins={s.login: s.pk for s in subs})
     from tarifa.kernel.clock import now as clock_now
 
-    at = clock_now()
-    attempts = [(uuid7(), at, "accept", "", s.login, nas.pk, "127.0.0.1", s.pk, "aa:bb:cc:00:00:01", "pap")
-                for s in live]
+    at = clock_now().timestamp()
+    attempts = [(at, "accept", "", s.login, nas.pk, "127.0.0.1", s.pk, "aa:bb:cc:00:00:01", "pap") for s in live]
     suspended = [s for s in subs if s.status == Subscription.Status.SUSPENDED]
-    attempts += [(uuid7(), at, "reject", "wrong password", s.login, nas.pk, "127.0.0.1", s.pk, "", "chap")
+    attempts += [(at, "reject", "wrong password", s.login, nas.pk, "127.0.0.1", s.pk, "", "chap")
                  for s in suspended[:1]]
-    attempts.append((uuid7(), at, "reject", "unknown login", "nobody", nas.pk, "127.0.0.1", None, "", "pap"))
+    attempts.append((at, "reject", "unknown login", "nobody", nas.pk, "127.0.0.1", None, "", "pap"))
     services.log_attempts(attempts)
     from . import coa_demo
 

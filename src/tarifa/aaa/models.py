@@ -130,7 +130,7 @@ class SessionFields(models.Model):
     started_at = models.DateTimeField(_("started"))
     updated_at = models.DateTimeField(_("last update"))
     interim_interval = models.PositiveIntegerField(_("interim interval (s)"), default=300)
-    session_time = models.BigIntegerField(_("session time (s)"), default=0)
+    session_time = models.BigIntegerField(_("session time"), default=0)
     # From the subscriber's side: bytes_in = Acct-Input-Octets (sent by the subscriber, upload),
     # bytes_out = Acct-Output-Octets (download); each with its Gigawords, 64-bit.
     bytes_in = models.BigIntegerField(_("bytes in"), default=0)

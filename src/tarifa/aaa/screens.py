@@ -46,12 +46,20 @@ register(ModelScreens(
 ))
 
 
+def _free_tariff():
+    """form_sample of a new profile: a live tariff without one."""
+    from tarifa.catalog.models import Tariff
+
+    tariff = Tariff.objects.filter(archived_at__isnull=True, aaa_profile__isnull=True).order_by("code").first()
+    return {"tariff": str(tariff.pk)} if tariff else {}
+
+
 register(ModelScreens(
     model=Profile, area=AREA, menu_label=_("Access profiles"),
     columns=["name", "tariff", "rate_down_kbps", "rate_up_kbps", "ip_pool", "simultaneous_use", "when_suspended"],
     form_class=ProfileForm, create=services.create_profile, update=services.update_profile,
     filterset_fields=["when_suspended"], search_fields=["name", "tariff__code"], ordering=["name"],
-    form_sample=lambda view, obj, user: {"tariff": ""} if view == "add" else {},
+    form_sample=lambda view, obj, user: _free_tariff() if view == "add" else {},
     sample=lambda view: Profile.objects.filter(tariff__isnull=False).order_by("pk").first(),
 ))
 

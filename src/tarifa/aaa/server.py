@@ -6,7 +6,8 @@ credentials and profiles (`selectors.load_snapshot`), reloaded when PostgreSQL n
 No database round trip is on the path of an Access-Request; the authentication log is written
 in batches (COPY) a few times a second.
 
-- Message-Authenticator is required on every Access-Request (BlastRADIUS, CVE-2024-3596): one
+- PAP, CHAP and MS-CHAPv2 (with MPPE keys). Message-Authenticator is required on every
+  Access-Request (BlastRADIUS, CVE-2024-3596): one
   without it is rejected, one with a wrong one (a wrong secret) is dropped; replies carry it
   first. Requests from an address that is no active NAS are dropped and logged.
 - Accounting (port 1813): the Request Authenticator is verified; records are queued and applied
@@ -31,9 +32,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from pyrad import packet as rp
 
-from tarifa.kernel.ids import uuid7
-
-from . import protocol, selectors, services
+from . import mschap, protocol, selectors, services
 
 log = logging.getLogger("tarifa.aaa")
 
@@ -128,7 +127,7 @@ class RadiusServer:
     # -- authentication ----------------------------------------------------------------------------
 
     def _log(self, outcome, reason, *, login="", nas=None, ip=None, sub=None, station="", method=""):
-        self.auth_log.append((uuid7(), _now(), outcome, reason[:200], login[:100], nas.id if nas else None, ip,
+        self.auth_log.append((time.time(), outcome, reason[:200], login[:100], nas.id if nas else None, ip,
                               sub.subscription_id if sub else None, station[:64], method))
 
     def _unknown_nas(self, ip):
@@ -184,9 +183,17 @@ class RadiusServer:
         sub = self.snapshot.subscribers.get(login)
         if sub is None or not sub.password:
             return self._reject(pkt, key, "unknown login", login=login, nas=nas, ip=ip, station=station)
-        method, ok = protocol.check_password(pkt, sub.password)
+        mschap_request = self._mschap_request(data, pkt, nas) if OrderedDict.__contains__(pkt, 26) else None
+        success = None
+        if mschap_request is not None:
+            full, challenge, response = mschap_request
+            method = "mschapv2"
+            ok, success = mschap.verify(username=login, password=sub.password, authenticator_challenge=challenge,
+                                        response=response)
+        else:
+            method, ok = protocol.check_password(pkt, sub.password)
         if not method:
-            return self._reject(pkt, key, "no PAP or CHAP credentials", login=login, nas=nas, ip=ip, sub=sub,
+            return self._reject(pkt, key, "no PAP, CHAP or MS-CHAPv2 credentials", login=login, nas=nas, ip=ip, sub=sub,
                                 station=station)
         if not ok:
             return self._reject(pkt, key, "wrong password", login=login, nas=nas, ip=ip, sub=sub, station=station,
@@ -207,15 +214,32 @@ class RadiusServer:
         if sub.simultaneous_use and open_now >= sub.simultaneous_use:
             return self._reject(pkt, key, f"simultaneous-use limit {sub.simultaneous_use} reached", login=login,
                                 nas=nas, ip=ip, sub=sub, station=station, method=method)
-        reply = _reply(pkt, rp.AccessAccept)  # Message-Authenticator first
+        reply = _reply(pkt, rp.AccessAccept) if success is None else full.CreateReply()  # Message-Authenticator first
         for code, values in self._accept_attributes(sub, nas.type, pay_first):
             OrderedDict.__setitem__(reply, code, values)
+        if success is not None:  # MS-CHAPv2: the authenticator response and the MPPE keys (RFC 2548)
+            send_key, recv_key = mschap.mppe_keys(sub.password, response[26:50])
+            reply.AddAttribute("MS-CHAP2-Success", success)
+            reply.AddAttribute("MS-MPPE-Send-Key", send_key)
+            reply.AddAttribute("MS-MPPE-Recv-Key", recv_key)
+            reply.AddAttribute("MS-MPPE-Encryption-Policy", "Encryption-Allowed")
+            reply.AddAttribute("MS-MPPE-Encryption-Types", "RC4-40or128-bit-Allowed")
         out = reply.ReplyPacket()
         self.cache.put(key, out)
         self.stats.accepted += 1
         self._log("accept", "pay-first profile (suspended)" if pay_first else "", login=login, nas=nas, ip=ip,
                   sub=sub, station=station, method=method)
         return out
+
+    def _mschap_request(self, data, pkt, nas):
+        """(packet decoded with the dictionary, MS-CHAP-Challenge, MS-CHAP2-Response) when the request
+        carries MS-CHAPv2 credentials (vendor attributes, decoded by pyrad with the dictionary)."""
+        full = rp.AuthPacket(packet=data, dict=self.dict, secret=nas.secret)
+        challenge = OrderedDict.get(full, (311, 11))
+        response = OrderedDict.get(full, (311, 25))
+        if challenge and response:
+            return full, challenge[0], response[0]
+        return None
 
     def _accept_attributes(self, sub, nas_type, pay_first) -> list:
         """The Accept's attributes encoded by pyrad once per (profile, NAS type, address, pool, pay-first)."""
@@ -401,6 +425,7 @@ class RadiusServer:
             except Exception:
                 log.exception("the last accounting batch could not be stored")
         await self.flush_auth_log()
+        await asyncio.get_running_loop().run_in_executor(self.db, lambda: connection.close())  # the db thread's
         self.db.shutdown(wait=True)
 
     async def serve_forever(self, ready=None):
@@ -438,12 +463,6 @@ def _socket(host, port):
     sock.bind((host, port))
     sock.setblocking(False)
     return sock
-
-
-def _now():
-    from tarifa.kernel.clock import now
-
-    return now()
 
 
 def _ts(seconds):
