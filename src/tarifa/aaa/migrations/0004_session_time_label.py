@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aaa', '0002_notify_triggers'),
+        ('aaa', '0003_coa_log'),
     ]
 
     operations = [
