@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from tarifa.crm.panels import register_panel
+from tarifa.crm.panels import panels_for, register_panel
 from tarifa.web.registry import Action, ModelScreens, Page, Redirect, register, register_page
 
 from . import billrun, dunning, services
@@ -23,7 +23,8 @@ def _invoice_context(request, invoice):
     return {"lines": invoice.lines.order_by("position"),
             "allocations": invoice.allocations.select_related("transfer").order_by("created_at"),
             "credit_notes": invoice.credit_notes.order_by("invoice_date", "number"),
-            "can_download": request.user.has_perm("billing.view_invoice")}
+            "can_download": request.user.has_perm("billing.view_invoice"),
+            "panels": panels_for(request, invoice, page="invoice")}
 
 
 def _run_context(request, run):

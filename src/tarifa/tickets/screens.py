@@ -185,6 +185,16 @@ def _panel_context(request, customer):
 register_panel(_("Tickets"), "tickets/customer_panel.html", context_func=_panel_context,
                permission="tickets.view_ticket", key="tickets", order=40)
 
+# The subscription's and the invoice's pages link to the tickets that changed them.
+register_panel(_("Tickets"), "tickets/customer_panel.html", page="subscription", key="tickets-subscription",
+               permission="tickets.view_ticket", order=40,
+               context_func=lambda request, sub: {
+                   "tickets": selectors.visible_tickets(request.user, selectors.changed_by_tickets(sub))[:50]})
+register_panel(_("Tickets"), "tickets/customer_panel.html", page="invoice", key="tickets-invoice",
+               permission="tickets.view_ticket", order=40,
+               context_func=lambda request, invoice: {
+                   "tickets": selectors.visible_tickets(request.user, selectors.tickets_for_invoice(invoice))[:50]})
+
 
 @widget("tickets.view_ticket")
 def overdue_tickets(request):

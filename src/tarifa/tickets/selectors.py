@@ -98,4 +98,13 @@ def history(ticket) -> QuerySet:
 
 def changed_by_tickets(subscription) -> QuerySet:
     """Tickets that changed a subscription (named it)."""
-    return Ticket.objects.filter(subscription=subscription).order_by("-created_at")
+    return Ticket.objects.filter(subscription=subscription).select_related("ticket_type", "step").order_by("-created_at")
+
+
+def tickets_for_invoice(invoice) -> QuerySet:
+    """Tickets that changed what an invoice bills: those naming a subscription on its lines, opened by
+    the invoice's date."""
+    subscriptions = invoice.lines.exclude(subscription=None).values("subscription_id")
+    return (Ticket.objects.filter(subscription_id__in=subscriptions, created_at__date__lte=invoice.invoice_date)
+            .select_related("ticket_type", "step")
+            .order_by("-created_at"))
