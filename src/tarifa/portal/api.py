@@ -24,7 +24,7 @@ from tarifa.crm.models import Customer
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, router
 from tarifa.web.middleware import client_ip
 
-from . import helpdesk, services
+from . import helpdesk, network, services
 from .models import Department, PortalUser
 from .scope import Scope
 
@@ -385,6 +385,66 @@ class VoucherView(PortalAPIView):
         return Response({"payment": payment.number, "amount": payment.amount, "currency": payment.currency})
 
 
+class SessionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    started_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    duration = serializers.IntegerField(help_text="Seconds.")
+    ip = serializers.CharField()
+    download = serializers.IntegerField(help_text="Bytes received by the subscriber.")
+    upload = serializers.IntegerField(help_text="Bytes sent by the subscriber.")
+
+
+class SessionsAnswer(serializers.Serializer):
+    current = SessionSerializer(many=True)
+    recent = SessionSerializer(many=True)
+
+
+class SessionsView(PortalAPIView):
+    right = "services"
+
+    @extend_schema(responses=SessionsAnswer, operation_id="portal_subscription_sessions",
+                   description="The line's open network sessions and its last finished ones.")
+    def get(self, request, subscription_id):
+        sub = self.get_object("subscription", subscription_id)
+        return Response(SessionsAnswer(network.sessions(self.scope, sub)).data)
+
+
+class DeviceSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    item = serializers.CharField()
+    serial = serializers.CharField()
+    mac = serializers.CharField()
+    how = serializers.ChoiceField(choices=sorted(network.HOW))
+    installments_left = serializers.IntegerField(allow_null=True)
+    installment_amount = serializers.DecimalField(max_digits=20, decimal_places=6, allow_null=True)
+    monthly = serializers.DecimalField(max_digits=20, decimal_places=6, allow_null=True, help_text="Rent per month.")
+    currency = serializers.CharField()
+    subscription = serializers.CharField(help_text="The line's number, if the device is tied to one.")
+
+
+class DevicesView(PortalAPIView):
+    right = "services"
+    allowed_params = {"subscription"}
+
+    @extend_schema(parameters=[OpenApiParameter("subscription", str, description="Only this line's (its id).")],
+                   responses=DeviceSerializer(many=True), operation_id="portal_devices")
+    def get(self, request):
+        sub = None
+        if "subscription" in request.query_params:
+            sub = self.get_object("subscription", request.query_params["subscription"])
+        return Response({"results": DeviceSerializer(network.devices(self.scope, sub), many=True).data})
+
+
+class DeviceView(PortalAPIView):
+    right = "services"
+
+    @extend_schema(responses=DeviceSerializer, operation_id="portal_device")
+    def get(self, request, device_id):
+        device = self.get_object("device", device_id)
+        return Response(DeviceSerializer(next(r for r in network.devices(self.scope) if r["id"] == device.pk)).data)
+
+
 class TicketsView(PortalAPIView):
     right = "help"
 
@@ -416,6 +476,9 @@ patterns = [
     path("payments/", PaymentsView.as_view(), name="payments"),
     path("subscriptions/", SubscriptionsView.as_view(), name="subscriptions"),
     path("subscriptions/<uuid:subscription_id>/change-tariff/", ChangeTariffView.as_view(), name="change_tariff"),
+    path("subscriptions/<uuid:subscription_id>/sessions/", SessionsView.as_view(), name="sessions"),
+    path("devices/", DevicesView.as_view(), name="devices"),
+    path("devices/<uuid:device_id>/", DeviceView.as_view(), name="device"),
     path("tickets/", TicketsView.as_view(), name="tickets"),
     path("vouchers/redeem/", VoucherView.as_view(), name="voucher_redeem"),
 ]

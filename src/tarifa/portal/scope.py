@@ -12,9 +12,13 @@ answers 404 (never 403, never another customer's record) for anything outside th
 """
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db.models import Q
 from django.http import Http404
 
+from tarifa.aaa.models import FinishedSession, Session
+
 from tarifa.billing.models import Invoice
+from tarifa.inventory.models import Device, Location
 from tarifa.ledger.models import BillingAccount
 from tarifa.payments.models import Payment
 from tarifa.rating.models import UsageRecord
@@ -85,6 +89,29 @@ class Scope:
         return UsageRecord.objects.filter(status=UsageRecord.Status.RATED,
                                           subscription__in=self.subscriptions().values("pk"))
 
+    def sessions(self):
+        """Open network sessions (RADIUS) of the lines this user sees."""
+        if not self.can("services"):
+            return Session.objects.none()
+        return Session.objects.filter(subscription__in=self.subscriptions().values("pk"))
+
+    def finished_sessions(self):
+        if not self.can("services"):
+            return FinishedSession.objects.none()
+        return FinishedSession.objects.filter(subscription__in=self.subscriptions().values("pk"))
+
+    def devices(self):
+        """Devices at the customer's premises; a user limited to departments sees those of their lines."""
+        if not self.can("services"):
+            return Device.objects.none()
+        qs = (Device.objects.filter(location__kind=Location.Kind.CUSTOMER, location__customer_id=self.customer_id)
+              .select_related("item"))
+        if self.department_ids() is not None:
+            lines = self.subscriptions()
+            refs = [str(ref) for ref in lines.values_list("pk", flat=True)] + list(lines.values_list("number", flat=True))
+            qs = qs.filter(Q(subscription_ref__in=refs) | Q(agreements__subscription__in=lines.values("pk"))).distinct()
+        return qs
+
     def departments(self):
         return Department.objects.filter(customer_id=self.customer_id, archived_at__isnull=True)
 
@@ -102,6 +129,7 @@ class Scope:
     KINDS = {
         "account": "accounts", "invoice": "invoices", "payment": "payments", "subscription": "subscriptions",
         "ticket": "tickets", "department": "departments", "portal_user": "portal_users",
+        "session": "sessions", "device": "devices",
     }
 
     def queryset(self, kind: str):

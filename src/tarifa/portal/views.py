@@ -27,7 +27,7 @@ from tarifa.subscriptions.models import Subscription, Suspension
 from tarifa.web.middleware import client_ip
 from tarifa.web.views import PermissionRequiredView
 
-from . import auth, forms, helpdesk, services
+from . import auth, forms, helpdesk, network, services
 from .models import LANGUAGES
 from .scope import Scope
 from .templatetags.portal import pdate
@@ -462,7 +462,7 @@ class ServiceListView(PortalView):
         for sub in subs:
             sub.reason = suspension_reason(sub) if sub.status == Subscription.Status.SUSPENDED else ""
             sub.next = next_charge(sub)
-        return self.render(request, {"subscriptions": subs})
+        return self.render(request, {"subscriptions": subs, "devices": network.devices(request.scope)})
 
 
 class ServiceView(PortalView):
@@ -487,7 +487,8 @@ class ServiceView(PortalView):
             "sub": sub, "usage": usage, "period": period, "rules": rules, "paused": paused,
             "pause_form": pause_form or forms.PauseForm(initial={"until": today() + dt.timedelta(days=7)}),
             "tariff_form": forms.TariffChoiceForm(tariffs=tariffs) if tariffs.exists() else None,
-            "periods": services.recent_periods()})
+            "periods": services.recent_periods(), "sessions": network.sessions(request.scope, sub),
+            "devices": network.devices(request.scope, sub)})
 
 
 class TariffChangeView(PortalView):

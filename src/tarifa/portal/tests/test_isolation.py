@@ -13,8 +13,10 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from tarifa.aaa.models import Session
 from tarifa.billing.models import Invoice
 from tarifa.crm.models import Customer
+from tarifa.inventory.models import Device, Location
 from tarifa.ledger.models import BillingAccount
 from tarifa.payments.models import Payment
 from tarifa.portal import api as portal_api_module
@@ -46,6 +48,8 @@ def _objects(customer) -> dict:
         "invoice": Invoice.objects.filter(customer=customer).exclude(state="draft").first(),
         "payment": Payment.objects.filter(billing_account__customer=customer).first(),
         "subscription": Subscription.objects.filter(billing_account__customer=customer).first(),
+        "session": Session.objects.filter(subscription__billing_account__customer=customer).first(),
+        "device": Device.objects.filter(location__kind="customer", location__customer=customer).first(),
     }
     if helpdesk.available():
         found["ticket"] = helpdesk.tickets_for_customer_any(customer).first()
@@ -63,6 +67,12 @@ def two(demo, db):
 
         payments.accept_payment(actor="test", account=BillingAccount.objects.filter(customer=acme).first(),
                                 amount="5.00", channel="bank_transfer", idempotency_key="isolation-acme")
+    if not Device.objects.filter(location__kind="customer", location__customer=acme).exists():
+        from tarifa.inventory import services as inventory
+
+        van = Location.objects.filter(kind="technician").first()
+        serial = Device.objects.filter(location=van).order_by("serial").values_list("serial", flat=True).first()
+        inventory.install(actor="test", serial=serial, source=van, customer=acme)
     if helpdesk.available():
         for user in (a, b):
             helpdesk.open_request(user, subject="isolation", text="a request of this customer")
@@ -139,6 +149,37 @@ def test_api_with_another_customers_record_is_404(two, name, args):
     answer = _call(client, name, url)
     assert answer.status_code == 404, (url, answer.content[:200])
     assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_every_kind_of_the_scope_is_isolated(two):
+    """Scope.get, the one lookup by id, answers 404 for B's record of every kind (sessions and
+    devices included, whether or not a URL takes them) and finds A's own."""
+    from django.http import Http404
+
+    from tarifa.portal.scope import Scope
+
+    scope = Scope(two["a"])
+    for kind in Scope.KINDS:
+        theirs, own = two["b_objects"].get(kind), two["a_objects"].get(kind)
+        if kind in ("department", "portal_user"):
+            continue  # B's have their own tests (business customers only)
+        assert theirs is not None and own is not None, f"no sample of kind {kind!r}: add one in _objects()"
+        with pytest.raises(Http404):
+            scope.get(kind, theirs.pk)
+        assert scope.get(kind, own.pk).pk == own.pk
+
+
+def test_sessions_and_devices_lists_stay_in_scope(two):
+    client = portal_api(two["a"])
+    b = two["b_objects"]
+    text = client.get(reverse("portal_api:devices")).content.decode()
+    assert str(b["device"].pk) not in text and b["device"].serial not in text
+    assert str(two["a_objects"]["device"].pk) in text
+    assert client.get(reverse("portal_api:devices"), {"subscription": str(b["subscription"].pk)}).status_code == 404
+    own = client.get(reverse("portal_api:sessions", kwargs={"subscription_id": two["a_objects"]["session"].subscription_id}))
+    assert own.status_code == 200 and str(two["a_objects"]["session"].pk) in own.content.decode()
+    page = portal_client(two["a"]).get(reverse("portal:services")).content.decode()
+    assert b["device"].serial not in page and two["a_objects"]["device"].serial in page
 
 
 @pytest.mark.parametrize("name", ["invoices", "payments", "subscriptions"])
