@@ -1,3 +1,3 @@
 """The reports, one declaration each, by area."""
 
-from . import cash, finance, operations, subscribers, usage  # noqa: F401
+from . import cash, finance, inventory, operations, subscribers, tickets, usage  # noqa: F401

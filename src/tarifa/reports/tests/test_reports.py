@@ -377,3 +377,85 @@ def test_mrr_movement_explains_the_change_and_matches_the_mrr_report(demo, db):
         assert today_rows == active_mrr
     else:
         assert all(today_rows[c] >= v for c, v in active_mrr.items())
+
+
+# --- tickets and inventory -------------------------------------------------------------------------
+
+def test_tickets_by_type_and_step_count_the_tickets_and_their_flow(demo, db):
+    from tarifa.kernel.clock import now
+    from tarifa.tickets.models import FlowEntry, Ticket
+
+    result = run("tickets-by-type-step", **WIDE)
+    assert Ticket.objects.exists()
+    open_ = Ticket.objects.filter(closed_at__isnull=True)
+    assert result.totals["open"] == open_.count()
+    assert result.totals["overdue"] == open_.filter(due_at__lt=now()).count()
+    assert result.totals["opened"] == FlowEntry.objects.filter(kind="opened").count() == Ticket.objects.count()
+    assert result.totals["closed"] == FlowEntry.objects.filter(kind="moved", to_step__final=True).count()
+    for row in result.rows:
+        left = FlowEntry.objects.filter(kind="moved", from_step__ticket_type__code=row["ticket_type"],
+                                        from_step__code=row["step"]).values_list("seconds_at_step", flat=True)
+        if left:
+            assert row["avg_seconds"] == round(sum(left) / len(left))
+        else:
+            assert row["avg_seconds"] is None
+    # Another period: nothing opened nor closed then, the open tickets still shown.
+    empty = run("tickets-by-type-step", **{"from": "2001-01-01", "to": "2001-01-31"})
+    assert empty.totals["opened"] == empty.totals["closed"] == 0 and empty.totals["open"] == open_.count()
+
+
+def test_ticket_sla_splits_the_moves_out_of_each_step(demo, db):
+    from tarifa.tickets.models import FlowEntry
+
+    result = run("tickets-sla", **WIDE)
+    moves = FlowEntry.objects.filter(kind="moved", from_step__sla_minutes__isnull=False).select_related("from_step")
+    assert result.totals["left_step"] == moves.count()
+    assert result.totals["within"] == sum(1 for f in moves if f.seconds_at_step <= f.from_step.sla_minutes * 60)
+    assert result.totals["within"] + result.totals["late"] == result.totals["left_step"]
+    for row in result.rows:
+        assert row["within"] + row["late"] == row["left_step"]
+
+
+def test_stock_on_hand_equals_the_stock_and_its_cost(demo, db):
+    from tarifa.inventory.models import Device, Stock
+
+    result = run("stock-on-hand")
+    stock = Stock.objects.filter(virtual=False).exclude(quantity=0).select_related("item", "location")
+    assert stock.exists() and len(result.rows) == stock.count()
+    expected: dict = defaultdict(Decimal)
+    for s in stock:
+        if s.item.by_serial:
+            value = Device.objects.filter(item=s.item, location=s.location).aggregate(v=Sum("cost"))["v"] or 0
+        else:
+            value = s.quantity * s.item.cost
+        expected[s.item.currency] += value
+        row = next(r for r in result.rows if r["location"] == s.location.code and r["item"] == s.item.code)
+        assert row["quantity"] == s.quantity and row["value"] == value
+    assert result.totals["value"] == dict(expected)
+
+
+def test_devices_installed_are_counted_under_their_subscriptions_tariff(demo, db):
+    from tarifa.inventory.models import Device
+    from tarifa.subscriptions.models import Subscription
+
+    result = run("devices-installed-per-tariff")
+    at_premises = Device.objects.filter(location__kind="customer").select_related("item")
+    assert at_premises.exists() and result.totals["devices"] == at_premises.count()
+    expected: dict = defaultdict(int)
+    for d in at_premises:
+        agreement = d.agreements.filter(ended_on__isnull=True).order_by("-started_on").first()
+        sub = agreement.subscription if agreement else Subscription.objects.filter(number=d.subscription_ref).first()
+        expected[(sub.tariff.code if sub else "(none)", d.item.kind)] += 1
+    assert {(r["tariff"], r["item_kind"]): r["devices"] for r in result.rows} == expected
+
+
+def test_ticket_and_stock_reports_take_their_apps_view_permission(demo, api, make_user):
+    agent = api(make_user("tickets.view_ticket", "reports.view_reports", password=None))
+    storekeeper = api(make_user("inventory.view_stock", "inventory.view_device", password=None))
+    for code in ("tickets-by-type-step", "tickets-sla"):
+        assert agent.get(f"/api/v1/reports/{code}/").status_code == 200
+        assert storekeeper.get(f"/api/v1/reports/{code}/", {"format": "csv"}).status_code == 403
+    for code in ("stock-on-hand", "devices-installed-per-tariff"):
+        assert storekeeper.get(f"/api/v1/reports/{code}/").status_code == 200
+        assert agent.get(f"/api/v1/reports/{code}/", {"format": "xlsx"}).status_code == 403
+    assert {r["code"] for r in agent.get("/api/v1/reports/").json()} == {"tickets-by-type-step", "tickets-sla"}
