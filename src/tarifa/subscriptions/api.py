@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -8,9 +9,11 @@ from tarifa.catalog.api import MoneyField
 from tarifa.catalog.models import Channel, ChannelPackage, Tariff
 from tarifa.ledger.models import BillingAccount
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+from tarifa.web.idempotency import idempotent
 
+from . import devices as device_fees
 from . import services
-from .models import (IDENTIFIERS, ChargeRun, PromisedPayment, StatusChange, Subscription, SubscriptionItem, Suspension,
+from .models import (IDENTIFIERS, ChargeRun, DeviceAgreement, PromisedPayment, StatusChange, Subscription, SubscriptionItem, Suspension,
                      TariffPeriod)
 
 
@@ -99,6 +102,39 @@ class ItemSerializer(StrictModelSerializer):
         read_only_fields = ["subscription", "added_on", "removed_on"]
 
 
+class DeviceAgreementSerializer(serializers.ModelSerializer):
+    """A device sold, rented or sold in installments on a subscription."""
+
+    serial = serializers.CharField(source="device.serial", read_only=True)
+    item = serializers.CharField(source="device.item.code", read_only=True)
+    location = serializers.CharField(source="device.location.code", read_only=True)
+    agreement = serializers.CharField(source="mode", read_only=True)
+    amount = MoneyField(read_only=True)
+    installments_left = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeviceAgreement
+        fields = ["id", "serial", "item", "location", "agreement", "amount", "currency", "installments",
+                  "installments_charged", "installments_left", "started_on", "charged_through", "ended_on"]
+
+    def get_installments_left(self, obj) -> int:
+        return obj.installments - obj.installments_charged if obj.ended_on is None else 0
+
+
+class DeviceAgreementCreateSerializer(StrictSerializer):
+    serial = serializers.CharField(max_length=64, help_text="A device in stock, or one at the customer's premises.")
+    agreement = serializers.ChoiceField(choices=DeviceAgreement.Mode.choices)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0,
+                                      help_text="Sale price, monthly rent, or the total paid in installments.")
+    months = serializers.IntegerField(min_value=1, max_value=120, required=False,
+                                      help_text="Installments only: how many monthly installments.")
+
+    def validate(self, attrs):
+        if attrs["agreement"] == DeviceAgreement.Mode.INSTALLMENTS and not attrs.get("months"):
+            raise serializers.ValidationError({"months": ["Required for installments."]})
+        return attrs
+
+
 def _create(*, actor, billing_account, tariff, activate=False, **data):
     return services.create_subscription(actor=actor, billing_account=billing_account, tariff=tariff,
                                         activate=activate, **data)
@@ -173,6 +209,31 @@ class SubscriptionViewSet(RecordViewSet):
         item = services.add_item(self.get_object(), actor=request.user, channel=body.validated_data.get("channel"),
                                  package=body.validated_data.get("package"))
         return Response(ItemSerializer(item).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=DeviceAgreementSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="devices", required_permission="subscriptions.view_deviceagreement")
+    def devices(self, request, pk=None):
+        """GET: the devices sold, rented or on installments on this subscription; POST `{"serial",
+        "agreement": "sale"|"rent"|"installments", "amount", "months"}` with an Idempotency-Key
+        (needs subscriptions.add_deviceagreement)."""
+        sub = self.get_object()
+        agreements = DeviceAgreement.objects.filter(subscription=sub).select_related("device__item",
+                                                                                      "device__location")
+        return Response(DeviceAgreementSerializer(agreements, many=True).data)
+
+    @extend_schema(request=DeviceAgreementCreateSerializer, responses={201: DeviceAgreementSerializer})
+    @devices.mapping.post
+    @idempotent
+    def add_device(self, request, pk=None):
+        if not request.user.has_perm("subscriptions.add_deviceagreement"):
+            raise PermissionDenied("You may not sell or rent devices (subscriptions.add_deviceagreement).")
+        body = DeviceAgreementCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        agreement = device_fees.start_agreement(self.get_object(), actor=request.user, serial=data["serial"],
+                                            agreement=data["agreement"], amount=data["amount"],
+                                            months=data.get("months"))
+        return Response(DeviceAgreementSerializer(agreement).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ReasonSerializer, responses=SubscriptionSerializer)
     @action(detail=True, methods=["post"], required_permission="subscriptions.terminate_subscription")

@@ -68,6 +68,8 @@ def _place(sub, *, actor, serial, source):
     customer = sub.billing_account.customer
     if device.location.kind == Location.Kind.CUSTOMER and device.location.customer_id == customer.pk:
         return device
+    if source is None and device.location.kind in (Location.Kind.WAREHOUSE, Location.Kind.TECHNICIAN):
+        source = device.location  # from the stock it is in
     if source is None:
         raise ValidationFailed("Say where the device comes from (a warehouse or a technician's stock).",
                                code="source_required", fields={"source": ["Required: the device is not installed."]})
@@ -106,6 +108,7 @@ def rent_device(sub, *, actor, serial, monthly, source=None) -> DeviceAgreement:
     agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.RENT,
                        amount=monthly)
     charge_agreement(agreement, as_of=today(), actor=actor)
+    agreement.refresh_from_db()
     return agreement
 
 
@@ -118,6 +121,7 @@ def sell_in_installments(sub, *, actor, serial, total, installments, source=None
     agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.INSTALLMENTS,
                        amount=total, installments=int(installments))
     charge_agreement(agreement, as_of=today(), actor=actor)
+    agreement.refresh_from_db()
     return agreement
 
 
@@ -180,9 +184,49 @@ def end_rent(agreement, *, actor, day: dt.date) -> DeviceAgreement:
         return agreement
 
 
+def end_installments(agreement, *, actor, day: dt.date) -> DeviceAgreement:
+    """The device went back before it was paid off: the installments stop. Those due by `day` are
+    charged (and stay charged); none after it."""
+    with transaction.atomic():
+        agreement = DeviceAgreement.objects.select_for_update().get(pk=agreement.pk)
+        if agreement.mode != DeviceAgreement.Mode.INSTALLMENTS or agreement.ended_on is not None:
+            return agreement
+        charge_agreement(agreement, as_of=day, actor=actor)
+        agreement.refresh_from_db()
+        if agreement.ended_on is None:
+            agreement.ended_on = max(day, agreement.started_on)
+            agreement.save(update_fields=["ended_on"])
+            recorded.record(agreement, actor=actor, action="end",
+                            message=f"Installments stopped {agreement.ended_on}: device returned, "
+                                    f"{agreement.installments_charged}/{agreement.installments} charged")
+        return agreement
+
+
 @subscribe("inventory.device_removed")
 def _device_removed(event):
-    """A rented device left the customer's premises (returned, swapped, written off): the rent ends."""
+    """A device left the customer's premises (returned, swapped, written off): a rent ends
+    (prorated to the day), installments stop (none charged after the day)."""
     day = dt.date.fromisoformat(event.payload["day"])
-    for agreement in DeviceAgreement.objects.filter(device_id=event.object_id, mode="rent", ended_on__isnull=True):
-        end_rent(agreement, actor="system", day=day)
+    for agreement in DeviceAgreement.objects.filter(device_id=event.object_id, ended_on__isnull=True,
+                                                    mode__in=["rent", "installments"]):
+        if agreement.mode == DeviceAgreement.Mode.RENT:
+            end_rent(agreement, actor="system", day=day)
+        else:
+            end_installments(agreement, actor="system", day=day)
+
+
+def start_agreement(sub, *, actor, serial, agreement, amount, months=None, source=None) -> DeviceAgreement:
+    """One entry for the screen and the API: `agreement` is sale, rent or installments."""
+    if agreement == DeviceAgreement.Mode.SALE:
+        return sell_device(sub, actor=actor, serial=serial, price=amount, source=source)
+    if agreement == DeviceAgreement.Mode.RENT:
+        return rent_device(sub, actor=actor, serial=serial, monthly=amount, source=source)
+    if agreement == DeviceAgreement.Mode.INSTALLMENTS:
+        return sell_in_installments(sub, actor=actor, serial=serial, total=amount, installments=months, source=source)
+    raise ValidationFailed("Sale, rent or installments.", code="invalid_agreement",
+                           fields={"agreement": ["sale, rent or installments"]})
+
+
+def stock_devices():
+    """Devices the operator can sell or rent: in a warehouse or a technician's stock."""
+    return Device.objects.filter(location__kind__in=[Location.Kind.WAREHOUSE, Location.Kind.TECHNICIAN])

@@ -138,3 +138,34 @@ class PromisedPaymentForm(forms.Form):
 
 class ChargeForm(forms.Form):
     as_of = forms.DateField(label=_("Charge up to (as of)"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class DeviceAgreementForm(forms.Form):
+    """Sell, rent or sell in installments a device from stock (or one already at the customer's premises)."""
+
+    serial = forms.CharField(label=_("Serial"), max_length=64,
+                             help_text=_("A device in a warehouse or a technician's stock, or one already installed "
+                                         "at this customer's premises."))
+    amount = forms.DecimalField(label=_("Amount"), max_digits=12, decimal_places=2, min_value=0)
+
+
+class SellDeviceForm(DeviceAgreementForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].label = _("Price")
+
+
+class RentDeviceForm(DeviceAgreementForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].label = _("Monthly rent")
+        self.fields["amount"].help_text = _("Charged per day installed, prorated by calendar month.")
+
+
+class InstallmentsForm(DeviceAgreementForm):
+    months = forms.IntegerField(label=_("Months"), min_value=1, max_value=120)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].label = _("Total price")
+        self.fields["amount"].help_text = _("Paid in equal monthly installments; the first is charged now.")

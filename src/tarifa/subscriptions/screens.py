@@ -4,10 +4,10 @@ from tarifa.crm.panels import panels_for, register_panel
 from tarifa.ledger.models import Transfer
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
-from . import services
-from .forms import (AddItemForm, ChangeNumberForm, ChangeTariffForm, PromisedPaymentForm, ReasonForm, ReplaceSimForm,
+from . import devices, services
+from .forms import (AddItemForm, InstallmentsForm, RentDeviceForm, SellDeviceForm, ChangeNumberForm, ChangeTariffForm, PromisedPaymentForm, ReasonForm, ReplaceSimForm,
                     ResumeForm, SubscriptionForm, SuspendForm, TerminateForm)
-from .models import ChargeRun, PromisedPayment, Subscription, SubscriptionItem, Suspension
+from .models import ChargeRun, DeviceAgreement, PromisedPayment, Subscription, SubscriptionItem, Suspension
 
 AREA = "Customers"
 S = Subscription.Status
@@ -53,6 +53,28 @@ def _promise_candidate():
             .order_by("pk").first())
 
 
+def _device_sample(sub, mode):
+    """form_sample of the device actions: a device in stock, and an amount."""
+    device = devices.stock_devices().order_by("serial").first()
+    sample = {"serial": device.serial if device else "", "amount": "5.00"}
+    return {**sample, "months": "6"} if mode == "installments" else sample
+
+
+def _device_action(mode):
+    def run(sub, *, actor, serial, amount, months=None):
+        devices.start_agreement(sub, actor=actor, serial=serial, agreement=mode, amount=amount, months=months)
+        return sub  # back to the subscription's page, where the devices panel shows it
+    return run
+
+
+def _devices_panel(request, sub):
+    agreements = list(DeviceAgreement.objects.filter(subscription=sub).select_related("device__item",
+                                                                                       "device__location"))
+    for a in agreements:
+        a.left = a.installments - a.installments_charged if a.mode == "installments" and a.ended_on is None else None
+    return {"agreements": agreements}
+
+
 def _live(sub):
     return sub.status in (S.ACTIVE, S.SUSPENDED)
 
@@ -90,6 +112,20 @@ register(ModelScreens(
                lambda sub, *, actor, **d: services.add_item(sub, actor=actor, **d), form_class=AddItemForm,
                form_sample=lambda sub, user: _channel_not_on(sub),
                available=lambda sub: sub.is_live and sub.service.service_type.category == "iptv"),
+        Action("sell-device", _("Sell a device"), "subscriptions.add_deviceagreement",
+               _device_action("sale"), form_class=SellDeviceForm, available=lambda sub: sub.is_live,
+               form_sample=lambda sub, user: _device_sample(sub, "sale"),
+               confirm=_("The device is installed at the customer's premises and the price is charged now.")),
+        Action("rent-device", _("Rent a device"), "subscriptions.add_deviceagreement",
+               _device_action("rent"), form_class=RentDeviceForm, available=lambda sub: sub.is_live,
+               form_sample=lambda sub, user: _device_sample(sub, "rent"),
+               confirm=_("The device is installed at the customer's premises; the rent runs per day until it "
+                         "is returned.")),
+        Action("device-installments", _("Device on installments"), "subscriptions.add_deviceagreement",
+               _device_action("installments"), form_class=InstallmentsForm, available=lambda sub: sub.is_live,
+               form_sample=lambda sub, user: _device_sample(sub, "installments"),
+               confirm=_("The device is installed at the customer's premises; the first installment is charged "
+                         "now, one each month after.")),
         Action("terminate", _("Terminate"), "subscriptions.terminate_subscription",
                lambda sub, *, actor, **d: services.terminate(sub, actor=actor, **d), form_class=TerminateForm,
                danger=True, available=lambda sub: sub.is_live,
@@ -142,3 +178,8 @@ def _panel_context(request, customer):
 
 register_panel(_("Subscriptions"), "subscriptions/customer_panel.html", context_func=_panel_context,
                permission="subscriptions.view_subscription", key="subscriptions", order=20)
+
+
+register_panel(_("Devices"), "subscriptions/devices_panel.html", context_func=_devices_panel,
+               permission="subscriptions.view_deviceagreement", key="subscription-devices", page="subscription",
+               order=15)
