@@ -53,8 +53,16 @@ def _promise_candidate():
             .order_by("pk").first())
 
 
-def _device_sample(sub, mode):
-    """form_sample of the device actions: a device in stock, and an amount."""
+def _device_sample(sub, user, mode):
+    """form_sample of the device actions: a device in stock, and an amount. Installing it from stock
+    is a stock move, so the acting user also needs inventory.add_move: the suite's user gets it."""
+    from tarifa.identity.models import Role
+    from tarifa.identity.services import permissions_by_name
+
+    if user is not None and not user.has_perm("inventory.add_move"):
+        role, _made = Role.objects.get_or_create(name="form suite: stock moves")
+        role.permissions.add(*permissions_by_name(["inventory.add_move"]))
+        user.roles.add(role)
     device = devices.stock_devices().order_by("serial").first()
     sample = {"serial": device.serial if device else "", "amount": "5.00"}
     return {**sample, "months": "6"} if mode == "installments" else sample
@@ -114,16 +122,16 @@ register(ModelScreens(
                available=lambda sub: sub.is_live and sub.service.service_type.category == "iptv"),
         Action("sell-device", _("Sell a device"), "subscriptions.add_deviceagreement",
                _device_action("sale"), form_class=SellDeviceForm, available=lambda sub: sub.is_live,
-               form_sample=lambda sub, user: _device_sample(sub, "sale"),
+               form_sample=lambda sub, user: _device_sample(sub, user, "sale"),
                confirm=_("The device is installed at the customer's premises and the price is charged now.")),
         Action("rent-device", _("Rent a device"), "subscriptions.add_deviceagreement",
                _device_action("rent"), form_class=RentDeviceForm, available=lambda sub: sub.is_live,
-               form_sample=lambda sub, user: _device_sample(sub, "rent"),
+               form_sample=lambda sub, user: _device_sample(sub, user, "rent"),
                confirm=_("The device is installed at the customer's premises; the rent runs per day until it "
                          "is returned.")),
         Action("device-installments", _("Device on installments"), "subscriptions.add_deviceagreement",
                _device_action("installments"), form_class=InstallmentsForm, available=lambda sub: sub.is_live,
-               form_sample=lambda sub, user: _device_sample(sub, "installments"),
+               form_sample=lambda sub, user: _device_sample(sub, user, "installments"),
                confirm=_("The device is installed at the customer's premises; the first installment is charged "
                          "now, one each month after.")),
         Action("terminate", _("Terminate"), "subscriptions.terminate_subscription",
