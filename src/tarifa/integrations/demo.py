@@ -27,6 +27,8 @@ TEMPLATES = {
                        "Dear {{ customer.display_name }}, {{ amount_overdue }} {{ currency }} is {{ days_overdue }} "
                        "days overdue ({{ step }}). Please pay to keep your services."),
     "script_message": ("{{ subject }}", "{{ text }}"),
+    "ticket_message": ("Your request {{ ticket }}",
+                       "Dear {{ customer.display_name }}, about your request {{ ticket }}: {{ text }}"),
     "payment_received": ("Payment received",
                          "We received {{ amount }} {{ currency }} on account {{ account.number }}. "
                          "Balance: {{ balance }} {{ currency }}."),

@@ -5,7 +5,7 @@ from tarifa.kernel.money import format_amount
 from tarifa.ledger.models import BillingAccount
 from tarifa.subscriptions.models import Subscription
 
-from .services import ATTACHMENTS, notify
+from .services import ATTACHMENTS, notify, send_staff_email
 
 
 def _sub(event):
@@ -75,6 +75,40 @@ def on_script_message(event):
     if customer is not None:
         notify(event="script_message", customer=customer, source_event=str(event.pk),
                context={"subject": event.payload.get("subject", ""), "text": event.payload.get("text", "")})
+
+
+# Tickets (a sibling app: read by the event's payload, never imported). A step's "notify" handler
+# addressed to the customer becomes their notification; an SLA escalation e-mails the staff it names.
+
+@subscribe("ticket.notification")
+def on_ticket_notification(event):
+    from tarifa.crm.models import Customer
+
+    if event.payload.get("to") != "customer":
+        return
+    customer = Customer.objects.filter(pk=event.payload.get("customer")).first()
+    if customer is not None:
+        notify(event="ticket_message", customer=customer, source_event=str(event.pk),
+               context={"ticket": event.payload.get("ticket", ""), "text": event.payload.get("message", "")})
+
+
+@subscribe("ticket.escalated")
+def on_ticket_escalated(event):
+    """E-mail the overdue ticket's assignee and the members of the escalation role (those with an
+    address), once per escalation event."""
+    from django.contrib.auth import get_user_model
+
+    from django.db.models import Q
+
+    payload = event.payload
+    wanted = Q(pk__in=[payload["assignee_id"]] if payload.get("assignee_id") else [])
+    if payload.get("role_id"):
+        wanted |= Q(roles__pk=payload["role_id"])
+    addresses = (get_user_model().objects.filter(wanted, is_active=True).exclude(email="")
+                 .values_list("email", flat=True).distinct())
+    subject = f"Ticket {payload.get('ticket', '')} is overdue"
+    for address in sorted(set(addresses)):
+        send_staff_email(to=address, subject=subject, body=payload.get("message", ""))
 
 
 # Billing: the invoice (or credit note) e-mailed on issue with its PDF; dunning notices.

@@ -19,6 +19,7 @@ class Event(models.TextChoices):
     DUNNING_NOTICE = "dunning_notice", _("Dunning notice (overdue invoices)")
     SCRIPT_MESSAGE = "script_message", _("Message from a script")
     PORTAL_CODE = "portal_code", _("Self-care portal: one-time code")
+    TICKET_MESSAGE = "ticket_message", _("Ticket update (a step's notification)")
 
 
 class Channel(models.TextChoices):

@@ -548,7 +548,8 @@ def escalate_overdue(*, actor="system:sla", at=None) -> int:
                 Comment.objects.create(ticket=ticket, text=note, internal=True, author_label=_label(actor))
                 events.emit("ticket.escalated", obj=ticket, payload={
                     "ticket": ticket.number, "step": step.code, "assignee": str(ticket.assignee or ""),
-                    "role": str(step.escalate_to_role or ""), "message": note})
+                    "assignee_id": str(ticket.assignee_id or ""), "role": str(step.escalate_to_role or ""),
+                    "role_id": str(step.escalate_to_role_id or ""), "message": note})
             count += 1
     return count
 
