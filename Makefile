@@ -79,16 +79,21 @@ pdf-deps:
 		fi; \
 	fi
 
-# radclient (Debian's freeradius-utils): the real RADIUS peer of the AAA tests; installed like Chromium.
+# radclient (Debian's freeradius-utils): the real RADIUS peer of the AAA tests; FreeRADIUS with rlm_rest
+# (freeradius, freeradius-rest): the test of the sample configuration (docs/aaa/freeradius/). Installed like Chromium.
 radius-deps:
-	@if ! command -v radclient >/dev/null 2>&1; then \
+	@if ! command -v radclient >/dev/null 2>&1 || ! command -v freeradius >/dev/null 2>&1 || \
+			! test -e /usr/lib/freeradius/rlm_rest.so; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "Installing Debian's freeradius-utils (radclient) for the RADIUS tests…"; \
+			echo "Installing Debian's freeradius-utils, freeradius and freeradius-rest for the RADIUS tests…"; \
 			export DEBIAN_FRONTEND=noninteractive; \
 			apt-get -o DPkg::Lock::Timeout=600 update -qq && \
-			apt-get -o DPkg::Lock::Timeout=600 install -y -qq freeradius-utils >/dev/null; \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends freeradius-utils freeradius \
+				freeradius-rest >/dev/null; \
+			systemctl disable --now freeradius >/dev/null 2>&1 || true; \
 		else \
-			echo "The RADIUS tests need radclient. Install it as root: apt-get install freeradius-utils" >&2; \
+			echo "The RADIUS tests need radclient and FreeRADIUS with rlm_rest. Install them as root:" \
+				"apt-get install freeradius-utils freeradius freeradius-rest" >&2; \
 			exit 1; \
 		fi; \
 	fi

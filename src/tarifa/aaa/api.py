@@ -13,6 +13,7 @@ from . import services
 from .models import AuthAttempt, FinishedSession, Nas, Profile, Session
 
 from . import coa_api  # noqa: F401,E402 — disconnect, the CoA/DM log, reconciliation runs
+from . import rest_api  # noqa: F401,E402 — FreeRADIUS rlm_rest: authorize, post-auth, accounting
 
 
 class NasSerializer(StrictModelSerializer):

@@ -53,6 +53,7 @@ class Nas(BusinessRecord):
         verbose_name = _("NAS")
         verbose_name_plural = _("NAS")
         ordering = ["name"]
+        permissions = [("rest", "Can answer FreeRADIUS rlm_rest calls (authorize, post-auth, accounting)")]
 
     def __str__(self):
         return f"{self.name} ({self.ip_address})"

@@ -65,38 +65,75 @@ def _clear(stored: str, previous: dict, cache: dict) -> str:
     return text
 
 
-def load_snapshot(previous: Snapshot | None = None) -> Snapshot:
+SUBSCRIBERS_SQL = """
+    SELECT s.id, s.login, s.access_password, s.status, s.mac_address, s.ip_address, s.tariff_id,
+           a.ip_pool, a.simultaneous_use
+    FROM subscriptions_subscription s
+    LEFT JOIN aaa_accesssettings a ON a.subscription_id = s.id
+    WHERE s.login <> '' AND s.status <> 'terminated'"""
+
+
+def _profiles():
+    """(profile per tariff id, the default profile)."""
     from .models import Profile
 
+    profiles, default = {}, NO_PROFILE
+    for row in Profile.objects.values("tariff_id", *PROFILE_FIELDS):
+        tariff_id = row.pop("tariff_id")
+        profile = ReplyProfile(**row)
+        if tariff_id is None:
+            default = profile
+        else:
+            profiles[tariff_id] = profile
+    return profiles, default
+
+
+def _subscribers(cur, old, clear, where="", params=()):
+    profiles, default = _profiles()
+    cur.execute(SUBSCRIBERS_SQL + where, list(params))
+    for pk, login, password, status, mac, ip, tariff_id, pool, simultaneous in cur.fetchall():
+        profile = profiles.get(tariff_id, default)
+        yield Subscriber(pk, login, _clear(password, old, clear), status, mac or "", ip or "", pool or "",
+                         simultaneous if simultaneous is not None else profile.simultaneous_use, profile)
+
+
+def load_snapshot(previous: Snapshot | None = None) -> Snapshot:
     old = previous.clear if previous else {}
     snap = Snapshot()
     with connection.cursor() as cur:
         cur.execute("SELECT ip_address, id, name, secret, type FROM aaa_nas WHERE active")
         for ip, pk, name, secret, nas_type in cur.fetchall():
             snap.nas[str(ip)] = NasEntry(pk, name, _clear(secret, old, snap.clear).encode(), nas_type)
-        profiles, default = {}, NO_PROFILE
-        for row in Profile.objects.values("tariff_id", *PROFILE_FIELDS):
-            tariff_id = row.pop("tariff_id")
-            profile = ReplyProfile(**row)
-            if tariff_id is None:
-                default = profile
-            else:
-                profiles[tariff_id] = profile
-        cur.execute("""
-            SELECT s.id, s.login, s.access_password, s.status, s.mac_address, s.ip_address, s.tariff_id,
-                   a.ip_pool, a.simultaneous_use
-            FROM subscriptions_subscription s
-            LEFT JOIN aaa_accesssettings a ON a.subscription_id = s.id
-            WHERE s.login <> '' AND s.status <> 'terminated'""")
-        for pk, login, password, status, mac, ip, tariff_id, pool, simultaneous in cur.fetchall():
-            profile = profiles.get(tariff_id, default)
-            snap.subscribers[login] = Subscriber(
-                pk, login, _clear(password, old, snap.clear), status, mac or "", ip or "", pool or "",
-                simultaneous if simultaneous is not None else profile.simultaneous_use, profile)
-            snap.login_ids[login] = pk
+        for sub in _subscribers(cur, old, snap.clear):
+            snap.subscribers[sub.login] = sub
+            snap.login_ids[sub.login] = sub.subscription_id
         cur.execute("SELECT login, count(*) FROM aaa_session GROUP BY login")
         snap.open_sessions = dict(cur.fetchall())
     return snap
+
+
+# -- one request at a time, from the database (the FreeRADIUS rlm_rest endpoints) -------------------
+
+def active_nas(ip: str) -> NasEntry | None:
+    """The active NAS with this address (its secret left out: FreeRADIUS holds its own clients)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, name, type FROM aaa_nas WHERE active AND ip_address = %s", [ip])
+        row = cur.fetchone()
+    return NasEntry(row[0], row[1], b"", row[2]) if row else None
+
+
+def subscriber(login: str) -> Subscriber | None:
+    """The live subscriber with this login, as the snapshot would hold it."""
+    if not login:
+        return None
+    with connection.cursor() as cur:
+        return next(_subscribers(cur, {}, {}, " AND s.login = %s", [login]), None)
+
+
+def open_session_count(login: str) -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM aaa_session WHERE login = %s", [login])
+        return cur.fetchone()[0]
 
 
 def recent_attempts(subscription, limit: int = 20):

@@ -33,6 +33,7 @@ from django.db import close_old_connections, connection
 from pyrad import packet as rp
 
 from . import mschap, protocol, selectors, services
+from .decision import decide
 
 log = logging.getLogger("tarifa.aaa")
 
@@ -181,8 +182,9 @@ class RadiusServer:
                       station=station)
             return None
         sub = self.snapshot.subscribers.get(login)
-        if sub is None or not sub.password:
-            return self._reject(pkt, key, "unknown login", login=login, nas=nas, ip=ip, station=station)
+        decision = decide(sub, station=station, open_sessions=self.snapshot.open_sessions.get(login, 0))
+        if decision.unknown:
+            return self._reject(pkt, key, decision.reason, login=login, nas=nas, ip=ip, station=station)
         mschap_request = self._mschap_request(data, pkt, nas) if OrderedDict.__contains__(pkt, 26) else None
         success = None
         if mschap_request is not None:
@@ -198,22 +200,10 @@ class RadiusServer:
         if not ok:
             return self._reject(pkt, key, "wrong password", login=login, nas=nas, ip=ip, sub=sub, station=station,
                                 method=method)
-        if sub.mac and protocol.normalise_mac(station) != sub.mac:
-            return self._reject(pkt, key, f"MAC address {station or 'missing'} is not the bound {sub.mac}",
-                                login=login, nas=nas, ip=ip, sub=sub, station=station, method=method)
-        pay_first = False
-        if sub.status == "suspended":
-            if sub.profile.when_suspended != "pay_first":
-                return self._reject(pkt, key, "subscription suspended", login=login, nas=nas, ip=ip, sub=sub,
-                                    station=station, method=method)
-            pay_first = True
-        elif sub.status != "active":
-            return self._reject(pkt, key, f"subscription {sub.status}", login=login, nas=nas, ip=ip, sub=sub,
-                                station=station, method=method)
-        open_now = self.snapshot.open_sessions.get(login, 0)
-        if sub.simultaneous_use and open_now >= sub.simultaneous_use:
-            return self._reject(pkt, key, f"simultaneous-use limit {sub.simultaneous_use} reached", login=login,
-                                nas=nas, ip=ip, sub=sub, station=station, method=method)
+        if not decision.accept:
+            return self._reject(pkt, key, decision.reason, login=login, nas=nas, ip=ip, sub=sub, station=station,
+                                method=method)
+        pay_first = decision.pay_first
         reply = _reply(pkt, rp.AccessAccept) if success is None else full.CreateReply()  # Message-Authenticator first
         for code, values in self._accept_attributes(sub, nas.type, pay_first):
             OrderedDict.__setitem__(reply, code, values)
@@ -227,7 +217,7 @@ class RadiusServer:
         out = reply.ReplyPacket()
         self.cache.put(key, out)
         self.stats.accepted += 1
-        self._log("accept", "pay-first profile (suspended)" if pay_first else "", login=login, nas=nas, ip=ip,
+        self._log("accept", decision.reason, login=login, nas=nas, ip=ip,
                   sub=sub, station=station, method=method)
         return out
 
