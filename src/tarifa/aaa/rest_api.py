@@ -19,6 +19,7 @@ packet's source when the NAS leaves it out). The caller is a user with `aaa.rest
 (`Authorization: Bearer <token>`, sent by the site as `control:REST-HTTP-Header`): never open.
 """
 
+import ipaddress
 import time
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -63,15 +64,15 @@ def _values(attrs: dict, name: str) -> list:
 def _text(attrs, name) -> str:
     values = _values(attrs, name)
     value = values[0] if values else ""
-    return value if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
+    return "" if "\x00" in text else text  # PostgreSQL takes no NUL in text
 
 
 def _int(attrs, name) -> int:
     value = _text(attrs, name)
-    try:
-        return max(0, min(int(value), 2 ** 32 - 1))
-    except ValueError:
+    if not value.isdigit() or len(value) > 10:
         return 0
+    return min(int(value), 2 ** 32 - 1)
 
 
 def _nas(attrs):
@@ -79,9 +80,10 @@ def _nas(attrs):
     if not ip:
         return None
     try:
-        return selectors.active_nas(ip)
-    except Exception:  # not an address
+        ipaddress.ip_address(ip)
+    except ValueError:
         return None
+    return selectors.active_nas(ip)
 
 
 def _method(attrs) -> str:
@@ -171,7 +173,7 @@ def accounting_record(attrs, *, nas_id, received: float) -> protocol.AcctRecord:
     cause = _text(attrs, "Acct-Terminate-Cause")
     if cause.isdigit():
         cause = protocol.TERMINATE_CAUSES.get(int(cause), cause)
-    event = _text(attrs, "Event-Timestamp")
+    event = _int(attrs, "Event-Timestamp")  # seconds when sent as a number (else when received)
     delay = _int(attrs, "Acct-Delay-Time")
     framed = _text(attrs, "Framed-IP-Address") or None
     return protocol.AcctRecord(
@@ -183,7 +185,7 @@ def accounting_record(attrs, *, nas_id, received: float) -> protocol.AcctRecord:
         bytes_out=protocol.counter64(_int(attrs, "Acct-Output-Octets"), _int(attrs, "Acct-Output-Gigawords")),
         packets_in=_int(attrs, "Acct-Input-Packets"), packets_out=_int(attrs, "Acct-Output-Packets"),
         terminate_cause=cause[:32], interim_interval=_int(attrs, "Acct-Interim-Interval"),
-        event_time=float(event) if event.isdigit() else received - delay, delay=delay)
+        event_time=float(event) if event else received - delay, delay=delay)
 
 
 class RestAccountingView(APIView):

@@ -5,7 +5,6 @@ live Tarifa, with radclient as the NAS."""
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +220,17 @@ def test_freeradius_with_the_sample_configuration_answers_from_tarifa(tmp_path, 
     assert [row[:2] for row in log[2:]] == [("reject", "alice"), ("reject", "nobody")], log
     reasons = list(AuthAttempt.objects.filter(outcome="reject").order_by("at").values_list("reason", flat=True))
     assert "tarifa: unknown login" in reasons[1], reasons
+
+
+@pytest.mark.django_db
+def test_odd_values_are_refused_without_an_error(rest):
+    subscriber()
+    odd = attrs(User_Name="alice", NAS_IP_Address="not-an-address")
+    assert rest.post(URL + "authorize/", odd, format="json").status_code == 401
+    assert rest.post(URL + "post-auth/", odd, format="json").status_code == 204
+    nul = attrs(User_Name="ali\x00ce", NAS_IP_Address="127.0.0.1")
+    assert rest.post(URL + "authorize/", nul, format="json").status_code in (400, 401)  # refused before or here
+    big = attrs(Acct_Status_Type="Start", User_Name="alice", Acct_Session_Id="b1", NAS_IP_Address="127.0.0.1",
+                Event_Timestamp=10**30, Acct_Input_Octets=-5)
+    assert rest.post(URL + "accounting/", big, format="json").status_code == 204
+    assert Session.objects.get().bytes_in == 0
