@@ -417,8 +417,9 @@ class DeviceSerializer(serializers.Serializer):
     mac = serializers.CharField()
     how = serializers.ChoiceField(choices=sorted(network.HOW))
     installments_left = serializers.IntegerField(allow_null=True)
-    installment_amount = serializers.DecimalField(max_digits=20, decimal_places=6, allow_null=True)
-    monthly = serializers.DecimalField(max_digits=20, decimal_places=6, allow_null=True, help_text="Rent per month.")
+    installment_amount = serializers.DecimalField(max_digits=20, decimal_places=6, allow_null=True, read_only=True)
+    monthly = serializers.DecimalField(max_digits=20, decimal_places=6, allow_null=True, read_only=True,
+                                       help_text="Rent per month.")
     currency = serializers.CharField()
     subscription = serializers.CharField(help_text="The line's number, if the device is tied to one.")
 

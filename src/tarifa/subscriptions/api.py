@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from tarifa.catalog.api import MoneyField
 from tarifa.catalog.models import Channel, ChannelPackage, Tariff
 from tarifa.ledger.models import BillingAccount
-from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
+from tarifa.web.api import AmountField, RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
 from tarifa.web.idempotency import idempotent
 
 from . import devices as device_fees
@@ -124,8 +124,8 @@ class DeviceAgreementSerializer(serializers.ModelSerializer):
 class DeviceAgreementCreateSerializer(StrictSerializer):
     serial = serializers.CharField(max_length=64, help_text="A device in stock, or one at the customer's premises.")
     agreement = serializers.ChoiceField(choices=DeviceAgreement.Mode.choices)
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0,
-                                      help_text="Sale price, monthly rent, or the total paid in installments.")
+    amount = AmountField(non_negative=True, places=2,
+                         help_text="Sale price, monthly rent, or the total paid in installments.")
     months = serializers.IntegerField(min_value=1, max_value=120, required=False,
                                       help_text="Installments only: how many monthly installments.")
 

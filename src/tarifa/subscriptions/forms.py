@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.catalog.models import Channel, ChannelPackage, Tariff
 from tarifa.ledger.models import BillingAccount
-from tarifa.web.forms import RecordForm
+from tarifa.web.forms import AmountField, RecordForm
 
 from .models import IDENTIFIERS, Subscription, Suspension
 
@@ -146,7 +146,7 @@ class DeviceAgreementForm(forms.Form):
     serial = forms.CharField(label=_("Serial"), max_length=64,
                              help_text=_("A device in a warehouse or a technician's stock, or one already installed "
                                          "at this customer's premises."))
-    amount = forms.DecimalField(label=_("Amount"), max_digits=12, decimal_places=2, min_value=0)
+    amount = AmountField(label=_("Amount"), places=2, min_value=0)
 
 
 class SellDeviceForm(DeviceAgreementForm):
