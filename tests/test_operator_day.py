@@ -12,7 +12,6 @@ TARIFA_TEST_SCREENSHOTS=<dir> a screenshot of each step is kept (docs/operator-d
 """
 
 import datetime as dt
-import importlib
 import io
 import os
 import re
@@ -79,12 +78,10 @@ def action(page, obj_url: str, name: str, fields: dict | None = None, button=Non
 
 @pytest.fixture
 def demo(transactional_db, admin_user):
-    from django.apps import apps
-
+    from tarifa.testing.demo import restore_migration_rows
     from tarifa.web.demo_loader import load_demo
 
-    # An earlier transactional test flushed the rows migrations create (the built-in usage types).
-    importlib.import_module("tarifa.rating.migrations.0002_usage_types").create(apps, None)
+    restore_migration_rows()
     with clock.travel_to(timezone.make_aware(START)) as moving:
         load_demo(actor=admin_user)
         yield moving

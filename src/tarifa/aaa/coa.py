@@ -217,9 +217,22 @@ async def send(kind: str, *, host: str, port: int, secret: bytes | str, attribut
     return result
 
 
+def _run(make_coro):
+    """Run a coroutine to the end from synchronous code, on a loop of its own — in a thread of its
+    own when this thread already runs a loop (Playwright's sync API, an ASGI server)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
 def send_sync(kind: str, **kwargs) -> Result:
     """`send` from synchronous code (a job, a view, a command), on a loop of its own."""
-    return asyncio.run(send(kind, **kwargs))
+    return _run(lambda: send(kind, **kwargs))
 
 
 async def send_many(requests: list[dict]) -> list[Result]:
@@ -228,7 +241,7 @@ async def send_many(requests: list[dict]) -> list[Result]:
 
 
 def send_many_sync(requests: list[dict]) -> list[Result]:
-    return asyncio.run(send_many(requests)) if requests else []
+    return _run(lambda: send_many(requests)) if requests else []
 
 
 def _ms(started: float) -> float:

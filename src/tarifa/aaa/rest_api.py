@@ -22,6 +22,7 @@ packet's source when the NAS leaves it out). The caller is a user with `aaa.rest
 import ipaddress
 import time
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
@@ -112,7 +113,7 @@ class RestAuthorizeView(APIView):
     required_permission = "aaa.rest"
 
     @extend_schema(request=RlmRestRequestSerializer, responses={200: OpenApiResponse(description="control/reply "
-                   "attributes"), 401: OpenApiResponse(description="reject (reason in request:Module-Failure-"
+                   "attributes"), 401: OpenApiResponse(response=OpenApiTypes.OBJECT, description="reject (reason in request:Module-Failure-"
                                                                        "Message)")})
     def post(self, request):
         attrs = _attrs(request)
@@ -196,7 +197,7 @@ class RestAccountingView(APIView):
     required_permission = "aaa.rest"
 
     @extend_schema(request=RlmRestRequestSerializer, responses={204: None, 404: OpenApiResponse(
-        description="no active NAS with this NAS-IP-Address")})
+        response=OpenApiTypes.OBJECT, description="no active NAS with this NAS-IP-Address")})
     def post(self, request):
         attrs = _attrs(request)
         nas = _nas(attrs)

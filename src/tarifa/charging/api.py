@@ -127,7 +127,7 @@ class ChargingSessionViewSet(RecordViewSet):
     def unsupported_actions(cls):
         return {"update", "partial_update", "destroy"}
 
-    @extend_schema(request=StartSerializer, responses={201: dict})
+    @extend_schema(request=StartSerializer, responses={201: dict, 200: dict})
     @idempotent(required=False)
     def create(self, request, *args, **kwargs):
         """Initial request: open the session and reserve its first slice (answer: result_code, granted…)."""
@@ -178,7 +178,7 @@ class EventView(APIView):
 
     required_permission = "charging.add_chargingsession"
 
-    @extend_schema(request=EventSerializer, responses={201: dict})
+    @extend_schema(request=EventSerializer, responses={201: dict, 200: dict})
     @idempotent(required=False)
     def post(self, request):
         body = EventSerializer(data=request.data)

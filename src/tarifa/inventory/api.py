@@ -169,6 +169,7 @@ class LocationViewSet(RecordViewSet):
 # --- moves ------------------------------------------------------------------------------------
 
 class InventoryMoveSerializer(serializers.ModelSerializer):
+    condition = serializers.CharField(read_only=True, help_text="new, used, broken, or empty: not a device move.")
     item_code = serializers.CharField(source="item.code", read_only=True)
     serial = serializers.CharField(source="device.serial", read_only=True, default=None, allow_null=True)
     from_code = serializers.CharField(source="from_location.code", read_only=True)
@@ -299,6 +300,7 @@ class ReceiptView(APIView):
 # --- devices ------------------------------------------------------------------------------------
 
 class InventoryHistorySerializer(serializers.ModelSerializer):
+    condition = serializers.CharField(read_only=True, help_text="new, used, broken, or empty: not a device move.")
     from_code = serializers.CharField(source="from_location.code", read_only=True)
     to_code = serializers.CharField(source="to_location.code", read_only=True)
 
@@ -310,6 +312,7 @@ class InventoryHistorySerializer(serializers.ModelSerializer):
 
 
 class InventoryDeviceSerializer(serializers.ModelSerializer):
+    condition = serializers.CharField(read_only=True, help_text="new, used, broken, or empty: not a device move.")
     item_code = serializers.CharField(source="item.code", read_only=True)
     location_code = serializers.CharField(source="location.code", read_only=True)
     location_kind = serializers.CharField(source="location.kind", read_only=True)

@@ -46,7 +46,7 @@ class ReportListAPI(APIView):
 
     required_permission = "reports.view_reports"
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: {"type": "array", "items": {"type": "object"}}})
     def get(self, request):
         return Response([describe(r) for r in all_reports() if request.user.has_perm(r.permission)])
 

@@ -71,7 +71,7 @@ class ScriptViewSet(RecordViewSet):
     update_service = services.update_script
 
     @extend_schema(responses=ScriptVersionSerializer(many=True))
-    @action(detail=True, methods=["get"], required_permission="scripts.view_scriptversion")
+    @action(detail=True, methods=["get"], required_permission="scripts.view_scriptversion", pagination_class=None)
     def versions(self, request, pk=None):
         script = self.get_object()
         return Response(ScriptVersionSerializer(script.versions.order_by("-number"), many=True).data)

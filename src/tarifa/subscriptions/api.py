@@ -211,7 +211,7 @@ class SubscriptionViewSet(RecordViewSet):
         return Response(ItemSerializer(item).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=DeviceAgreementSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="devices", required_permission="subscriptions.view_deviceagreement")
+    @action(detail=True, methods=["get"], url_path="devices", required_permission="subscriptions.view_deviceagreement", pagination_class=None)
     def devices(self, request, pk=None):
         """GET: the devices sold, rented or on installments on this subscription; POST `{"serial",
         "agreement": "sale"|"rent"|"installments", "amount", "months"}` with an Idempotency-Key

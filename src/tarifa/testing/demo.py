@@ -19,3 +19,13 @@ def demo_loaded(django_db_blocker):
         finally:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)
+
+
+def restore_migration_rows():
+    """Re-create the rows migrations create (the built-in usage types): a transactional test run
+    earlier in the same database flushed them, and the demo data needs them."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("tarifa.rating.migrations.0002_usage_types").create(apps, None)

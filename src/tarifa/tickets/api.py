@@ -260,7 +260,7 @@ class TicketViewSet(RecordViewSet):
 
     @extend_schema(request=TicketCommentSerializer, responses={200: TicketCommentSerializer(many=True),
                                                           201: TicketCommentSerializer})
-    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_comment")
+    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_comment", pagination_class=None)
     def comments(self, request, pk=None):
         """GET: the ticket's comments (internal and customer-visible); POST `{"text", "internal"}`
         (needs tickets.add_comment)."""
@@ -277,7 +277,7 @@ class TicketViewSet(RecordViewSet):
 
     @extend_schema(request=TicketAttachmentSerializer, responses={200: TicketAttachmentSerializer(many=True),
                                                              201: TicketAttachmentSerializer})
-    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_ticketattachment",
+    @action(detail=True, methods=["get", "post"], required_permission="tickets.view_ticketattachment", pagination_class=None,
             parser_classes=[MultiPartParser, FormParser, JSONParser])
     def attachments(self, request, pk=None):
         """GET: the ticket's files; POST multipart `file`, `description`, `customer_visible`

@@ -2,6 +2,7 @@
 
 import json
 from decimal import Decimal
+import time
 from io import StringIO
 
 import pytest
@@ -38,7 +39,11 @@ def server():
 def test_ccr_initial_update_terminate_event_over_diameter(server):
     w, port, node = server
     with clock.travel_to(DAY), GyClient("127.0.0.1", port, origin_host=PGW, realm="test.localdomain") as gy:
-        assert DiameterPeer.objects.get(origin_host=PGW).state == "connected"
+        # The server records the peer as connected just after it answers the CER: wait for that write.
+        deadline = time.monotonic() + 10
+        while DiameterPeer.objects.get(origin_host=PGW).state != "connected":
+            assert time.monotonic() < deadline, "the peer was never recorded as connected"
+            time.sleep(0.02)
         i = gy.initial("pgw;1;call", "15550001", seconds=300, destination="4420123")
         assert i.result_code == 2001 and granted_seconds(i) == 300
         assert i.origin_state_id == node.state_id and i.cc_request_number == 0

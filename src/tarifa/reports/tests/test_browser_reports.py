@@ -11,8 +11,10 @@ ADMIN_PASSWORD = "S3cure-pass-word"  # the admin_user fixture's
 
 
 def test_dashboard_and_a_report_with_its_downloads(page, live_server, admin_user, tmp_path):
+    from tarifa.testing.demo import restore_migration_rows
     from tarifa.web.demo_loader import load_demo
 
+    restore_migration_rows()  # an earlier transactional test flushed the built-in usage types
     load_demo(actor="demo")
     login(page, live_server, "admin", ADMIN_PASSWORD)
     page.goto("/")
