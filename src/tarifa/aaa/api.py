@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from tarifa.catalog.models import Tariff
+from tarifa.kernel.errors import ValidationFailed
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, router
 from tarifa.web.filters import FilterSet
 
@@ -145,7 +146,11 @@ class SessionViewSet(RecordViewSet):
 
     def _finished(self):
         value = str(self.request.query_params.get("active", "")).lower()
-        return value in ("false", "0", "no")
+        if value in ("", "true", "1", "yes"):
+            return False
+        if value in ("false", "0", "no"):
+            return True
+        raise ValidationFailed("active: give true or false.", fields={"active": ["Give true or false."]})
 
     @property
     def filterset_class(self):
