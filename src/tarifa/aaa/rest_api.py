@@ -22,10 +22,9 @@ packet's source when the NAS leaves it out). The caller is a user with `aaa.rest
 import ipaddress
 import time
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -102,6 +101,13 @@ def _pair(value, op=":="):
     return {"op": op, "do_xlat": False, "is_json": False, "value": value}
 
 
+# A reject is rlm_rest's body, not the API's error format; a bad token still answers in the latter.
+REJECT_OR_ERROR = {"oneOf": [
+    {"type": "object", "required": ["request:Module-Failure-Message"], "description": "rlm_rest's reject",
+     "properties": {"request:Module-Failure-Message": {"type": "object"}}},
+    {"$ref": "#/components/schemas/Error"}]}
+
+
 def _reject(reason):
     return Response({"request:Module-Failure-Message": _pair(f"tarifa: {reason}", "+=")}, status=401)
 
@@ -112,9 +118,10 @@ class RestAuthorizeView(APIView):
 
     required_permission = "aaa.rest"
 
-    @extend_schema(request=RlmRestRequestSerializer, responses={200: OpenApiResponse(description="control/reply "
-                   "attributes"), 401: OpenApiResponse(response=OpenApiTypes.OBJECT, description="reject (reason in request:Module-Failure-"
-                                                                       "Message)")})
+    @extend_schema(request=RlmRestRequestSerializer, responses={
+        200: OpenApiResponse(description="control/reply attributes"),
+        401: OpenApiResponse(response=REJECT_OR_ERROR, description="rlm_rest's reject (the reason in "
+                             "request:Module-Failure-Message), or the API's own 401 for a bad token")})
     def post(self, request):
         attrs = _attrs(request)
         nas = _nas(attrs)
@@ -197,12 +204,12 @@ class RestAccountingView(APIView):
     required_permission = "aaa.rest"
 
     @extend_schema(request=RlmRestRequestSerializer, responses={204: None, 404: OpenApiResponse(
-        response=OpenApiTypes.OBJECT, description="no active NAS with this NAS-IP-Address")})
+        description="no active NAS with this NAS-IP-Address")})
     def post(self, request):
         attrs = _attrs(request)
         nas = _nas(attrs)
         if nas is None:
-            return Response({"detail": "No active NAS has this NAS-IP-Address."}, status=404)
+            raise NotFound("No active NAS has this NAS-IP-Address.")
         record = accounting_record(attrs, nas_id=nas.id, received=time.time())
         sub = selectors.subscriber(record.login) if record.login else None
         services.apply_accounting([record], logins={sub.login: sub.subscription_id} if sub else {})

@@ -87,7 +87,9 @@ def test_work_that_escapes_the_hook_is_killed_by_the_parent_and_the_process_repl
     before = set(sandbox.pool.pids())
     script = make("backtrack", "return string.find(string.rep('a', 40), string.rep('a*', 40) .. 'b')")
     result, elapsed = timed(script=script)
-    assert result.outcome == "killed" and "killed" in result.error
+    # the parent's wall clock, or on a busy machine the process's own CPU-time limit, ends it
+    assert result.outcome == "killed" and ("killed: no result within" in result.error
+                                           or "CPU-time limit of the sandbox reached" in result.error), result.error
     assert elapsed < wall_bound()
     after = services.run_script(script=make("fine", "return 'fine'"), actor="system")
     assert after.value == "fine"

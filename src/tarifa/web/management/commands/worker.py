@@ -22,7 +22,7 @@ class Command(BaseCommand):
                             help="Queues to take jobs from (space or comma separated; default: all).")
         parser.add_argument("-n", "--name", default=None, help="Worker name shown in the jobs table.")
         parser.add_argument("--one-shot", action="store_true",
-                            help="Process the jobs waiting now, then exit (no periodic scheduling while idle).")
+                            help="Process the jobs waiting now, then exit (periodic tasks are not scheduled).")
         parser.add_argument("--shutdown-graceful-timeout", type=float, default=None,
                             help="On stop, seconds to wait for running jobs before aborting them (default: wait).")
 
@@ -39,4 +39,16 @@ class Command(BaseCommand):
             argv += ["--one-shot"]
         if opts["shutdown_graceful_timeout"] is not None:
             argv += ["--shutdown-graceful-timeout", str(opts["shutdown_graceful_timeout"])]
-        call_command("procrastinate", *argv)
+        if not opts["one_shot"]:
+            call_command("procrastinate", *argv)
+            return
+        # One shot: the jobs waiting now, and nothing the scheduler would add meanwhile (on start it
+        # defers the latest tick of every periodic task, e.g. a reconciliation, into the same run).
+        from procrastinate.contrib.django import app
+        from procrastinate.periodic import PeriodicRegistry
+
+        registry, app.periodic_registry = app.periodic_registry, PeriodicRegistry()
+        try:
+            call_command("procrastinate", *argv)
+        finally:
+            app.periodic_registry = registry
