@@ -83,6 +83,12 @@ TARIFA_AAA_STALE_FACTOR = int(env("TARIFA_AAA_STALE_FACTOR", "3"))
 # CoA-Request / Disconnect-Request to a NAS: seconds to wait for each transmission, transmissions in all.
 TARIFA_AAA_COA_TIMEOUT = float(env("TARIFA_AAA_COA_TIMEOUT", "1.0"))
 TARIFA_AAA_COA_ATTEMPTS = int(env("TARIFA_AAA_COA_ATTEMPTS", "3"))
+# RADIUS prepaid (tarifa.aaa.prepaid): the usage types a prepaid subscriber's session may be charged
+# online as (the first the tariff rates wins; its measure, time or bytes, says Session-Timeout or a
+# volume quota), and the quota an Access-Request asks to reserve (seconds; bytes).
+TARIFA_AAA_PREPAID_USAGE_TYPES = env_list("TARIFA_AAA_PREPAID_USAGE_TYPES", "data")
+TARIFA_AAA_PREPAID_TIME = int(env("TARIFA_AAA_PREPAID_TIME", "3600"))
+TARIFA_AAA_PREPAID_BYTES = int(env("TARIFA_AAA_PREPAID_BYTES", str(1_000_000_000)))
 
 INSTALLED_APPS = [
     "django.contrib.auth",

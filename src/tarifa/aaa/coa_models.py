@@ -34,6 +34,7 @@ class CoaAttempt(models.Model):
         RECONCILIATION = "reconciliation", _("Reconciliation")
         OPERATOR = "operator", _("Operator")
         CAP = "cap", _("Volume cap reached")
+        BALANCE = "balance", _("Prepaid balance exhausted")
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     request_id = models.UUIDField(_("request"), db_index=True, editable=False)

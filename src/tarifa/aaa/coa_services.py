@@ -259,6 +259,16 @@ def disconnect_session(session: Session, *, actor, reason: str = Reason.OPERATOR
     return result
 
 
+def disconnect_exhausted(nas_id, acct_session_id: str, *, actor="system") -> int:
+    """Disconnect a prepaid session whose balance is exhausted (aaa.prepaid); nothing when it has
+    ended meanwhile or was disconnected a moment ago."""
+    session = _open_sessions().filter(nas_id=nas_id, acct_session_id=acct_session_id).first()
+    if session is None or _recently_disconnected(session):
+        return 0
+    execute([disconnect_action(session, "prepaid balance exhausted")], reason=Reason.BALANCE, actor=actor)
+    return 1
+
+
 def reconcile(*, actor="system", trigger: str = "") -> ReconciliationRun:
     """Compare every open session with its subscription's state and act on each difference: the
     run records what was checked, found and done (and how each request ended)."""

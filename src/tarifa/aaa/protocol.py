@@ -39,6 +39,7 @@ ACCT_STATUS_TYPE, ACCT_INPUT_OCTETS, ACCT_OUTPUT_OCTETS, ACCT_SESSION_ID = 40, 4
 ACCT_SESSION_TIME, ACCT_INPUT_PACKETS, ACCT_OUTPUT_PACKETS, ACCT_TERMINATE_CAUSE = 46, 47, 48, 49
 ACCT_INPUT_GIGAWORDS, ACCT_OUTPUT_GIGAWORDS = 52, 53
 EVENT_TIMESTAMP = 55
+SESSION_TIMEOUT = 27
 CHAP_CHALLENGE = 60
 ACCT_INTERIM_INTERVAL = 85
 NAS_PORT_ID = 87
@@ -126,6 +127,11 @@ def accounting_record(pkt, *, nas_id, received: float) -> AcctRecord:
 
 def user_name(pkt) -> str:
     return _text(pkt, USER_NAME)
+
+
+def acct_session_id(pkt) -> str:
+    """The Acct-Session-Id an Access-Request carries (MikroTik, Accel-PPP; Cisco when configured)."""
+    return _text(pkt, ACCT_SESSION_ID)[:64]
 
 
 def calling_station(pkt) -> str:

@@ -35,6 +35,7 @@ class Subscriber:
     pool: str
     simultaneous_use: int
     profile: ReplyProfile
+    prepaid: bool = False  # a prepaid account and a rated tariff: the Access-Request reserves (aaa.prepaid)
 
 
 @dataclass
@@ -67,8 +68,11 @@ def _clear(stored: str, previous: dict, cache: dict) -> str:
 
 SUBSCRIBERS_SQL = """
     SELECT s.id, s.login, s.access_password, s.status, s.mac_address, s.ip_address, s.tariff_id,
-           a.ip_pool, a.simultaneous_use
+           a.ip_pool, a.simultaneous_use,
+           (b.payment_mode = 'prepaid' AND EXISTS (SELECT 1 FROM rating_tariffrating r
+                                                   WHERE r.tariff_id = s.tariff_id AND r.archived_at IS NULL))
     FROM subscriptions_subscription s
+    JOIN ledger_billingaccount b ON b.id = s.billing_account_id
     LEFT JOIN aaa_accesssettings a ON a.subscription_id = s.id
     WHERE s.login <> '' AND s.status <> 'terminated'"""
 
@@ -91,10 +95,11 @@ def _profiles():
 def _subscribers(cur, old, clear, where="", params=()):
     profiles, default = _profiles()
     cur.execute(SUBSCRIBERS_SQL + where, list(params))
-    for pk, login, password, status, mac, ip, tariff_id, pool, simultaneous in cur.fetchall():
+    for pk, login, password, status, mac, ip, tariff_id, pool, simultaneous, prepaid in cur.fetchall():
         profile = profiles.get(tariff_id, default)
         yield Subscriber(pk, login, _clear(password, old, clear), status, mac or "", ip or "", pool or "",
-                         simultaneous if simultaneous is not None else profile.simultaneous_use, profile)
+                         simultaneous if simultaneous is not None else profile.simultaneous_use, profile,
+                         bool(prepaid))
 
 
 def load_snapshot(previous: Snapshot | None = None) -> Snapshot:

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from pyrad import packet as rp
 
-from . import mschap, protocol, selectors, services
+from . import mschap, prepaid, protocol, selectors, services
 from .decision import decide
 
 log = logging.getLogger("tarifa.aaa")
@@ -61,7 +61,7 @@ class AuthProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         try:
-            reply = self.server.authenticate(data, addr)
+            reply = self.server.authenticate(data, addr, self.transport)
         except Exception:  # a malformed packet must never stop the server
             log.exception("Access-Request from %s could not be handled", addr[0])
             return
@@ -138,14 +138,13 @@ class RadiusServer:
             log.warning("RADIUS request from %s ignored: no active NAS has this address", ip)
             self._log("ignored", "unknown NAS", ip=ip)
 
-    def authenticate(self, data: bytes, addr) -> bytes | None:
+    def authenticate(self, data: bytes, addr, transport=None) -> bytes | None:
         if len(data) < 20:
             return None
         key = self.cache.key(addr, data)
-        cached = self.cache.get(key)
-        if cached is not None:
+        if key in self.cache:
             self.stats.retransmitted += 1
-            return cached
+            return self.cache.get(key)  # None while a prepaid reservation is under way: dropped
         ip = addr[0]
         nas = self.snapshot.nas.get(ip)
         if nas is None:
@@ -204,8 +203,36 @@ class RadiusServer:
             return self._reject(pkt, key, decision.reason, login=login, nas=nas, ip=ip, sub=sub, station=station,
                                 method=method)
         pay_first = decision.pay_first
+        if sub.prepaid and not pay_first and transport is not None:
+            # Prepaid on a rated tariff: the quota is reserved in the database first (aaa.prepaid).
+            self.cache.put(key, None)
+            asyncio.get_running_loop().create_task(self._prepaid_accept(
+                pkt, key, addr, transport, sub=sub, nas=nas, ip=ip, login=login, station=station, method=method,
+                full=full if success is not None else None, success=success,
+                response=response if success is not None else None))
+            return None
+        return self._accept(pkt, key, sub=sub, nas=nas, ip=ip, login=login, station=station, method=method,
+                            pay_first=pay_first, reason=decision.reason,
+                            full=full if success is not None else None, success=success,
+                            response=response if success is not None else None)
+
+    def _accept(self, pkt, key, *, sub, nas, ip, login, station, method, pay_first, reason, full=None,
+                success=None, response=None, extra=()) -> bytes:
+        """The Access-Accept: the profile's attributes, then `extra` ((name, value): a prepaid grant,
+        its Session-Timeout replacing a longer one of the profile)."""
         reply = _reply(pkt, rp.AccessAccept) if success is None else full.CreateReply()  # Message-Authenticator first
-        for code, values in self._accept_attributes(sub, nas.type, pay_first):
+        attributes = self._accept_attributes(sub, nas.type, pay_first)
+        if extra:
+            template = rp.AuthPacket(dict=self.dict, secret=b"-")
+            for name, value in extra:
+                if name == "Session-Timeout":
+                    profile_timeout = next((v for c, v in attributes if c == protocol.SESSION_TIMEOUT), None)
+                    if profile_timeout and int.from_bytes(profile_timeout[0], "big") < value:
+                        continue
+                    attributes = [(c, v) for c, v in attributes if c != protocol.SESSION_TIMEOUT]
+                template.AddAttribute(name, value)
+            attributes += [(code, list(values)) for code, values in OrderedDict.items(template)]
+        for code, values in attributes:
             OrderedDict.__setitem__(reply, code, values)
         if success is not None:  # MS-CHAPv2: the authenticator response and the MPPE keys (RFC 2548)
             send_key, recv_key = mschap.mppe_keys(sub.password, response[26:50])
@@ -217,9 +244,28 @@ class RadiusServer:
         out = reply.ReplyPacket()
         self.cache.put(key, out)
         self.stats.accepted += 1
-        self._log("accept", decision.reason, login=login, nas=nas, ip=ip,
+        self._log("accept", reason, login=login, nas=nas, ip=ip,
                   sub=sub, station=station, method=method)
         return out
+
+    async def _prepaid_accept(self, pkt, key, addr, transport, *, sub, nas, ip, login, station, method, **mschap_):
+        """Reserve the prepaid quota, then answer: Accept with the grant, Reject "balance exhausted"."""
+        logged = dict(login=login, nas=nas, ip=ip, sub=sub, station=station, method=method)
+        try:
+            grant = await self.in_db(
+                prepaid.authorize, subscription_id=sub.subscription_id, login=login, nas_ip=ip, nas_type=nas.type,
+                acct_session_id=protocol.acct_session_id(pkt), token=pkt.authenticator.hex()[:16],
+                interim=sub.profile.interim_interval)
+        except Exception:
+            log.exception("prepaid reservation for %s failed", login)
+            self.cache._items.pop(key, None)  # nothing answered: the NAS retries
+            return
+        if grant is not None and not grant.accept:
+            out = self._reject(pkt, key, grant.reason, **logged)
+        else:
+            out = self._accept(pkt, key, pay_first=False, reason=grant.reason if grant else "",
+                               extra=grant.attributes if grant else (), **logged, **mschap_)
+        transport.sendto(out, addr)
 
     def _mschap_request(self, data, pkt, nas):
         """(packet decoded with the dictionary, MS-CHAP-Challenge, MS-CHAP2-Response) when the request
@@ -310,6 +356,7 @@ class RadiusServer:
                         self.cache._items.pop(key, None)
                     await asyncio.sleep(0.5)
                     continue
+                await self._charge_prepaid([b[0] for b in batch])
                 counts = self.snapshot.open_sessions
                 for login, delta in result["delta"].items():
                     counts[login] = max(0, counts.get(login, 0) + delta)
@@ -318,6 +365,25 @@ class RadiusServer:
                 for _rec, key, reply, addr, transport in batch:
                     self.cache.put(key, reply)
                     transport.sendto(reply, addr)
+
+    async def _charge_prepaid(self, records):
+        """Prepaid logins' records (and NAS restarts) are charged online once the batch is stored."""
+        subscribers = self.snapshot.subscribers
+        prepaid_logins = {}
+        for rec in records:
+            sub = subscribers.get(rec.login)
+            if sub is not None and sub.prepaid:
+                prepaid_logins[rec.login] = sub.profile.interim_interval
+        restarts = any(rec.status in (protocol.ACCOUNTING_ON, protocol.ACCOUNTING_OFF) for rec in records)
+        if not prepaid_logins and not restarts:
+            return
+        nas = {entry.id: (ip, entry.type) for ip, entry in self.snapshot.nas.items()}
+        try:
+            exhausted = await self.in_db(prepaid.account, records, nas=nas, prepaid=prepaid_logins)
+            if exhausted:
+                await self.in_db(prepaid.disconnect, exhausted)
+        except Exception:
+            log.exception("prepaid accounting failed for a batch of %d records", len(records))
 
     # -- housekeeping --------------------------------------------------------------------------------
 

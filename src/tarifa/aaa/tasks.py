@@ -13,6 +13,13 @@ def bring_in_step(subscription_id: str, reason: str) -> int:
     return len(coa_services.bring_in_step(subscription_id, reason=reason, actor="system"))
 
 
+@app.task(queue="aaa", name="aaa.prepaid_disconnect")
+def prepaid_disconnect(nas_id: str, acct_session_id: str) -> int:
+    """A prepaid session whose balance is exhausted at an Interim-Update: Disconnect-Request to its
+    NAS (logged with the reason "balance"). Returns the number of requests sent."""
+    return coa_services.disconnect_exhausted(nas_id, acct_session_id)
+
+
 @app.periodic(cron="*/5 * * * *", periodic_id="aaa.reconcile")
 @app.task(queue="aaa", name="aaa.reconcile", queueing_lock="aaa.reconcile")
 def reconcile(timestamp: int) -> dict:

@@ -16,7 +16,9 @@ closer bounds that), and a volume cap is watched on the running counters (`caps`
 Records go in batches (`tarifa aaa charge-sessions`, and the job every minute): source "radius",
 type "data" (bytes in + out, 64-bit), subject the login, start time the session's start. Only
 sessions whose subscription's tariff is rated (a `TariffRating`) are sent; flat-rate sessions are
-marked and left out, so rating's rejected queue does not fill with them.
+marked and left out, so rating's rejected queue does not fill with them. Sessions of prepaid
+subscribers already charged online (`prepaid`: a RADIUS charging session with the same NAS address and
+Acct-Session-Id) are marked and left out too ("online"): charged once.
 """
 
 from __future__ import annotations
@@ -56,14 +58,18 @@ def charge_finished_sessions(*, actor="system", limit: int = 10_000) -> dict:
     rated = set(TariffRating.objects.filter(archived_at__isnull=True,
                                             tariff_id__in={s.subscription.tariff_id for s in sessions})
                 .values_list("tariff_id", flat=True))
-    send = [s for s in sessions if s.subscription.tariff_id in rated]
+    from .prepaid import online_external_ids
+
+    online = online_external_ids([s for s in sessions if s.subscription.tariff_id in rated])
+    send = [s for s in sessions if s.subscription.tariff_id in rated and s.pk not in online]
     batch = rating_usage.import_records([usage_record(s) for s in send], actor=actor, source=SOURCE) if send else None
     sent = {s.pk for s in send}
     with transaction.atomic():
         SessionCharge.objects.bulk_create(
             [SessionCharge(session_id=s.pk, stopped_at=s.stopped_at, batch_id=batch.pk if s.pk in sent else None)
              for s in sessions], ignore_conflicts=True)
-    summary = {"sessions": len(sessions), "sent": len(send), "flat": len(sessions) - len(send),
+    summary = {"sessions": len(sessions), "sent": len(send), "flat": len(sessions) - len(send) - len(online),
+               "online": len(online),
                "batch": str(batch.pk) if batch else None}
     if batch is not None:
         summary.update(rated=batch.rated, rejected=batch.rejected, duplicates=batch.duplicates)

@@ -335,8 +335,12 @@ def _release_free(session: ChargingSession) -> None:
 
 
 def _reserve(session: ChargingSession, *, actor, requested: int, price: pricing.Pricing, locked, terms_tariff,
-             rn: int) -> Answer:
-    """Reserve the next slice; the answer for the request (grant, final units)."""
+             rn: int, validity_s: int | None = None) -> Answer:
+    """Reserve the next slice; the answer for the request (grant, final units).
+
+    `validity_s`: how long the grant is valid when the caller knows better than the default
+    (RADIUS: until the next Interim-Update is due)."""
+    valid = int(validity_s or validity())
     measure = _measure(session.usage_type)
     if requested <= 0:
         requested = pricing.DEFAULT_QUOTA[measure]
@@ -346,7 +350,7 @@ def _reserve(session: ChargingSession, *, actor, requested: int, price: pricing.
     units, amount = pricing.grant(price, used=session.used_units, requested=requested, budget=budget,
                                   step=pricing.STEP[measure])
     answer = Answer(result_code=SUCCESS, session=str(session.pk), currency=session.currency,
-                    validity_time=validity(), total=_money(session.charged))
+                    validity_time=valid, total=_money(session.charged))
     if units == 0:
         answer.result_code = CREDIT_LIMIT_REACHED
         answer.final_unit = TERMINATE
@@ -355,7 +359,7 @@ def _reserve(session: ChargingSession, *, actor, requested: int, price: pricing.
         session.final_unit = True
         return answer
     at = now()
-    expires = at + dt.timedelta(seconds=validity()) + GRACE
+    expires = at + dt.timedelta(seconds=valid) + GRACE
     hold = None
     if amount > 0:
         hold = ledger.create_hold(actor=actor, debit=session.billing_account, credit=_revenue(session),
@@ -396,8 +400,8 @@ def _refusal(code: int, message: str, session=None) -> Answer:
 
 def start(*, actor, identifier: str, identifier_kind: str = "e164", usage_type: str, external_id: str,
           origin: str = ChargingSession.Origin.HTTP, peer: str = "", destination: str = "", requested: int = 0,
-          request_number: int = 0, started_at: dt.datetime | None = None, kind=ChargingSession.Kind.SESSION
-          ) -> Answer:
+          request_number: int = 0, started_at: dt.datetime | None = None, kind=ChargingSession.Kind.SESSION,
+          validity_s: int | None = None) -> Answer:
     """Open a session and reserve its first slice (CCR-Initial). Idempotent by (origin, external id).
 
     Refusals are answers, not exceptions: 5030 user unknown, 4010 service denied, 5031
@@ -430,7 +434,7 @@ def start(*, actor, identifier: str, identifier_kind: str = "e164", usage_type: 
         price = _pricing(session)
         try:
             answer = _reserve(session, actor=actor, requested=requested, price=price, locked=locked,
-                              terms_tariff=terms.tariff_id, rn=request_number)
+                              terms_tariff=terms.tariff_id, rn=request_number, validity_s=validity_s)
         except engine.RatingError as exc:
             answer = _refusal(RATING_FAILED, f"{exc.code}: {exc.message}", session)
         if not answer.ok:
@@ -460,7 +464,8 @@ def find_session(origin: str, external_id: str) -> ChargingSession | None:
 
 
 @transaction.atomic
-def update(session, *, actor, used: int, requested: int = 0, request_number: int | None = None) -> Answer:
+def update(session, *, actor, used: int, requested: int = 0, request_number: int | None = None,
+           validity_s: int | None = None) -> Answer:
     """Debit what was used (total reported this slice) and reserve the next slice (CCR-Update).
 
     `used` is the usage of the slice just ended (as Diameter's Used-Service-Unit). A request
@@ -483,7 +488,7 @@ def update(session, *, actor, used: int, requested: int = 0, request_number: int
             ZoneInfo(settings.TIME_ZONE)).date())
         locked = ledger.lock_accounts(session.billing_account)[session.billing_account.ledger_account_id]
         answer = _reserve(session, actor=actor, requested=requested, price=price, locked=locked,
-                          terms_tariff=terms_tariff.pk if terms_tariff else None, rn=rn)
+                          terms_tariff=terms_tariff.pk if terms_tariff else None, rn=rn, validity_s=validity_s)
     except engine.RatingError as exc:
         return _record(session, rtype=ChargingRequest.Type.UPDATE, rn=rn, used=used,
                        answer=_refusal(RATING_FAILED, f"{exc.code}: {exc.message}", session))
@@ -616,11 +621,55 @@ def settle_open_sessions(account: BillingAccount, *, actor, cause: str = "paymen
 
 # --- the small API the AAA server (RADIUS prepaid) uses ---------------------------------------------------
 
-def reserve(*, actor, identifier, identifier_kind="login", usage_type, session_id, requested=0, destination=""):
+def reserve(*, actor, identifier, identifier_kind="login", usage_type, session_id, requested=0, destination="",
+            validity_s: int | None = None):
     """RADIUS Access-Request/Start: open a session and reserve quota (see `start`)."""
     return start(actor=actor, identifier=identifier, identifier_kind=identifier_kind, usage_type=usage_type,
                  external_id=session_id, origin=ChargingSession.Origin.RADIUS, destination=destination,
-                 requested=requested)
+                 requested=requested, validity_s=validity_s)
+
+
+def rated_usage_type(*, subscription: Subscription, usage_types, at: dt.datetime | None = None) -> str | None:
+    """The first of `usage_types` (time or bytes measured) that `subscription`'s tariff prices online now.
+
+    Decided with the terms and pricing a session would get (`_terms`, `_pricing`): an active
+    subscription, its tariff of the day with a rating, and a rate for one step of the usage type
+    in the rating plan (a flat-rate tariff has no rating: None, nothing to reserve).
+    """
+    at = at or now()
+    for code in usage_types:
+        measure = _measure(code)
+        if measure not in ("time", "bytes"):
+            continue
+        try:
+            terms = _terms(subscription, code, at)
+        except Refused:
+            return None
+        probe = ChargingSession(subscription=subscription, usage_type=code, started_at=at, tenant=terms.tenant,
+                                category=terms.category, rating_subject=terms.rating_subject,
+                                subject=subscription.login, rating_plan=terms.rating_plan,
+                                rounding_decimals=terms.rounding)
+        try:
+            _pricing(probe).rate(pricing.STEP[measure])
+        except engine.RatingError:
+            continue
+        return code
+    return None
+
+
+@transaction.atomic
+def bind_session(session, *, external_id: str) -> ChargingSession:
+    """RADIUS: a session opened at Access-Request without an Acct-Session-Id takes the accounting
+    session's id when its Accounting-Start (or first record) arrives."""
+    session, _locked = _locked_session(session)
+    external_id = str(external_id or "").strip()
+    if not external_id:
+        raise ValidationFailed("A session id is required.", code="session_id_required")
+    if ChargingSession.objects.filter(origin=session.origin, external_id=external_id).exclude(pk=session.pk).exists():
+        raise ValidationFailed(f"Session {external_id} exists.", code="session_exists")
+    session.external_id = external_id
+    session.save(update_fields=["external_id"])
+    return session
 
 
 # --- Diameter peers ----------------------------------------------------------------------------------------
@@ -649,3 +698,4 @@ def archive_peer(peer: DiameterPeer, *, actor, reason="") -> DiameterPeer:
 def set_peer_state(origin_host: str, state: str) -> None:
     """The Diameter server says a peer connected or went away."""
     DiameterPeer.objects.filter(origin_host=origin_host.lower()).update(state=state, state_changed_at=now())
+
