@@ -3,7 +3,7 @@
 
 import pytest
 
-pytest_plugins = ["tarifa.testing.fixtures", "tarifa.testing.processes"]
+pytest_plugins = ["tarifa.testing.fixtures", "tarifa.testing.processes", "tarifa.testing.invariants"]
 
 
 def pytest_configure(config):

@@ -179,3 +179,35 @@ def check(*, period: str, cycle: str | None = None) -> dict:
     return {"ok": not problems, "period": period, "cycles": [c.code for c in cycles], "invoices": invoices,
             "checks": {name: "ok" if not n else f"{n}{'+' if n >= LIMIT else ''} problems" for name, n in checks.items()},
             "problems": problems, "not_closed": not_closed}
+
+
+def check_documents() -> dict:
+    """What every issued document keeps at any moment, with no period to close first: one invoice per
+    account, cycle and period; a total that is its net plus tax and the sum of its lines, lines that
+    are the sums of their sources; and on the ledger exactly what the document says. For every cycle
+    and period that has invoices (the period checks `missing_invoices` and `uninvoiced_sources` need a
+    closed period and a bill run: `check`). Read-only; {"ok", "invoices", "checks", "problems"}."""
+    checks = {"duplicate_invoices": 0, "line_totals": 0, "ledger": 0}
+    problems = []
+    with connection.cursor() as cursor:
+        in_tx = connection.in_atomic_block
+        if not in_tx:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            cursor.execute("SELECT cycle_id, period, count(*) FROM billing_invoice WHERE cycle_id IS NOT NULL"
+                           " AND kind = 'invoice' GROUP BY cycle_id, period ORDER BY cycle_id, period")
+            groups = cursor.fetchall()
+            for cycle, period, _n in groups:
+                args = {"cycle": cycle, "period": period, "limit": LIMIT}
+                for name, sql in (("duplicate_invoices", DUPLICATE_SQL), ("line_totals", LINE_TOTALS_SQL),
+                                  ("ledger", LEDGER_SQL)):
+                    cursor.execute(sql, args)
+                    found = cursor.fetchall()
+                    checks[name] += len(found)
+                    problems += [{"check": name, "period": period, "subject": subject, "detail": detail}
+                                 for subject, detail in found]
+        finally:
+            if not in_tx:
+                cursor.execute("COMMIT")
+    return {"ok": not problems, "invoices": sum(n for _c, _p, n in groups),
+            "checks": {name: "ok" if not n else f"{n} problems" for name, n in checks.items()}, "problems": problems}

@@ -141,9 +141,11 @@ def devices_of_customer(customer) -> QuerySet:
             .select_related("item", "location").order_by("serial"))
 
 
-def devices_of_subscription(subscription_id) -> QuerySet:
-    return Device.objects.filter(subscription_ref=str(subscription_id),
-                                 location__kind=Location.Kind.CUSTOMER).select_related("item", "location")
+def devices_of_subscription(number: str) -> QuerySet:
+    """Devices at a customer's premises installed for the subscription `number` (moves and devices
+    refer to a subscription by its number, the identifier people read and type)."""
+    return (Device.objects.filter(subscription_ref=number, location__kind=Location.Kind.CUSTOMER)
+            .select_related("item", "location").order_by("serial"))
 
 
 def history(device) -> QuerySet:

@@ -2,6 +2,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.crm.panels import panels_for, register_panel
 from tarifa.ledger.models import Transfer
+from tarifa.inventory import selectors as inventory
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
 from . import devices, services
@@ -80,7 +81,10 @@ def _devices_panel(request, sub):
                                                                                        "device__location"))
     for a in agreements:
         a.left = a.installments - a.installments_charged if a.mode == "installments" and a.ended_on is None else None
-    return {"agreements": agreements}
+    # Installed for this subscription (e.g. by a ticket) with no sale or rent on it: the operator's own
+    covered = {a.device_id for a in agreements if a.ended_on is None}
+    installed = [d for d in inventory.devices_of_subscription(sub.number) if d.pk not in covered]
+    return {"agreements": agreements, "installed": installed}
 
 
 def _live(sub):
