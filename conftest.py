@@ -1,8 +1,6 @@
 """Fixtures shared by every test. Tests run on real PostgreSQL: the embedded server under
 ./var/ unless TEST_DATABASE_URL is given (see settings._database_url)."""
 
-import pytest
-
 pytest_plugins = ["tarifa.testing.fixtures", "tarifa.testing.processes", "tarifa.testing.invariants"]
 
 
