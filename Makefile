@@ -67,15 +67,16 @@ browser-deps:
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing after apt-get install chromium." >&2; exit 1; }
 
 # WeasyPrint (invoice PDFs) needs Debian's Pango libraries; installed like Chromium when missing.
+# Pango for WeasyPrint, and HarfBuzz's subsetter (without it every PDF logs a warning and subsets fonts slower).
 pdf-deps:
-	@if ! $(BIN)/python -c "import weasyprint" >/dev/null 2>&1; then \
+	@if ! $(BIN)/python -c "import weasyprint" >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "Installing Pango for WeasyPrint (invoice PDFs)…"; \
+			echo "Installing Pango and HarfBuzz-Subset for WeasyPrint (invoice PDFs)…"; \
 			export DEBIAN_FRONTEND=noninteractive; \
 			apt-get -o DPkg::Lock::Timeout=600 update -qq && \
-			apt-get -o DPkg::Lock::Timeout=600 install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 >/dev/null; \
 		else \
-			echo "Invoice PDFs need Pango: apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; \
+			echo "Invoice PDFs need Pango and HarfBuzz-Subset: apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0" >&2; \
 		fi; \
 	fi
 

@@ -13,3 +13,9 @@ def test_rendering_a_pdf_logs_nothing_below_warning_from_fonttools_or_weasyprint
     noisy = [r for r in caplog.records if r.name.split(".")[0] in ("fontTools", "weasyprint")
              and r.levelno < logging.WARNING]
     assert noisy == []
+
+
+def test_pdf_fonts_are_subset_by_harfbuzz_without_a_warning(caplog):
+    """`make pdf-deps` installs HarfBuzz's subsetter; without it WeasyPrint warns on every PDF."""
+    weasyprint.HTML(string="<p>Credit note HQ-I0000002 — 4.00 USD</p>").write_pdf()
+    assert [r.getMessage() for r in caplog.records if "HarfBuzz" in r.getMessage()] == []
