@@ -23,6 +23,7 @@ from tarifa.billing import documents
 from tarifa.crm.models import Customer
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, router
 from tarifa.web.middleware import client_ip
+from tarifa.web.pagination import Pagination
 
 from . import helpdesk, network, services
 from .models import Department, PortalUser
@@ -124,6 +125,7 @@ class IsPortalUser(BasePermission):
 
 
 class PortalAPIView(APIView):
+    pagination_class = Pagination  # for the lists (`paged`), documented by their many=True serializers
     authentication_classes = [PortalTokenAuthentication]
     permission_classes = [IsPortalUser]
     right: str | None = None
@@ -147,6 +149,15 @@ class PortalAPIView(APIView):
             return self.scope.get(kind, pk)
         except Http404:
             raise exceptions.NotFound(f"No such {kind.replace('_', ' ')}.") from None
+
+    def paged(self, rows, render=None):
+        """One page of `rows` as the staff API pages (`page`/`page_size` or `limit`/`offset`, at most
+        1,000; {"count", "next", "previous", "results"}), each row rendered by `render` (a serializer
+        class or a function of the page's rows)."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, self.request, view=self)
+        data = render(page) if not isinstance(render, type) else render(page, many=True).data
+        return paginator.get_paginated_response(data)
 
     def ordered(self, qs, orderings: dict, default: str):
         term = self.request.query_params.get("ordering")
@@ -242,16 +253,20 @@ class InvoiceSerializer(serializers.Serializer):
 
 ACCOUNT_PARAM = OpenApiParameter("account", str, description="Only this account's (its id); another's: 404.")
 ORDERING_PARAM = OpenApiParameter("ordering", str)
+PAGE_PARAMS = [OpenApiParameter("page", int, description="A page number (with page_size, default 50)."),
+               OpenApiParameter("page_size", int, description="Rows a page, at most 1,000."),
+               OpenApiParameter("limit", int, description="Rows (at most 1,000); with offset."),
+               OpenApiParameter("offset", int, description="Index of the first row; with limit.")]
 
 
 class InvoicesView(PortalAPIView):
     right = "money"
-    allowed_params = {"account", "ordering", "kind"}
+    allowed_params = {"account", "ordering", "kind", *Pagination.query_params}
     ORDERINGS = {"invoice_date": "invoice_date", "-invoice_date": "-invoice_date", "due_date": "due_date",
                  "-due_date": "-due_date", "total": "total", "-total": "-total", "number": "number",
                  "-number": "-number"}
 
-    @extend_schema(parameters=[ACCOUNT_PARAM, ORDERING_PARAM, OpenApiParameter("kind", str)],
+    @extend_schema(parameters=[ACCOUNT_PARAM, ORDERING_PARAM, OpenApiParameter("kind", str), *PAGE_PARAMS],
                    responses=InvoiceSerializer(many=True), operation_id="portal_invoices")
     def get(self, request):
         qs = self.scope.invoices()
@@ -260,7 +275,7 @@ class InvoicesView(PortalAPIView):
         if "kind" in request.query_params:
             qs = qs.filter(kind=request.query_params["kind"])
         qs = self.ordered(qs, self.ORDERINGS, "-invoice_date")
-        return Response({"results": InvoiceSerializer(qs[:500], many=True).data})
+        return self.paged(qs, InvoiceSerializer)
 
 
 class InvoicePdfView(PortalAPIView):
@@ -287,17 +302,17 @@ class PaymentSerializer(serializers.Serializer):
 
 class PaymentsView(PortalAPIView):
     right = "money"
-    allowed_params = {"account", "ordering"}
+    allowed_params = {"account", "ordering", *Pagination.query_params}
     ORDERINGS = {"received_at": "received_at", "-received_at": "-received_at", "amount": "amount", "-amount": "-amount"}
 
-    @extend_schema(parameters=[ACCOUNT_PARAM, ORDERING_PARAM], responses=PaymentSerializer(many=True),
+    @extend_schema(parameters=[ACCOUNT_PARAM, ORDERING_PARAM, *PAGE_PARAMS], responses=PaymentSerializer(many=True),
                    operation_id="portal_payments")
     def get(self, request):
         qs = self.scope.payments()
         if "account" in request.query_params:
             qs = qs.filter(billing_account=self.get_object("account", request.query_params["account"]))
         qs = self.ordered(qs, self.ORDERINGS, "-received_at")
-        return Response({"results": PaymentSerializer(qs[:500], many=True).data})
+        return self.paged(qs, PaymentSerializer)
 
 
 class SubscriptionSerializer(serializers.Serializer):
@@ -314,10 +329,10 @@ class SubscriptionSerializer(serializers.Serializer):
 
 
 class SubscriptionsView(PortalAPIView):
-    allowed_params = {"account", "ordering", "status"}
+    allowed_params = {"account", "ordering", "status", *Pagination.query_params}
     ORDERINGS = {"number": "number", "-number": "-number", "status": "status", "-status": "-status"}
 
-    @extend_schema(parameters=[ACCOUNT_PARAM, ORDERING_PARAM, OpenApiParameter("status", str)],
+    @extend_schema(parameters=[ACCOUNT_PARAM, ORDERING_PARAM, OpenApiParameter("status", str), *PAGE_PARAMS],
                    responses=SubscriptionSerializer(many=True), operation_id="portal_subscriptions")
     def get(self, request):
         from .views import suspension_reason
@@ -327,10 +342,13 @@ class SubscriptionsView(PortalAPIView):
             qs = qs.filter(billing_account=self.get_object("account", request.query_params["account"]))
         if "status" in request.query_params:
             qs = qs.filter(status=request.query_params["status"])
-        rows = list(self.ordered(qs, self.ORDERINGS, "number")[:500])
-        for sub in rows:
-            sub.suspension_reason = suspension_reason(sub) if sub.status == "suspended" else ""
-        return Response({"results": SubscriptionSerializer(rows, many=True).data})
+
+        def render(rows):
+            for sub in rows:
+                sub.suspension_reason = suspension_reason(sub) if sub.status == "suspended" else ""
+            return SubscriptionSerializer(rows, many=True).data
+
+        return self.paged(self.ordered(qs, self.ORDERINGS, "number"), render)
 
 
 class ChangeTariffRequest(StrictSerializer):
@@ -448,12 +466,13 @@ class DeviceView(PortalAPIView):
 
 class TicketsView(PortalAPIView):
     right = "help"
+    allowed_params = set(Pagination.query_params)
 
-    @extend_schema(responses={200: serializers.DictField()}, operation_id="portal_tickets")
+    @extend_schema(parameters=PAGE_PARAMS, responses={200: serializers.DictField()}, operation_id="portal_tickets")
     def get(self, request):
         if not helpdesk.available():
-            return Response({"results": []})
-        return Response({"results": [helpdesk.as_dict(t) for t in self.scope.tickets()[:500]]})
+            return self.paged([], list)
+        return self.paged(self.scope.tickets(), lambda rows: [helpdesk.as_dict(t) for t in rows])
 
 
 class TicketView(PortalAPIView):

@@ -297,3 +297,21 @@ def test_api_token_me_and_wrong_password(maria):
     assert client.get("/api/portal/v1/me/").json()["customer_number"] == maria.customer.number
     assert client.get("/api/portal/v1/accounts/").status_code == 200
     assert client.get("/api/portal/v1/schema/").status_code == 200
+
+
+def test_api_lists_are_paged_like_the_staff_api(maria):
+    client = portal_api(maria)
+    subs = list(Subscription.objects.filter(billing_account__customer=maria.customer).order_by("number")
+                .values_list("number", flat=True))
+    assert len(subs) >= 3  # internet, mobile, TV
+    first = client.get("/api/portal/v1/subscriptions/?limit=2").json()
+    assert first["count"] == len(subs) and [r["number"] for r in first["results"]] == subs[:2]
+    assert "offset=2" in first["next"] and first["previous"] is None
+    rest = client.get("/api/portal/v1/subscriptions/?limit=2&offset=2").json()
+    assert [r["number"] for r in rest["results"]] == subs[2:4]
+    for url in ("/api/portal/v1/invoices/", "/api/portal/v1/payments/", "/api/portal/v1/tickets/"):
+        page = client.get(url + "?page_size=1").json()
+        assert set(page) >= {"count", "next", "previous", "results"} and len(page["results"]) <= 1, url
+    bad = client.get("/api/portal/v1/payments/?limit=0")
+    assert bad.status_code == 400 and "limit" in bad.json()["error"]["fields"]
+    assert client.get("/api/portal/v1/payments/?page_size=5000").status_code == 400
