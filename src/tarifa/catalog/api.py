@@ -9,8 +9,8 @@ from tarifa.web.api import AmountField, RecordViewSet, StrictModelSerializer, St
 
 from . import services
 from .exchange import export_catalog, import_catalog
-from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVersion, Service, ServiceType, Tariff,
-                     TariffParameter, Tax)
+from .models import (Channel, ChannelPackage, ChannelPrice, DevicePrice, OneTimeFee, PriceVersion, Service,
+                     ServiceType, Tariff, TariffParameter, Tax)
 
 
 class MoneyField(AmountField):
@@ -154,6 +154,24 @@ class TariffSerializer(StrictModelSerializer):
         return str(version.recurring_fee) if version else None
 
 
+class DevicePriceSerializer(StrictModelSerializer):
+    """A row of the device price list; warehouse items name it by code (their `catalog_ref`).
+    An amount of "0" means not offered that way."""
+
+    sale_price = MoneyField(places=2, required=False, help_text="Charged once on sale; \"0\": not sold.")
+    monthly_rent = MoneyField(places=2, required=False, help_text="Per month installed, prorated by day; \"0\": not rented.")
+    installment_total = MoneyField(places=2, required=False, help_text="Total paid in installments; \"0\": not offered.")
+    installment_months = serializers.IntegerField(required=False, min_value=0, max_value=120,
+                                                  help_text="How many monthly installments (with a total).")
+
+    class Meta:
+        model = DevicePrice
+        fields = ["id", "code", "name", "currency", "sale_price", "monthly_rent", "installment_total",
+                  "installment_months", "description", "archived_at"]
+        read_only_fields = ["archived_at"]
+        extra_kwargs = {"code": {"validators": []}}
+
+
 def _update_tariff(obj, *, actor, recurring_fee=None, valid_from=None, **data):
     return services.update_tariff(obj, actor=actor, **data)
 
@@ -258,6 +276,19 @@ class ChannelPriceViewSet(RecordViewSet):
     update_service = services.update_channel_price
 
 
+class DevicePriceViewSet(RecordViewSet):
+    """The device price list: sale price, monthly rent and installment terms of warehouse items
+    (an item's `catalog_ref` names a row). DELETE archives: items keep it, new use is refused."""
+
+    queryset = DevicePrice.objects.order_by("code")
+    serializer_class = DevicePriceSerializer
+    filterset_fields = ["code", "currency"]
+    search_fields = ["code", "name"]
+    create_service = services.create_device_price
+    update_service = services.update_device_price
+    archive_service = services.archive
+
+
 class CatalogExportView(APIView):
     """The whole catalog as one JSON document (the same as `tarifa catalog export`)."""
 
@@ -288,5 +319,6 @@ router.register("tariff-parameters", TariffParameterViewSet, basename="tariffpar
 router.register("price-versions", PriceVersionViewSet, basename="priceversion")
 router.register("one-time-fees", OneTimeFeeViewSet, basename="onetimefee")
 router.register("channel-prices", ChannelPriceViewSet, basename="channelprice")
+router.register("device-prices", DevicePriceViewSet, basename="deviceprice")
 register_endpoint("catalog/export/", CatalogExportView.as_view(), "catalog-export", "catalog.export_catalog")
 register_endpoint("catalog/import/", CatalogImportView.as_view(), "catalog-import", "catalog.import_catalog")

@@ -10,7 +10,8 @@ from tarifa.kernel.clock import today
 from tarifa.kernel.money import default_currency
 
 from . import services
-from .models import Channel, ChannelPackage, OneTimeFee, Service, ServiceType, Tariff, TariffParameter, Tax
+from .models import (Channel, ChannelPackage, DevicePrice, OneTimeFee, Service, ServiceType, Tariff, TariffParameter,
+                     Tax)
 from .pricing import month_start
 
 CURRENCY = default_currency()
@@ -36,6 +37,15 @@ TARIFFS = [
     ("MOB-DAY", "Mobile daily", "mobile", "day", "by_day", "0.50",
      dict(warn_below="2.00", suspend_below="0", resume_at="1.00")),
     ("TV-BASIC", "TV basic", "tv", "month", "none", "8.00", dict(charge_suspended_days=True)),
+]
+
+# The device price list the demo warehouse's items refer to (inventory/demo.py): code, name,
+# sale price, monthly rent, installment total, months ("0": not offered that way).
+DEVICE_PRICES = [
+    ("DEV-ROUTER-AX", "Wi-Fi 6 router", "89.00", "3.50", "96.00", 12),
+    ("DEV-ONT", "Fibre ONT", "0", "2.00", "0", 0),
+    ("DEV-STB-4K", "4K set-top box", "79.00", "4.00", "84.00", 6),
+    ("DEV-SIM", "SIM card", "1.00", "0", "0", 0),
 ]
 
 
@@ -94,6 +104,11 @@ def load(*, actor) -> dict:
     if not net.price_versions.filter(valid_from__gt=today()).exists():
         services.create_price_version(actor=actor, tariff=net, valid_from=future, recurring_fee="32.00",
                                       note="Price rise (demo)")
+    for code, name, sale, rent, total, months in DEVICE_PRICES:
+        if not DevicePrice.objects.filter(code=code).exists():
+            services.create_device_price(actor=actor, code=code, name=name, currency=CURRENCY, sale_price=sale,
+                                         monthly_rent=rent, installment_total=total, installment_months=months)
     return {"service_types": len(types), "services": len(svcs), "tariffs": Tariff.objects.count(),
+            "device_prices": DevicePrice.objects.count(),
             "channels": len(channels), "packages": len(packages), "taxes": Tax.objects.count(),
             "one_time_fees": OneTimeFee.objects.count(), "parameters": TariffParameter.objects.count()}

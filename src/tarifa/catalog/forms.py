@@ -1,12 +1,15 @@
+from decimal import Decimal
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tarifa.kernel.clock import today
+from tarifa.kernel.errors import ValidationFailed
 from tarifa.web.forms import AmountField, RecordForm
 
-from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVersion, Service, ServiceType, Tariff,
-                     TariffParameter, Tax)
-from .services import IDENTIFIER_KINDS, TARIFF_FIELDS
+from .models import (Channel, ChannelPackage, ChannelPrice, DevicePrice, OneTimeFee, PriceVersion, Service,
+                     ServiceType, Tariff, TariffParameter, Tax)
+from .services import IDENTIFIER_KINDS, TARIFF_FIELDS, check_device_price
 
 
 class CommaListField(forms.CharField):
@@ -125,6 +128,38 @@ class ChannelPriceForm(RecordForm):
     class Meta:
         model = ChannelPrice
         fields = ["price_version", "channel", "package", "amount"]
+
+
+class DevicePriceForm(RecordForm):
+    """A row of the device price list; its code is fixed once made (warehouse items refer to it)."""
+
+    class Meta:
+        model = DevicePrice
+        fields = ["code", "name", "currency", "sale_price", "monthly_rent", "installment_total",
+                  "installment_months", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("sale_price", "monthly_rent", "installment_total"):
+            self.fields[name].required = False
+        if self.editing:
+            del self.fields["code"]
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("sale_price", "monthly_rent", "installment_total"):
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = Decimal(0)
+        if not self.errors:  # the service's rule, as field errors before the model's constraints
+            merged = {name: getattr(self.instance, name) for name in
+                      ("sale_price", "monthly_rent", "installment_total", "installment_months", "currency")}
+            merged.update({k: v for k, v in cleaned.items() if k in merged})
+            try:
+                check_device_price(merged)
+            except ValidationFailed as exc:
+                for field, errors in (exc.fields or {"__all__": [exc.message]}).items():
+                    self.add_error(field if field in self.fields else None, errors)
+        return cleaned
 
 
 class CatalogImportForm(forms.Form):

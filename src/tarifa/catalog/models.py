@@ -8,7 +8,7 @@ and the customer's tax scheme.
 """
 
 from django.contrib.postgres.fields import ArrayField
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -299,3 +299,51 @@ class ChannelPrice(BusinessRecord):
     @property
     def item_code(self) -> str:
         return f"channel-{self.channel.code}" if self.channel_id else f"package-{self.package.code}"
+
+
+class DevicePrice(BusinessRecord, Archivable):
+    """A row of the device price list: what a customer pays for a device from the warehouse.
+
+    The warehouse's items name their row by code (`inventory.Item.catalog_ref`); selling,
+    renting or selling a device in installments without an amount takes the amount (and the
+    number of months) from here. Zero means "not offered that way". Archived: new use refused.
+    """
+
+    code = models.CharField(_("code"), max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(_("name"), max_length=100)
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES, default=default_currency)
+    sale_price = money_field(_("sale price"), validators=[MinValueValidator(0)],
+                             help_text=_("Charged once when the device is sold (0: not sold)."))
+    monthly_rent = money_field(_("monthly rent"), validators=[MinValueValidator(0)],
+                               help_text=_("Charged per day installed, prorated by calendar month (0: not rented)."))
+    installment_total = money_field(_("installment total"), validators=[MinValueValidator(0)],
+                                    help_text=_("The total paid in monthly installments (0: not offered)."))
+    installment_months = models.PositiveSmallIntegerField(_("installment months"), default=0,
+                                                          validators=[MaxValueValidator(120)], help_text=_("How many monthly installments."))
+    description = models.TextField(_("description"), blank=True)
+
+    class Meta:
+        verbose_name = _("device price")
+        verbose_name_plural = _("device prices")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sale_price__gte=0) & Q(monthly_rent__gte=0)
+                                   & Q(installment_total__gte=0), name="catalog_device_price_not_negative"),
+            models.CheckConstraint(condition=Q(installment_total=0) | Q(installment_months__gte=1),
+                                   name="catalog_device_price_installment_months"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.name}"
+
+    def terms(self, mode: str) -> tuple:
+        """(amount, months) offered for `mode` (sale, rent, installments); amount None: not offered."""
+        if mode == "sale":
+            return (self.sale_price if self.sale_price > 0 else None), 0
+        if mode == "rent":
+            return (self.monthly_rent if self.monthly_rent > 0 else None), 0
+        if mode == "installments":
+            if self.installment_total > 0 and self.installment_months >= 1:
+                return self.installment_total, self.installment_months
+            return None, 0
+        return None, 0

@@ -4,10 +4,11 @@ from tarifa.kernel.clock import today
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
 from . import services
-from .forms import (ChannelForm, ChannelPackageForm, ChannelPriceForm, NewPriceForm, OneTimeFeeForm,
-                    PriceVersionForm, ServiceForm, ServiceTypeForm, TariffForm, TariffParameterForm, TaxForm)
-from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVersion, Service, ServiceType, Tariff,
-                     TariffParameter, Tax)
+from .forms import (ChannelForm, ChannelPackageForm, ChannelPriceForm, DevicePriceForm, NewPriceForm,
+                    OneTimeFeeForm, PriceVersionForm, ServiceForm, ServiceTypeForm, TariffForm, TariffParameterForm,
+                    TaxForm)
+from .models import (Channel, ChannelPackage, ChannelPrice, DevicePrice, OneTimeFee, PriceVersion, Service,
+                     ServiceType, Tariff, TariffParameter, Tax)
 
 AREA = "Catalog"
 
@@ -145,6 +146,17 @@ register(ModelScreens(
     sample=_of_future_version(ChannelPrice), form_sample=_new_channel_price_sample,
     editable=lambda price: price.price_version.valid_from > today(),
     filterset_fields=["price_version__tariff"], ordering=["price_version__tariff__code"],
+))
+
+register(ModelScreens(
+    model=DevicePrice, area=AREA,
+    columns=["code", "name", "currency", "sale_price", "monthly_rent", "installment_total", "installment_months"],
+    form_class=DevicePriceForm, create=services.create_device_price, update=services.update_device_price,
+    archive=services.archive,
+    import_fields=["code", "name", "currency", "sale_price", "monthly_rent", "installment_total",
+                   "installment_months", "description"],
+    filterset_fields=["currency"], search_fields=["code", "name"], ordering=["code"],
+    menu_label=_("Device prices"),
 ))
 
 register_page(Page("catalog:exchange", _("Catalog file"), AREA, "catalog.export_catalog"))

@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.db.models import Q
 
-from .models import PriceVersion, Tariff, Tax
+from .models import DevicePrice, PriceVersion, Tariff, Tax
 from .pricing import TaxRate
 
 
@@ -33,3 +33,13 @@ def applicable_taxes(*, service_type, tax_scheme=None, day: dt.date) -> list[Tax
           .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
           .filter(Q(service_types__isnull=True) | Q(service_types=service_type)).distinct().order_by("code"))
     return [TaxRate(t.code, t.rate, t.inclusive) for t in qs if tax_scheme is None or tax_scheme.applies(t.code)]
+
+
+def device_price(code: str) -> DevicePrice | None:
+    """The device price list's row `code` (archived ones too: the caller decides), or None."""
+    return DevicePrice.objects.filter(code=code).first() if code else None
+
+
+def device_price_choices() -> list[tuple[str, str]]:
+    """(code, label) of the device prices that may be newly used (not archived), by code."""
+    return [(p.code, str(p)) for p in DevicePrice.objects.filter(archived_at__isnull=True).order_by("code")]

@@ -14,10 +14,10 @@ from django.db import transaction
 from tarifa.audit import services as recorded
 from tarifa.kernel.clock import today
 from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
-from tarifa.kernel.money import check_currency, parse_amount
+from tarifa.kernel.money import check_currency, default_currency, parse_amount
 
-from .models import (Channel, ChannelPackage, ChannelPrice, OneTimeFee, PriceVersion, Service, ServiceType, Tariff,
-                     TariffParameter, Tax)
+from .models import (Channel, ChannelPackage, ChannelPrice, DevicePrice, OneTimeFee, PriceVersion, Service,
+                     ServiceType, Tariff, TariffParameter, Tax)
 
 IDENTIFIER_KINDS = ["login", "phone_number", "iccid", "imsi", "ip_address", "mac_address", "smart_card"]
 
@@ -463,4 +463,69 @@ def update_channel_price(price, *, actor, **changes) -> ChannelPrice:
     changes.pop("price_version", None)
     if "amount" in changes:
         changes["amount"] = _nonnegative(changes["amount"], "amount")
+    return recorded.update(price, actor=actor, **changes)
+
+
+# Device prices ------------------------------------------------------------------------
+
+DEVICE_PRICE_MONEY = ("sale_price", "monthly_rent", "installment_total")
+
+
+def check_device_price(values: dict) -> dict:
+    """The device price's terms checked (amounts in cents, not negative; installments need both
+    the total and 1..120 months); the values parsed."""
+    for name in DEVICE_PRICE_MONEY:  # cents, as the agreements' forms and API take them
+        if name in values:
+            values[name] = parse_amount(values[name] if values[name] is not None else "0", field=name, places=2)
+            if values[name] < 0:
+                raise ValidationFailed(f"{name} must not be negative.", code="negative_amount",
+                                       fields={name: ["Must not be negative."]})
+    if values.get("currency"):
+        check_currency(values["currency"])
+    months = values.get("installment_months") or 0
+    try:
+        months = int(months)
+    except (TypeError, ValueError):
+        raise ValidationFailed("The number of months is a whole number.", code="invalid_installment_months",
+                               fields={"installment_months": ["A whole number."]}) from None
+    if months < 0 or months > 120:
+        raise ValidationFailed("Installments run for 0 to 120 months.", code="invalid_installment_months",
+                               fields={"installment_months": ["From 0 to 120."]})
+    values["installment_months"] = months
+    total = values.get("installment_total", Decimal(0))
+    if total > 0 and months < 1:
+        raise ValidationFailed("Installments need the number of months.", code="installment_months_required",
+                               fields={"installment_months": ["At least 1 when there is an installment total."]})
+    if months >= 1 and total <= 0:
+        raise ValidationFailed("Installments need the total paid.", code="installment_total_required",
+                               fields={"installment_total": ["Give the total paid in installments."]})
+    return values
+
+
+@transaction.atomic
+def create_device_price(*, actor, code, name, currency=None, sale_price=0, monthly_rent=0, installment_total=0,
+                        installment_months=0, description="") -> DevicePrice:
+    """A row of the device price list; amounts of zero are not offered. The code is unique."""
+    _unique_code(DevicePrice, code)
+    values = check_device_price({"currency": currency or default_currency(), "sale_price": sale_price,
+                                  "monthly_rent": monthly_rent, "installment_total": installment_total,
+                                  "installment_months": installment_months})
+    return recorded.create(DevicePrice, actor=actor, code=code, name=name, description=description, **values)
+
+
+@transaction.atomic
+def update_device_price(price, *, actor, **changes) -> DevicePrice:
+    """Change a device price. Its code stays: the warehouse's items refer to it by code. The new
+    amounts apply to agreements started from now on (those running keep theirs)."""
+    price = DevicePrice.objects.select_for_update().get(pk=price.pk)
+    if "code" in changes and changes["code"] != price.code:
+        raise ValidationFailed("The code of a device price cannot change: warehouse items refer to it.",
+                               code="code_fixed", fields={"code": ["Cannot change."]})
+    changes.pop("code", None)
+    merged = {name: getattr(price, name) for name in (*DEVICE_PRICE_MONEY, "installment_months", "currency")}
+    merged.update(changes)
+    checked = check_device_price(merged)
+    for name in (*DEVICE_PRICE_MONEY, "installment_months"):
+        if name in changes:
+            changes[name] = checked[name]
     return recorded.update(price, actor=actor, **changes)

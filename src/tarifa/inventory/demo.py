@@ -1,5 +1,5 @@
 """Demo warehouse: a main warehouse and a depot, a technician's van, items (router, ONT, set-top
-box, SIM, cable by the metre), devices in several states — in stock, with the technician,
+box, SIM, cable by the metre; all but the cable priced in the catalog's device price list), devices in several states — in stock, with the technician,
 installed at a demo customer, returned broken, written off — a reservation and an open stocktake.
 Through the services; `tarifa inventory check` passes after it."""
 
@@ -12,7 +12,7 @@ from tarifa.crm.models import Customer
 from tarifa.identity import services as identity
 from tarifa.identity.models import Role
 
-from . import services
+from . import references, services
 from .models import Item, Location
 
 TECH_PERMS = ["inventory.view_location", "inventory.view_device", "inventory.view_item", "inventory.view_move",
@@ -42,14 +42,21 @@ def load(*, actor) -> dict:
     services.virtual_location("transit")
     tech = _technician(actor)
     van = services.technician_location(tech, actor=actor)
+    priced = {code for code, _label in references.choices()}  # the catalog demo's device price list
+
+    def price(code):
+        return code if code in priced else ""
+
     router = services.create_item(actor=actor, code="RT-AX3000", name="AX3000 Wi-Fi 6 router", vendor="Acme",
-                                  kind=Item.Kind.ROUTER, currency=currency, cost=Decimal("42.00"))
+                                  kind=Item.Kind.ROUTER, currency=currency, cost=Decimal("42.00"),
+                                  catalog_ref=price("DEV-ROUTER-AX"))
     ont = services.create_item(actor=actor, code="ONT-G1", name="G1 GPON ONT", vendor="Fibrix", kind=Item.Kind.ONT,
-                               currency=currency, cost=Decimal("35.00"))
+                               currency=currency, cost=Decimal("35.00"), catalog_ref=price("DEV-ONT"))
     stb = services.create_item(actor=actor, code="STB-4K", name="4K set-top box", vendor="Vistabox",
-                               kind=Item.Kind.STB, currency=currency, cost=Decimal("55.00"))
+                               kind=Item.Kind.STB, currency=currency, cost=Decimal("55.00"),
+                               catalog_ref=price("DEV-STB-4K"))
     services.create_item(actor=actor, code="SIM-TRIO", name="Triple-cut SIM", vendor="Simco", kind=Item.Kind.SIM,
-                         currency=currency, cost=Decimal("0.80"))
+                         currency=currency, cost=Decimal("0.80"), catalog_ref=price("DEV-SIM"))
     cable = services.create_item(actor=actor, code="CBL-DROP", name="Fibre drop cable", vendor="Fibrix",
                                  kind=Item.Kind.CABLE, tracking=Item.Tracking.QUANTITY, unit=Item.Unit.METRE,
                                  currency=currency, cost=Decimal("0.45"))

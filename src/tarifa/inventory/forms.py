@@ -8,6 +8,7 @@ from tarifa.crm.forms import CustomerRefField
 from tarifa.kernel.money import CURRENCY_CHOICES
 from tarifa.web import forms as web_forms
 
+from . import references
 from .models import Device, Item, Location, Move, Reservation
 
 
@@ -34,6 +35,16 @@ class ItemForm(web_forms.RecordForm):
         if self.editing:
             for name in ("code", "kind", "tracking", "unit", "currency"):
                 del self.fields[name]
+        if references.registered():
+            # A pick from the catalog's device price list (codes are checked again by the service).
+            options = [("", _("— no catalog price —")), *references.choices()]
+            current = self.instance.catalog_ref if self.editing else ""
+            if current and current not in dict(options):
+                options.append((current, _("%(code)s (archived)") % {"code": current}))
+            self.fields["catalog_ref"] = forms.ChoiceField(
+                label=_("Catalog price"), choices=options, required=False,
+                help_text=_("The device price list's row (Catalog → Device prices): sale price, monthly rent and "
+                            "installments used when a device of this item is sold or rented without an amount."))
 
 
 class LocationForm(web_forms.RecordForm):

@@ -33,7 +33,7 @@ register(ModelScreens(
     model=Item, area="Warehouse", menu_label=_("Items"),
     columns=["code", "name", "vendor", "kind", "tracking", "unit", "cost", "currency", "in_stock"],
     form_class=ItemForm, create=services.create_item, update=services.update_item, archive=services.archive_item,
-    import_fields=["code", "name", "vendor", "kind", "tracking", "unit", "cost", "currency"],
+    import_fields=["code", "name", "vendor", "kind", "tracking", "unit", "cost", "currency", "catalog_ref"],
     filterset_fields=["kind", "tracking", "currency"], search_fields=["code", "name", "vendor"],
     queryset=lambda request: Item.objects.annotate(in_stock=Sum(
         "stock__quantity", filter=Q(stock__location__kind__in=[K.WAREHOUSE, K.TECHNICIAN, K.TRANSIT]))),

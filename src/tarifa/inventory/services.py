@@ -27,6 +27,7 @@ from tarifa.kernel.clock import now, today
 from tarifa.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
 
+from . import references
 from .models import Device, Item, Location, Move, Reservation, Stock, Stocktake, StocktakeLine
 
 K = Location.Kind
@@ -118,12 +119,19 @@ def create_item(*, actor, code, name, kind, currency, tracking=Item.Tracking.SER
     if tracking == Item.Tracking.SERIAL and unit != Item.Unit.PIECE:
         raise ValidationFailed(_("Serial-tracked items are counted in pieces."), code="serial_unit",
                                fields={"unit": [_("Pieces only for serial-tracked items.")]})
+    catalog_ref = references.check(catalog_ref)
     return recorded.create(Item, actor=actor, code=code, name=name, kind=kind, currency=currency, tracking=tracking,
                            unit=unit, vendor=vendor, cost=cost, catalog_ref=catalog_ref)
 
 
-def update_item(item, *, actor, name, vendor="", cost=None, catalog_ref="", **_ignored) -> Item:
-    changes = {"name": name, "vendor": vendor, "catalog_ref": catalog_ref}
+def update_item(item, *, actor, name, vendor=None, cost=None, catalog_ref=None, **_ignored) -> Item:
+    """Change an item; a field not given (None) keeps its value. `catalog_ref` must name a device
+    price of the catalog ("" for none; code `unknown_catalog_ref` otherwise)."""
+    changes = {"name": name}
+    if vendor is not None:
+        changes["vendor"] = vendor
+    if catalog_ref is not None:
+        changes["catalog_ref"] = references.check(catalog_ref, current=item.catalog_ref)
     if cost is not None:
         changes["cost"] = cost
     return recorded.update(item, actor=actor, **changes)

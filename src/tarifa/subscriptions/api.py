@@ -124,15 +124,13 @@ class DeviceAgreementSerializer(serializers.ModelSerializer):
 class DeviceAgreementCreateSerializer(StrictSerializer):
     serial = serializers.CharField(max_length=64, help_text="A device in stock, or one at the customer's premises.")
     agreement = serializers.ChoiceField(choices=DeviceAgreement.Mode.choices)
-    amount = AmountField(non_negative=True, places=2,
-                         help_text="Sale price, monthly rent, or the total paid in installments.")
-    months = serializers.IntegerField(min_value=1, max_value=120, required=False,
-                                      help_text="Installments only: how many monthly installments.")
-
-    def validate(self, attrs):
-        if attrs["agreement"] == DeviceAgreement.Mode.INSTALLMENTS and not attrs.get("months"):
-            raise serializers.ValidationError({"months": ["Required for installments."]})
-        return attrs
+    amount = AmountField(non_negative=True, places=2, required=False, allow_null=True,
+                         help_text="Sale price, monthly rent, or the total paid in installments. Left out (or "
+                                   "null): the device's catalog price (its item's catalog_ref); a given amount "
+                                   "overrides it. Neither: 400 naming the item.")
+    months = serializers.IntegerField(min_value=1, max_value=120, required=False, allow_null=True,
+                                      help_text="Installments only: how many monthly installments. Left out: the "
+                                                "catalog price's months.")
 
 
 def _create(*, actor, billing_account, tariff, activate=False, **data):
@@ -215,7 +213,8 @@ class SubscriptionViewSet(RecordViewSet):
     def devices(self, request, pk=None):
         """GET: the devices sold, rented or on installments on this subscription; POST `{"serial",
         "agreement": "sale"|"rent"|"installments", "amount", "months"}` with an Idempotency-Key
-        (needs subscriptions.add_deviceagreement)."""
+        (needs subscriptions.add_deviceagreement); without "amount" (and "months") the device's
+        catalog price applies."""
         sub = self.get_object()
         agreements = DeviceAgreement.objects.filter(subscription=sub).select_related("device__item",
                                                                                       "device__location")
@@ -231,8 +230,8 @@ class SubscriptionViewSet(RecordViewSet):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         agreement = device_fees.start_agreement(self.get_object(), actor=request.user, serial=data["serial"],
-                                            agreement=data["agreement"], amount=data["amount"],
-                                            months=data.get("months"))
+                                                agreement=data["agreement"], amount=data.get("amount"),
+                                                months=data.get("months"))
         return Response(DeviceAgreementSerializer(agreement).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ReasonSerializer, responses=SubscriptionSerializer)

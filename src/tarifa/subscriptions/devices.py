@@ -7,6 +7,9 @@
   `charge_device_fees(as_of)` (daily) and finally when the device leaves the premises
   (the `inventory.device_removed` event ends the rent: prorated to the day of return).
 - `sell_in_installments`: N monthly charges of amount / N (the last takes the rounding), the first now.
+Without an amount, each takes it from the item's catalog price (`inventory.Item.catalog_ref` names a
+row of the catalog's device price list): sale price, monthly rent, installment total and months. A
+given amount overrides it (the audit trail says so); neither is a field error naming the item.
 Charges are ledger transfers debiting the billing account, credited to `revenue:devices`, tagged
 with the subscription, the fee and the period, so they become invoice lines like any fee. Each is
 idempotent by its key: re-running the charging books nothing twice.
@@ -19,6 +22,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import transaction
 
 from tarifa.audit import services as recorded
+from tarifa.catalog import selectors as catalog
+from tarifa.inventory import references as item_references
 from tarifa.inventory import services as inventory
 from tarifa.inventory.models import Device, Location
 from tarifa.kernel.clock import today
@@ -77,23 +82,96 @@ def _place(sub, *, actor, serial, source):
     return Device.objects.get(pk=device.pk)
 
 
+# The warehouse checks an item's catalog_ref against the catalog's device prices through this
+# (inventory and catalog are siblings and may not import each other; this layer sees both).
+def _describe_device_price(code):
+    price = catalog.device_price(code)
+    return (str(price), price.archived_at is not None) if price is not None else None
+
+
+item_references.register_catalog_refs(describe=_describe_device_price, choices=catalog.device_price_choices)
+
+WHAT = {"sale": "sale price", "rent": "monthly rent", "installments": "installment terms"}
+
+
+def catalog_terms(item, mode: str, currency: str | None = None):
+    """(amount, months, price) from the item's catalog price for `mode`; amount None when the item
+    has no usable price for it (no catalog_ref, an archived price, zero for that mode, another
+    currency than `currency`)."""
+    price = catalog.device_price(item.catalog_ref)
+    if price is None or price.archived_at is not None:
+        return None, 0, price
+    if currency is not None and price.currency != currency:
+        return None, 0, price
+    amount, months = price.terms(mode)
+    return amount, months, price
+
+
+def _terms(item, *, mode, amount, months, currency):
+    """The agreement's amount and months: given ones win over the catalog's; a message for the
+    audit trail saying where they came from."""
+    field = "amount"
+    label = f"{item} ({item.code})"
+    if amount is not None and Decimal(amount) < 0:
+        raise ValidationFailed("The amount cannot be negative.", code="invalid_amount",
+                               fields={"amount": ["Zero or more."]})
+    listed, listed_months, price = catalog_terms(item, mode, currency)
+    if (amount is None and listed is None) or (mode == "installments" and not months and not listed_months):
+        if price is not None and price.archived_at is not None:
+            why = f"its catalog price {price.code} is archived"
+        elif price is not None and price.currency != currency:
+            why = f"its catalog price {price.code} is in {price.currency}, the subscription pays in {currency}"
+        elif price is not None:
+            why = f"its catalog price {price.code} offers no {WHAT[mode]}"
+        else:
+            why = "it has no catalog price" if not item.catalog_ref else \
+                f"its catalog reference {item.catalog_ref} names no device price"
+        if amount is not None and mode == "installments":
+            field, hint = "months", "give the number of months"
+        else:
+            hint = "give the amount" + (" and the months" if mode == "installments" else "")
+        raise ValidationFailed(f"No {WHAT[mode]} for {label}: {why}; {hint}.", code="no_catalog_price",
+                               fields={field: [f"Required: {label} has no catalog {WHAT[mode]}."]})
+    given = amount is not None or (mode == "installments" and bool(months))
+    final_amount = Decimal(amount) if amount is not None else listed
+    final_months = int(months) if months else listed_months
+    if not given:
+        note = f"from catalog price {price.code}"
+    elif listed is None:
+        note = "given by the operator (no catalog price)"
+    else:
+        listed_text = f"{listed}" + (f" in {listed_months} months" if mode == "installments" else "")
+        note = f"given by the operator, overriding catalog price {price.code} ({listed_text})"
+    return final_amount, final_months, note
+
+
 def _start(sub, *, actor, serial, source, mode, amount, installments=0):
     if sub.status == "terminated":
         raise Conflict("The subscription is terminated.", code="terminated")
-    if amount is None or Decimal(amount) < 0:
-        raise ValidationFailed("Give the amount.", code="invalid_amount", fields={"amount": ["Zero or more."]})
+    item = inventory.device_by_serial(serial).item
+    amount, installments, note = _terms(item, mode=mode, amount=amount, months=installments,
+                                        currency=sub.tariff.currency)
+    if mode == DeviceAgreement.Mode.INSTALLMENTS and not 1 <= installments <= 120:
+        raise ValidationFailed("From 1 to 120 installments.", code="invalid_installments",
+                               fields={"installments": ["From 1 to 120."]})
     device = _place(sub, actor=actor, serial=serial, source=source)
     if DeviceAgreement.objects.filter(device=device, ended_on__isnull=True,
                                       mode__in=["rent", "sale", "installments"]).exclude(mode="sale").exists():
         raise Conflict(f"{device.serial} is rented or being paid off already.", code="device_agreement_exists")
-    return recorded.create(DeviceAgreement, actor=actor, subscription=sub, device=device, mode=mode,
-                           amount=Decimal(amount), currency=sub.tariff.currency, installments=installments,
-                           started_on=today())
+    agreement = recorded.create(DeviceAgreement, actor=actor, subscription=sub, device=device, mode=mode,
+                                amount=amount, currency=sub.tariff.currency, installments=installments,
+                                started_on=today())
+    recorded.record(agreement, actor=actor, action="price",
+                    changes={"amount": [None, str(amount)], "source": [None, note]},
+                    message=f"{agreement.get_mode_display()} {device.serial}: {amount} {agreement.currency} "
+                            + (f"in {installments} months " if mode == "installments" else "") + note)
+    return agreement
 
 
 @transaction.atomic
-def sell_device(sub, *, actor, serial, price, source=None) -> DeviceAgreement:
-    """Sell a device to the subscription's customer: one one-time charge of `price`."""
+def sell_device(sub, *, actor, serial, price=None, source=None) -> DeviceAgreement:
+    """Sell a device to the subscription's customer: one one-time charge of `price` (None: the
+    item's catalog sale price)."""
     agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.SALE, amount=price)
     _charge(agreement, actor=actor, amount=agreement.amount, fee="device_sale", period=str(agreement.started_on),
             key=f"device-sale:{agreement.pk}", memo=f"device sale {agreement.device.serial} {sub.number}")
@@ -103,8 +181,9 @@ def sell_device(sub, *, actor, serial, price, source=None) -> DeviceAgreement:
 
 
 @transaction.atomic
-def rent_device(sub, *, actor, serial, monthly, source=None) -> DeviceAgreement:
-    """Rent a device: `monthly` prorated per day installed, from today; today's share is charged now."""
+def rent_device(sub, *, actor, serial, monthly=None, source=None) -> DeviceAgreement:
+    """Rent a device: `monthly` (None: the item's catalog monthly rent) prorated per day installed,
+    from today; today's share is charged now."""
     agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.RENT,
                        amount=monthly)
     charge_agreement(agreement, as_of=today(), actor=actor)
@@ -113,13 +192,14 @@ def rent_device(sub, *, actor, serial, monthly, source=None) -> DeviceAgreement:
 
 
 @transaction.atomic
-def sell_in_installments(sub, *, actor, serial, total, installments, source=None) -> DeviceAgreement:
-    """Sell a device paid in `installments` monthly charges; the first is charged now."""
-    if not installments or int(installments) < 1:
+def sell_in_installments(sub, *, actor, serial, total=None, installments=None, source=None) -> DeviceAgreement:
+    """Sell a device paid in `installments` monthly charges of `total`; the first is charged now.
+    Either not given: the item's catalog installment terms."""
+    if installments is not None and int(installments) < 1:
         raise ValidationFailed("At least one installment.", code="invalid_installments",
                                fields={"installments": ["At least 1."]})
     agreement = _start(sub, actor=actor, serial=serial, source=source, mode=DeviceAgreement.Mode.INSTALLMENTS,
-                       amount=total, installments=int(installments))
+                       amount=total, installments=int(installments) if installments else 0)
     charge_agreement(agreement, as_of=today(), actor=actor)
     agreement.refresh_from_db()
     return agreement
@@ -215,8 +295,9 @@ def _device_removed(event):
             end_installments(agreement, actor="system", day=day)
 
 
-def start_agreement(sub, *, actor, serial, agreement, amount, months=None, source=None) -> DeviceAgreement:
-    """One entry for the screen and the API: `agreement` is sale, rent or installments."""
+def start_agreement(sub, *, actor, serial, agreement, amount=None, months=None, source=None) -> DeviceAgreement:
+    """One entry for the screen and the API: `agreement` is sale, rent or installments; `amount`
+    (and `months`) None: from the item's catalog price."""
     if agreement == DeviceAgreement.Mode.SALE:
         return sell_device(sub, actor=actor, serial=serial, price=amount, source=source)
     if agreement == DeviceAgreement.Mode.RENT:

@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -141,31 +142,76 @@ class ChargeForm(forms.Form):
 
 
 class DeviceAgreementForm(forms.Form):
-    """Sell, rent or sell in installments a device from stock (or one already at the customer's premises)."""
+    """Sell, rent or sell in installments a device from stock (or one already at the customer's premises).
 
+    The amount (and the months) may be left empty: the item's catalog price applies. Opened with
+    `?serial=` (which the serial field asks for itself when it changes), the form shows that
+    device's catalog price filled in."""
+
+    mode = "sale"
     serial = forms.CharField(label=_("Serial"), max_length=64,
                              help_text=_("A device in a warehouse or a technician's stock, or one already installed "
                                          "at this customer's premises."))
-    amount = AmountField(label=_("Amount"), places=2, min_value=0)
+    amount = AmountField(label=_("Amount"), places=2, min_value=0, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].widget.attrs["placeholder"] = _("catalog price")
+
+    def set_object(self, sub, request):
+        """Prefill from the device's catalog price (GET ?serial=…); the serial field asks again on change."""
+        if request.method != "GET":
+            return
+        self.fields["serial"].widget.attrs.update({
+            "hx-get": request.path, "hx-trigger": "change", "hx-target": "closest form", "hx-select": "form.stacked",
+            "hx-swap": "outerHTML"})
+        serial = (request.GET.get("serial") or "").strip()[:64]
+        if not serial:
+            return
+        from tarifa.inventory.models import Device
+
+        from .devices import catalog_terms
+
+        self.initial["serial"] = serial
+        device = Device.objects.select_related("item").filter(serial=serial).first()
+        if device is None:
+            return
+        amount, months, price = catalog_terms(device.item, self.mode, sub.tariff.currency)
+        if amount is None:
+            self.fields["amount"].help_text = _("%(item)s has no catalog price for this: give the amount.") % {
+                "item": device.item}
+            return
+        self.initial["amount"] = amount.quantize(Decimal("0.01"))  # device prices are in cents
+        if "months" in self.fields:
+            self.initial["months"] = months
+        self.fields["amount"].help_text = _("From the catalog price %(code)s; a different amount overrides it.") % {
+            "code": price.code}
 
 
 class SellDeviceForm(DeviceAgreementForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["amount"].label = _("Price")
+        self.fields["amount"].help_text = _("Empty: the item's catalog sale price.")
 
 
 class RentDeviceForm(DeviceAgreementForm):
+    mode = "rent"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["amount"].label = _("Monthly rent")
-        self.fields["amount"].help_text = _("Charged per day installed, prorated by calendar month.")
+        self.fields["amount"].help_text = _("Charged per day installed, prorated by calendar month. Empty: the "
+                                            "item's catalog monthly rent.")
 
 
 class InstallmentsForm(DeviceAgreementForm):
-    months = forms.IntegerField(label=_("Months"), min_value=1, max_value=120)
+    mode = "installments"
+    months = forms.IntegerField(label=_("Months"), min_value=1, max_value=120, required=False,
+                                help_text=_("Empty: the catalog price's months."))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["amount"].label = _("Total price")
-        self.fields["amount"].help_text = _("Paid in equal monthly installments; the first is charged now.")
+        self.fields["amount"].help_text = _("Paid in equal monthly installments; the first is charged now. Empty: "
+                                            "the item's catalog installment total.")
