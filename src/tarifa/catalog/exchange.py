@@ -14,7 +14,7 @@ from tarifa.kernel.clock import now
 from tarifa.kernel.errors import Conflict, ValidationFailed
 
 from . import services
-from .models import Channel, ChannelPackage, PriceVersion, Service, ServiceType, Tariff, Tax
+from .models import Channel, ChannelPackage, DevicePrice, PriceVersion, Service, ServiceType, Tariff, Tax
 
 FORMAT = "tarifa-catalog"
 VERSION = 1
@@ -46,6 +46,10 @@ def export_catalog() -> dict:
         "channel_packages": [{"code": o.code, "name": o.name, "channels": sorted(c.code for c in o.channels.all()),
                               **arch(o)} for o in ChannelPackage.objects.prefetch_related("channels").order_by("code")],
         "tariffs": [_tariff(t) for t in Tariff.objects.select_related("service").order_by("code")],
+        "device_prices": [{"code": o.code, "name": o.name, "currency": o.currency, "sale_price": str(o.sale_price),
+                           "monthly_rent": str(o.monthly_rent), "installment_total": str(o.installment_total),
+                           "installment_months": o.installment_months, "description": o.description, **arch(o)}
+                          for o in DevicePrice.objects.order_by("code")],
     }
 
 
@@ -118,7 +122,7 @@ def import_catalog(data: dict, *, actor) -> dict:
         raise ValidationFailed(f"Unsupported catalog file version {data.get('version')!r}.",
                                code="invalid_catalog_file")
     kinds = ["service_types", "services", "taxes", "channels", "channel_packages", "tariffs", "parameters",
-             "price_versions"]
+             "price_versions", "device_prices"]
     stats = {k: {"created": 0, "updated": 0, "unchanged": 0} for k in kinds}
     try:
         for row in data.get("service_types", []):
@@ -150,6 +154,10 @@ def import_catalog(data: dict, *, actor) -> dict:
                     code=code, fields=row, stats=stats, key="channel_packages")
         for row in data.get("tariffs", []):
             _import_tariff(dict(row), actor=actor, stats=stats)
+        for row in data.get("device_prices", []):
+            row = dict(row)
+            _upsert(DevicePrice, services.create_device_price, services.update_device_price, actor=actor,
+                    code=row.pop("code"), fields=row, stats=stats, key="device_prices")
     except KeyError as exc:
         raise ValidationFailed(f"Catalog file: missing field {exc.args[0]!r}.", code="invalid_catalog_file") from None
     return stats

@@ -40,7 +40,9 @@ class ItemForm(web_forms.RecordForm):
             options = [("", _("— no catalog price —")), *references.choices()]
             current = self.instance.catalog_ref if self.editing else ""
             if current and current not in dict(options):
-                options.append((current, _("%(code)s (archived)") % {"code": current}))
+                label = _("%(code)s (archived)") if references.describe(current) else \
+                    _("%(code)s (unknown: pick a device price or none)")
+                options.append((current, label % {"code": current}))
             self.fields["catalog_ref"] = forms.ChoiceField(
                 label=_("Catalog price"), choices=options, required=False,
                 help_text=_("The device price list's row (Catalog → Device prices): sale price, monthly rent and "

@@ -41,6 +41,11 @@ def choices() -> list[tuple[str, str]]:
     return _registered.choices() if _registered is not None else []
 
 
+def describe(code: str) -> tuple[str, bool] | None:
+    """(label, archived) of the device price `code`; None when unknown or nothing is registered."""
+    return _registered.describe(code) if _registered is not None and code else None
+
+
 def check(code: str, *, current: str = "") -> str:
     """`code` when it names a device price that may be used; "" stays "" (no price). An unknown
     code is a field error; an archived one too, unless the item has it already (`current`)."""

@@ -124,3 +124,19 @@ def test_screens_list_create_and_edit(router_price, make_user, staff_client):
     assert router_price.sale_price == Decimal("95")
     viewer = staff_client(make_user("catalog.view_deviceprice", username="v2", password=None))
     assert viewer.get("/catalog/deviceprice/add/").status_code == 403
+
+
+def test_device_prices_travel_in_the_catalog_file(router_price):
+    from tarifa.catalog.exchange import export_catalog, import_catalog
+
+    data = export_catalog()
+    assert data["device_prices"] == [{"code": "RT", "name": "Router", "currency": "EUR", "sale_price": "89.000000",
+                                      "monthly_rent": "3.500000", "installment_total": "96.000000",
+                                      "installment_months": 12, "description": "", "archived": False}]
+    assert import_catalog(data, actor=ACTOR)["device_prices"] == {"created": 0, "updated": 0, "unchanged": 1}
+    services.update_device_price(router_price, actor=ACTOR, sale_price="1.00")
+    data["device_prices"].append({**data["device_prices"][0], "code": "ONT", "archived": True})
+    assert import_catalog(data, actor=ACTOR)["device_prices"] == {"created": 1, "updated": 1, "unchanged": 0}
+    router_price.refresh_from_db()
+    assert router_price.sale_price == Decimal("89")
+    assert DevicePrice.objects.get(code="ONT").archived_at is not None
