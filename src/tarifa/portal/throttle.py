@@ -63,3 +63,12 @@ def note(kind: str, key: str, ip: str | None, *, succeeded: bool) -> None:
     """Log an attempt. Callers log outside their transaction, so that the row outlives the
     refusal that follows it."""
     Attempt.objects.create(kind=kind, key=_normal(key), ip=ip or None, succeeded=succeeded)
+
+
+KEEP = dt.timedelta(days=30)  # far past every window: kept to look into an attack, then deleted
+
+
+def purge(*, older_than: dt.timedelta = KEEP) -> int:
+    """Delete the attempts older than `older_than` (daily job); returns how many."""
+    deleted, _ = Attempt.objects.filter(at__lt=now() - older_than).delete()
+    return deleted

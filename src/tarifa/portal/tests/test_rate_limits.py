@@ -72,3 +72,20 @@ def test_login_limits_hold_across_two_server_processes(fresh_database):
             second.terminate()
             second.wait(30)
         running.stop()
+
+
+def test_attempts_older_than_thirty_days_are_purged_by_the_nightly_job(db):
+    import datetime as dt
+
+    from tarifa.kernel.clock import travel_to
+    from tarifa.portal import tasks, throttle
+    from tarifa.portal.models import Attempt
+
+    start = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    with travel_to(start) as clock:
+        throttle.note(Attempt.Kind.LOGIN, "old@example.com", "192.0.2.1", succeeded=False)
+        clock.add_days(29)
+        throttle.note(Attempt.Kind.LOGIN, "recent@example.com", "192.0.2.1", succeeded=False)
+        clock.add_days(2)
+        assert tasks.purge_attempts(0) == 1
+    assert list(Attempt.objects.values_list("key", flat=True)) == ["recent@example.com"]
