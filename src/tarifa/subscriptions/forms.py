@@ -160,11 +160,11 @@ class DeviceAgreementForm(forms.Form):
 
     def set_object(self, sub, request):
         """Prefill from the device's catalog price (GET ?serial=…); the serial field asks again on change."""
-        if request.method != "GET":
-            return
         self.fields["serial"].widget.attrs.update({
             "hx-get": request.path, "hx-trigger": "change", "hx-target": "closest form", "hx-select": "form.stacked",
             "hx-swap": "outerHTML"})
+        if request.method != "GET":
+            return
         serial = (request.GET.get("serial") or "").strip()[:64]
         if not serial:
             return
