@@ -25,6 +25,7 @@ from tarifa.kernel.periods import parse_period
 from tarifa.payments.models import CardCheckout
 from tarifa.subscriptions.models import Subscription, Suspension
 from tarifa.web.middleware import client_ip
+from tarifa.web.pagination import paginate
 from tarifa.web.views import PermissionRequiredView
 
 from . import auth, forms, helpdesk, network, services
@@ -390,6 +391,16 @@ class PayReturnView(PortalView):
 
 # Documents ----------------------------------------------------------------------------------------
 
+PER_PAGE = 25
+
+
+def _page(request, rows, name: str) -> dict:
+    """A page of `rows` (?page=N, 25 a page) for portal/_pager.html, with the other parameters kept."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    page = paginate(rows, request.GET.get("page"), PER_PAGE)
+    return {"page": page, name: page.object_list, "querystring": params.urlencode()}
+
 class InvoiceListView(PortalView):
     right = "money"
     template = "portal/invoices.html"
@@ -403,7 +414,7 @@ class InvoiceListView(PortalView):
         if kind in Invoice.Kind.values:
             qs = qs.filter(kind=kind)
         qs = qs.order_by(SORTS["invoices"].get(request.GET.get("sort", ""), "-invoice_date"), "-number")
-        return self.render(request, {"invoices": qs[:200], "accounts": request.scope.accounts()})
+        return self.render(request, {**_page(request, qs, "invoices"), "accounts": request.scope.accounts()})
 
 
 def _pdf(content: bytes, name: str) -> HttpResponse:
@@ -430,7 +441,7 @@ class PaymentListView(PortalView):
         if account:
             qs = qs.filter(billing_account=request.scope.get("account", account))
         qs = qs.order_by(SORTS["payments"].get(request.GET.get("sort", ""), "-received_at"))
-        return self.render(request, {"payments": qs[:200]})
+        return self.render(request, _page(request, qs, "payments"))
 
 
 class ReceiptPdfView(PortalView):
@@ -566,7 +577,7 @@ class HelpView(PortalView):
         if not helpdesk.available():
             return self.render(request, {"unavailable": True})
         subs = list(request.scope.subscriptions().exclude(status=Subscription.Status.TERMINATED))
-        return self.render(request, {"tickets": request.scope.tickets()[:100],
+        return self.render(request, {**_page(request, request.scope.tickets(), "tickets"),
                                      "form": form or forms.HelpForm(subscriptions=subs)})
 
     def post(self, request):

@@ -315,3 +315,18 @@ def test_api_lists_are_paged_like_the_staff_api(maria):
     bad = client.get("/api/portal/v1/payments/?limit=0")
     assert bad.status_code == 400 and "limit" in bad.json()["error"]["fields"]
     assert client.get("/api/portal/v1/payments/?page_size=5000").status_code == 400
+
+
+def test_the_payments_page_pages_and_keeps_its_filters(maria, monkeypatch):
+    from tarifa.payments.models import Payment
+    from tarifa.portal import views
+
+    monkeypatch.setattr(views, "PER_PAGE", 1)
+    mine = Payment.objects.filter(billing_account__customer=maria.customer).count()
+    assert mine >= 2
+    client = portal_client(maria)
+    first = client.get("/portal/payments/?sort=-amount").content.decode()
+    assert 'data-testid="pager"' in first and "sort=-amount&amp;page=2" in first
+    last = client.get(f"/portal/payments/?sort=-amount&page={mine}").content.decode()
+    assert 'rel="prev"' in last and 'rel="next"' not in last
+    assert last.count("/receipt") == 1
