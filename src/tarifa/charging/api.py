@@ -2,7 +2,8 @@
 
 POST /charging/sessions/ (initial), /charging/sessions/{id}/update/, …/terminate/,
 POST /charging/events/; GET /charging/sessions/?subscription=&account= (each with its usage
-and cost); /charging/reservations/; /charging/peers/ (Diameter peers).
+and cost); /charging/reservations/; /charging/peers/ (Diameter peers); /charging/rating-groups/
+(Rating-Group / Service-Identifier → usage type).
 Units: `requested`, `used` and `units` are quantities as operators write them ("300s", "90"
 (seconds), "10MB", "1"); answers give base units (ns, bytes, items) and the same as text.
 """
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 
 from tarifa.kernel.errors import ValidationFailed
 from tarifa.ledger.models import BillingAccount
+from tarifa.rating.models import UsageType
 from tarifa.rating.selectors import measure_of
 from tarifa.rating.units import QuantityError, format_usage, parse_quantity
 from tarifa.web.api import RecordViewSet, StrictModelSerializer, StrictSerializer, register_endpoint, router
@@ -23,7 +25,7 @@ from tarifa.web.filters import FilterSet, ReferenceFilter
 from tarifa.web.idempotency import idempotent
 
 from . import services
-from .models import ChargingSession, DiameterPeer, Reservation
+from .models import ChargingSession, DiameterPeer, RatingGroup, Reservation
 
 DECIMAL = {"max_digits": 20, "decimal_places": 6, "read_only": True}
 KINDS = [("e164", "E.164 number"), ("imsi", "IMSI"), ("login", "login / NAI"), ("any", "any identifier")]
@@ -233,7 +235,39 @@ class DiameterPeerViewSet(RecordViewSet):
         return services.archive_peer(obj, actor=actor, reason=reason)
 
 
+class RatingGroupSerializer(StrictModelSerializer):
+    usage_type = serializers.SlugRelatedField(slug_field="code", queryset=UsageType.objects.filter(
+        archived_at__isnull=True), help_text="A usage type code (voice, sms, data, vod…).")
+
+    class Meta:
+        model = RatingGroup
+        fields = ["id", "kind", "number", "usage_type", "note", "created_at", "archived_at"]
+        read_only_fields = ["id", "created_at", "archived_at"]
+
+
+class RatingGroupViewSet(RecordViewSet):
+    """Diameter Rating-Groups / Service-Identifiers and the usage type their units are charged as.
+
+    A CCR's Multiple-Services-Credit-Control whose group is not listed is charged by its
+    Service-Context-Id, else by the unit it asks for."""
+
+    queryset = RatingGroup.objects.select_related("usage_type").order_by("kind", "number")
+    serializer_class = RatingGroupSerializer
+    filterset_fields = ["kind", "number"]
+    search_fields = ["note"]
+
+    def create_service(*, actor, **data):
+        return services.create_rating_group(actor=actor, **data)
+
+    def update_service(obj, *, actor, **data):
+        return services.update_rating_group(obj, actor=actor, **data)
+
+    def archive_service(obj, *, actor, reason=""):
+        return services.archive_rating_group(obj, actor=actor, reason=reason)
+
+
 router.register("charging/sessions", ChargingSessionViewSet, basename="chargingsession")
 router.register("charging/reservations", ReservationViewSet, basename="reservation")
 router.register("charging/peers", DiameterPeerViewSet, basename="diameterpeer")
+router.register("charging/rating-groups", RatingGroupViewSet, basename="ratinggroup")
 register_endpoint("charging/events/", EventView.as_view(), "charging-events", "charging.add_chargingsession")

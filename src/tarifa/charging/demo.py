@@ -1,4 +1,5 @@
-"""Demo online charging: a Diameter peer on 127.0.0.1, a prepaid mobile subscriber charged online —
+"""Demo online charging: a Diameter peer on 127.0.0.1, rating groups for the demo's usage types (RG 10
+data, 20 voice, 30 sms, Service-Identifier 400 vod), a prepaid mobile subscriber charged online —
 one call finished (CCR-I/U/T) and one still open with its reservation — and an SMS event.
 
 Goes through the services. Loading twice changes nothing.
@@ -7,17 +8,22 @@ Goes through the services. Loading twice changes nothing.
 from tarifa.subscriptions.models import Subscription
 
 from . import services
-from .models import ChargingSession, DiameterPeer
+from .models import ChargingSession, DiameterPeer, RatingGroup
 
 DEMO_PEER = "pgw.demo.localdomain"
 DEMO_REALM = "demo.localdomain"
 SECOND = 10**9
+RATING_GROUPS = [("rating_group", 10, "data", "Internet (PS data)"), ("rating_group", 20, "voice", "Voice (IMS)"),
+                 ("rating_group", 30, "sms", "SMS"), ("service_identifier", 400, "vod", "Video on demand")]
 
 
 def load(*, actor) -> dict:
     if not DiameterPeer.objects.filter(origin_host=DEMO_PEER).exists():
         services.create_peer(actor=actor, origin_host=DEMO_PEER, realm=DEMO_REALM, ip_address="127.0.0.1",
                              note="Demo network element: the test client of docs/charging.md.")
+    if not RatingGroup.objects.exists():
+        for kind, number, usage_type, note in RATING_GROUPS:
+            services.create_rating_group(actor=actor, kind=kind, number=number, usage_type=usage_type, note=note)
     sub = (Subscription.objects.filter(tariff__code="MOB-DAY", status="active", billing_account__payment_mode="prepaid")
            .exclude(phone_number="").order_by("number").first())
     if sub is None or ChargingSession.objects.filter(external_id__startswith="demo;").exists():

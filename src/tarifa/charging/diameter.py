@@ -7,10 +7,11 @@ this module maps Credit-Control requests (RFC 4006 / 3GPP TS 32.299) onto the en
 - the subscriber: Subscription-Id END_USER_E164 (the phone number), else END_USER_IMSI,
   END_USER_NAI / END_USER_PRIVATE (a login), END_USER_SIP_URI (its user part);
 - each Multiple-Services-Credit-Control is one charging session (`<Session-Id>;rg=<Rating-Group>`);
-  its usage type comes from the Rating-Group / Service-Identifier mapping
-  (`TARIFA_DIAMETER_RATING_GROUPS`, e.g. `10=data,20=voice,30=sms,s400=vod`), else from the
-  Service-Context-Id (32251 PS → data, 32260/32270 IMS/MMTel → voice, 32274 SMS → sms), else
-  from the unit asked for (CC-Time → voice, octets → data, service-specific units → sms);
+  its usage type comes from the operator's rating groups (`RatingGroup`: Rating-Group, else
+  Service-Identifier → usage type; *Usage › Rating groups*, `/api/v1/charging/rating-groups/`,
+  read through `selectors.rating_groups()`, refreshed every 30 s), else — a group not configured —
+  from the Service-Context-Id (32251 PS → data, 32260/32270 IMS/MMTel → voice, 32274 SMS → sms),
+  else from the unit asked for (CC-Time → voice, octets → data, service-specific units → sms);
 - Requested-/Used-/Granted-Service-Unit: CC-Time (seconds), CC-Total-Octets (or input +
   output), CC-Service-Specific-Units; Validity-Time; Final-Unit-Indication (TERMINATE, or
   REDIRECT to `TARIFA_CHARGING_TOPUP_URL`); Result-Code per MSCC and for the message;
@@ -39,7 +40,7 @@ from django.db import close_old_connections
 from tarifa.rating.engine import SECOND
 from tarifa.rating.selectors import measure_of
 
-from . import services
+from . import selectors, services
 from .models import ChargingSession, DiameterPeer
 
 log = logging.getLogger("tarifa.charging.diameter")
@@ -54,10 +55,8 @@ def own_identity() -> tuple[str, str]:
 
 
 def rating_groups() -> dict[str, str]:
-    """`10=data,20=voice,s400=vod` → {"10": "data", "20": "voice", "s400": "vod"} (s: a Service-Identifier)."""
-    spec = os.environ.get("TARIFA_DIAMETER_RATING_GROUPS", "")
-    pairs = (item.split("=", 1) for item in spec.split(",") if "=" in item)
-    return {k.strip(): v.strip() for k, v in pairs}
+    """{"10": "data", "20": "voice", "s400": "vod"} (s: a Service-Identifier): the live `RatingGroup`s."""
+    return selectors.rating_groups()
 
 
 # --- reading a CCR -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Units are rating's base units: nanoseconds for time, bytes for data, items for c
 
 from decimal import Decimal
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -46,6 +47,38 @@ class DiameterPeer(BusinessRecord, Archivable):
 
     def __str__(self):
         return self.origin_host
+
+
+class RatingGroup(BusinessRecord, Archivable):
+    """A Diameter Rating-Group or Service-Identifier and the usage type it is charged as.
+
+    A Multiple-Services-Credit-Control whose Rating-Group (or, failing that, Service-Identifier)
+    is listed here is priced as this usage type; one not listed falls back to the
+    Service-Context-Id, then to the unit asked for (`diameter.usage_type_for`).
+    """
+
+    class Kind(models.TextChoices):
+        RATING_GROUP = "rating_group", _("Rating-Group")
+        SERVICE_IDENTIFIER = "service_identifier", _("Service-Identifier")
+
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices, default=Kind.RATING_GROUP)
+    number = models.PositiveBigIntegerField(_("number"), validators=[MaxValueValidator(2**32 - 1)],
+                                            help_text=_("The Rating-Group or Service-Identifier value (Unsigned32)."))
+    usage_type = models.ForeignKey("rating.UsageType", on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("usage type"), to_field="code", db_column="usage_type",
+                                   help_text=_("What its units are charged as (the tariff's rating of this type)."))
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("rating group")
+        verbose_name_plural = _("rating groups")
+        ordering = ["kind", "number"]
+        constraints = [models.UniqueConstraint(fields=["kind", "number"], condition=Q(archived_at__isnull=True),
+                                               name="charging_rating_group_live")]
+
+    def __str__(self):
+        prefix = "RG" if self.kind == self.Kind.RATING_GROUP else "SI"
+        return f"{prefix} {self.number} → {self.usage_type_id}"
 
 
 class ChargingSession(BusinessRecord):

@@ -1,5 +1,5 @@
 """Operator screens of online charging: sessions (open ones with their reservations, per account;
-history and detail), reservations, Diameter peers."""
+history and detail), reservations, Diameter peers, rating groups."""
 
 from django.utils.translation import gettext_lazy as _
 
@@ -7,8 +7,8 @@ from tarifa.rating.units import format_usage
 from tarifa.web.registry import ModelScreens, register
 
 from . import services
-from .forms import DiameterPeerForm
-from .models import ChargingSession, DiameterPeer, Reservation
+from .forms import DiameterPeerForm, RatingGroupForm
+from .models import ChargingSession, DiameterPeer, RatingGroup, Reservation
 
 AREA = "Usage"
 
@@ -63,4 +63,13 @@ register(ModelScreens(
     archive=services.archive_peer, search_fields=["origin_host", "realm", "ip_address"], ordering=["origin_host"],
     form_sample=lambda view, obj, user: ({"origin_host": "suite-peer.example.net", "realm": "example.net",
                                           "ip_address": "192.0.2.10"} if view == "add" else {}),
+))
+
+register(ModelScreens(
+    model=RatingGroup, area=AREA, columns=["kind", "number", "usage_type", "note"],
+    form_class=RatingGroupForm, create=services.create_rating_group, update=services.update_rating_group,
+    archive=services.archive_rating_group, filterset_fields=["kind", "usage_type"], search_fields=["note"],
+    ordering=["kind", "number"], menu_label=_("Rating groups (Diameter)"),
+    form_sample=lambda view, obj, user: ({"kind": "rating_group", "number": "4242", "usage_type": "data"}
+                                         if view == "add" else {}),
 ))

@@ -699,3 +699,83 @@ def set_peer_state(origin_host: str, state: str) -> None:
     """The Diameter server says a peer connected or went away."""
     DiameterPeer.objects.filter(origin_host=origin_host.lower()).update(state=state, state_changed_at=now())
 
+
+# --- Rating groups (Diameter MSCC → usage type) -------------------------------------------------------------
+
+def _rating_group_fields(fields: dict, *, exclude=None) -> dict:
+    from tarifa.rating.models import UsageType
+
+    from .models import RatingGroup
+
+    if "kind" in fields and fields["kind"] not in RatingGroup.Kind.values:
+        raise ValidationFailed("Choose Rating-Group or Service-Identifier.", code="invalid_kind",
+                               fields={"kind": [f"One of {', '.join(RatingGroup.Kind.values)}."]})
+    if "number" in fields:
+        try:
+            number = int(fields["number"])
+        except (TypeError, ValueError):
+            number = -1
+        if not 0 <= number < 2**32:
+            raise ValidationFailed("The number is an Unsigned32 (0 to 4294967295).", code="invalid_number",
+                                   fields={"number": ["0 to 4294967295."]})
+        fields["number"] = number
+    if "usage_type" in fields:
+        value = fields["usage_type"]
+        code = value.code if isinstance(value, UsageType) else str(value or "").strip()
+        usage_type = UsageType.objects.filter(code=code, archived_at__isnull=True).first()
+        if usage_type is None:
+            raise ValidationFailed(f"No usage type {code or '(none)'}.", code="unknown_usage_type",
+                                   fields={"usage_type": ["Not a usage type in use."]})
+        fields["usage_type"] = usage_type
+    if "note" in fields:
+        fields["note"] = str(fields["note"] or "").strip()
+    return fields
+
+
+def _rating_group_unique(kind, number, *, exclude=None) -> None:
+    from tarifa.kernel.errors import DomainError
+
+    from .models import RatingGroup
+
+    clash = RatingGroup.objects.filter(kind=kind, number=number, archived_at__isnull=True)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        label = dict(RatingGroup.Kind.choices)[kind]
+        raise DomainError(f"{label} {number} is mapped already.", code="rating_group_exists", status=409,
+                          fields={"number": ["Mapped already."]})
+
+
+def _rating_groups_changed() -> None:
+    from . import selectors
+
+    transaction.on_commit(selectors.forget_rating_groups)
+
+
+@transaction.atomic
+def create_rating_group(*, actor, number, usage_type, kind="rating_group", note=""):
+    """Map a Diameter Rating-Group (or Service-Identifier) to the usage type its units are charged as."""
+    from .models import RatingGroup
+
+    fields = _rating_group_fields({"kind": kind, "number": number, "usage_type": usage_type, "note": note})
+    _rating_group_unique(fields["kind"], fields["number"])
+    group = recorded.create(RatingGroup, actor=actor, **fields)
+    _rating_groups_changed()
+    return group
+
+
+@transaction.atomic
+def update_rating_group(group, *, actor, **changes):
+    fields = _rating_group_fields(dict(changes))
+    _rating_group_unique(fields.get("kind", group.kind), fields.get("number", group.number), exclude=group)
+    group = recorded.update(group, actor=actor, **fields)
+    _rating_groups_changed()
+    return group
+
+
+@transaction.atomic
+def archive_rating_group(group, *, actor, reason=""):
+    """The mapping no longer applies (kept with its history); its number may be mapped anew."""
+    group = recorded.archive(group, actor=actor, reason=reason)
+    _rating_groups_changed()
+    return group
