@@ -10,6 +10,7 @@ from diameter.message.avp.grouped import GrantedServiceUnit
 
 from tarifa.audit.models import AuditEvent
 from tarifa.kernel import clock
+from tarifa.testing.demo import restore_migration_rows
 
 from .. import diameter, selectors, services
 from ..client import VOICE_CONTEXT, GyClient, granted_seconds
@@ -27,6 +28,7 @@ def fresh_cache():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_configured_rating_group_is_rated_as_its_usage_type_and_an_unknown_one_by_its_context(server):  # noqa: F811
+    restore_migration_rows()  # the built-in usage types (an earlier transactional test flushed them)
     w, port, _node = server
     services.create_rating_group(actor=ACTOR, number=30, usage_type="sms", note="SMS over IMS")
     with clock.travel_to(DAY), GyClient("127.0.0.1", port, origin_host=PGW, realm="test.localdomain") as gy:
@@ -47,6 +49,7 @@ def test_a_configured_rating_group_is_rated_as_its_usage_type_and_an_unknown_one
 
 @pytest.mark.django_db
 def test_service_identifiers_and_archived_groups():
+    restore_migration_rows()  # the built-in usage types (an earlier transactional test flushed them)
     from .helpers import world
 
     world()
@@ -72,6 +75,7 @@ def test_service_identifiers_and_archived_groups():
 
 @pytest.mark.django_db
 def test_rating_groups_api_crud_with_permissions(make_user, api):
+    restore_migration_rows()  # the built-in usage types (an earlier transactional test flushed them)
     reader = api(make_user("charging.view_ratinggroup", password=None))
     body = {"kind": "rating_group", "number": 10, "usage_type": "data", "note": "PS data"}
     assert reader.get("/api/v1/charging/rating-groups/").status_code == 200
@@ -104,6 +108,7 @@ def test_rating_groups_api_crud_with_permissions(make_user, api):
 
 @pytest.mark.django_db
 def test_rating_groups_screen(make_user, client):
+    restore_migration_rows()  # the built-in usage types (an earlier transactional test flushed them)
     client.force_login(make_user("charging.view_diameterpeer", password=None))
     assert client.get("/charging/ratinggroup/").status_code == 403
     client.force_login(make_user(username="admin", superuser=True, password=None))
