@@ -111,6 +111,45 @@ def on_ticket_escalated(event):
         send_staff_email(to=address, subject=subject, body=payload.get("message", ""))
 
 
+def _watcher_addresses(payload):
+    """The addresses of the watchers the ticket's event names (active, with an e-mail), never the
+    person who did it."""
+    from django.contrib.auth import get_user_model
+
+    ids = [pk for pk in payload.get("watchers") or [] if pk and pk != payload.get("actor_id")]
+    if not ids:
+        return []
+    users = get_user_model().objects.filter(pk__in=ids, is_active=True).exclude(email="")
+    if payload.get("actor_id"):
+        users = users.exclude(pk=payload["actor_id"])
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+@subscribe("ticket.moved")
+def on_ticket_moved(event):
+    """E-mail the ticket's watchers (tickets names them: those who may see it) that it moved."""
+    payload = event.payload
+    subject = f"Ticket {payload.get('ticket', '')} is now at “{payload.get('to_name', '')}”"
+    body = (f"Ticket {payload.get('ticket', '')}: {payload.get('title', '')}\n"
+            f"Moved from “{payload.get('from_name', '')}” to “{payload.get('to_name', '')}” by "
+            f"{payload.get('actor', '')}." + (f"\nResolution: {payload['resolution']}" if payload.get("resolution")
+                                               else "") + ("\nThe ticket is closed." if payload.get("closed") else ""))
+    for address in _watcher_addresses(payload):
+        send_staff_email(to=address, subject=subject, body=body)
+
+
+@subscribe("ticket.commented")
+def on_ticket_commented(event):
+    """E-mail the ticket's watchers (those who may read its comments) the new comment."""
+    payload = event.payload
+    subject = f"Ticket {payload.get('ticket', '')}: a comment from {payload.get('actor', '')}"
+    body = (f"Ticket {payload.get('ticket', '')}: {payload.get('title', '')}\n"
+            + ("Internal comment" if payload.get("internal") else "Comment visible to the customer")
+            + f" by {payload.get('actor', '')}:\n\n{payload.get('text', '')}")
+    for address in _watcher_addresses(payload):
+        send_staff_email(to=address, subject=subject, body=body)
+
+
 # Billing: the invoice (or credit note) e-mailed on issue with its PDF; dunning notices.
 
 def _invoice(event):

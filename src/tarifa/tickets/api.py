@@ -139,13 +139,15 @@ class TicketSerializer(StrictModelSerializer):
     parent = serializers.SlugRelatedField(slug_field="number", read_only=True)
     transitions = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
+    watchers = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    watching = serializers.SerializerMethodField()
 
     class Meta:
         model = Ticket
         fields = ["id", "number", "ticket_type", "title", "description", "customer", "billing_account",
                   "subscription", "requested_tariff", "parameters", "step", "step_name", "step_entered_at",
                   "assignee", "priority", "due_at", "overdue", "escalated_at", "closed_at", "data", "parent",
-                  "last_error", "transitions", "history", "created_at", "updated_at"]
+                  "last_error", "transitions", "history", "watchers", "watching", "created_at", "updated_at"]
         read_only_fields = ["number", "step_entered_at", "due_at", "escalated_at", "closed_at", "data",
                             "last_error", "created_at", "updated_at"]
         nested_parts = ["transitions", "history"]
@@ -157,6 +159,12 @@ class TicketSerializer(StrictModelSerializer):
     @extend_schema_field(FlowEntrySerializer(many=True))
     def get_history(self, ticket) -> list[dict]:
         return FlowEntrySerializer(selectors.history(ticket), many=True).data
+
+    def get_watching(self, ticket) -> bool:
+        """Whether the caller watches the ticket."""
+        request = self.context.get("request")
+        user_id = getattr(getattr(request, "user", None), "pk", None)
+        return user_id is not None and any(w.pk == user_id for w in ticket.watchers.all())
 
 
 class TicketUpdateSerializer(StrictModelSerializer):
@@ -199,12 +207,14 @@ class TicketAttachmentSerializer(StrictModelSerializer):
 
 class TicketViewSet(RecordViewSet):
     """Tickets at the steps whose queue the caller works. Filters: `customer`, `type`, `step`,
-    `assignee` (username or `me`), `overdue`, `open`. `POST …/advance/` moves a ticket:
+    `assignee` (username or `me`), `overdue`, `open`, `watched` (by the caller). `POST …/watch/` and
+    `…/unwatch/` make the caller a watcher (e-mailed when the ticket moves or is commented on by
+    someone else) or not. `POST …/advance/` moves a ticket:
     `{"from", "to", "resolution", "data"}` → 200 the ticket; 409 `stale_step` when it is no longer
     at `from`; 422 `vetoed` with the pre-handler's reason; 422 `handler_failed` (rolled back, recorded)."""
 
     queryset = Ticket.objects.select_related("ticket_type", "step", "customer", "billing_account", "subscription",
-                                             "requested_tariff", "assignee", "parent").order_by("-created_at")
+                                             "requested_tariff", "assignee", "parent").prefetch_related("watchers").order_by("-created_at")
     serializer_class = TicketSerializer
     filterset_class = TicketFilter
     search_fields = ["number", "title", "customer__number"]
@@ -257,6 +267,24 @@ class TicketViewSet(RecordViewSet):
             raise
 
     advance.idempotency_key_required = False
+
+    def _watch(self, request, pk, watching):
+        ticket = self._ticket(pk)
+        services.watch(ticket, actor=request.user, watching=watching)
+        return self._read(pk)
+
+    @extend_schema(request=None, responses={200: TicketSerializer})
+    @action(detail=True, methods=["post"], required_permission="tickets.view_ticket")
+    def watch(self, request, pk=None):
+        """The caller watches the ticket (no body; watching twice is no change): they are e-mailed when
+        it moves to another step or someone else comments on it. Answers the ticket (`watching`: true)."""
+        return self._watch(request, pk, True)
+
+    @extend_schema(request=None, responses={200: TicketSerializer})
+    @action(detail=True, methods=["post"], required_permission="tickets.view_ticket")
+    def unwatch(self, request, pk=None):
+        """The caller stops watching the ticket (no body). Answers the ticket (`watching`: false)."""
+        return self._watch(request, pk, False)
 
     @extend_schema(request=TicketCommentSerializer, responses={200: TicketCommentSerializer(many=True),
                                                           201: TicketCommentSerializer})

@@ -13,6 +13,7 @@ from tarifa.web.dashboard import widget
 from tarifa.web.registry import Action, ModelScreens, Page, register, register_page
 
 from . import selectors, services
+from .filters import TicketScreenFilter
 from .forms import (AssignForm, CommentForm, StepFieldForm, StepForm, StepHandlerForm, TicketAttachmentForm,
                     TicketForm, TicketTypeForm, TransitionForm)
 from .models import Comment, Step, StepField, StepHandler, Ticket, TicketAttachment, TicketType, Transition
@@ -38,6 +39,9 @@ def _ticket_context(request, ticket):
         "comments": ticket.comments.order_by("created_at") if user.has_perm("tickets.view_comment") else None,
         "attachments": ticket.attachments.all() if user.has_perm("tickets.view_ticketattachment") else None,
         "children": ticket.children.all(),
+        "watchers": ticket.watchers.order_by("username"),
+        "watching": ticket.watchers.filter(pk=user.pk).exists(),
+        "may_watch": selectors.may_view(user, ticket),
     }
 
 
@@ -68,7 +72,7 @@ register(ModelScreens(
     model=Ticket, area=FLOW, menu_label=_("Tickets"),
     columns=["number", "title", "ticket_type", "customer", "step", "assignee", "priority", "due_at", "created_at"],
     form_class=TicketForm, create=_create_ticket, update=services.update_ticket,
-    filterset_fields=["ticket_type", "step", "priority", "assignee"],
+    filterset=TicketScreenFilter,
     search_fields=["number", "title", "customer__number", "customer__last_name", "customer__legal_name"],
     queryset=_tickets, ordering=["-created_at"],
     detail_fields=["number", "ticket_type", "title", "description", "customer", "billing_account", "subscription",

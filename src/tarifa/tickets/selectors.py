@@ -29,6 +29,13 @@ def may_work(user, step) -> bool:
     return not role_ids or bool(role_ids & set(user.roles.values_list("pk", flat=True)))
 
 
+def may_view(user, ticket) -> bool:
+    """Whether `user` may see `ticket` (and so watch it): tickets.view_ticket and its step's queue."""
+    if user is None or not getattr(user, "is_active", False) or not user.has_perm("tickets.view_ticket"):
+        return False
+    return may_work(user, ticket.step)
+
+
 def workable_steps(user) -> QuerySet:
     """The steps whose queue `user` is in."""
     steps = Step.objects.all()

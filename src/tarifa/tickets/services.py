@@ -23,7 +23,7 @@ from tarifa.kernel.numbering import next_number
 from . import handlers as kinds
 from .models import (Comment, FlowEntry, Step, StepField, StepHandler, Ticket, TicketAttachment, TicketType,
                      Transition)
-from .selectors import may_work
+from .selectors import may_view, may_work
 
 log = logging.getLogger(__name__)
 MAX_AUTOMATIC_HOPS = 20
@@ -64,6 +64,22 @@ def archive_ticket_type(ttype, *, actor, reason="") -> TicketType:
     return recorded.archive(ttype, actor=actor, reason=reason)
 
 
+def _check_automatic_loops(ticket_type):
+    """Refuse a flow where automatic steps lead round to each other (a ticket would never stop)."""
+    steps = Step.objects.filter(ticket_type=ticket_type, automatic=True, final=False, archived_at__isnull=True)
+    for start in steps:
+        passed, step = [], start
+        while step is not None and step.automatic and not step.final and step.archived_at is None:
+            if step.code in passed:
+                path = " → ".join((*passed[passed.index(step.code):], step.code))
+                raise ValidationFailed(f"Automatic steps would loop: {path}. Make one of them a manual step or "
+                                       f"change its forward transition.", code="automatic_loop",
+                                       fields={"automatic": [f"Loops: {path}."]})
+            passed.append(step.code)
+            onward = _onward(step)
+            step = onward.to_step if onward is not None else None
+
+
 def _check_step_unique(ticket_type, code, exclude=None):
     qs = Step.objects.filter(ticket_type=ticket_type, code=code)
     if exclude is not None:
@@ -83,6 +99,7 @@ def create_step(*, actor, ticket_type, code, name, order=10, final=False, automa
                            notify_on_escalation=notify_on_escalation)
     if roles:
         step.roles.set(roles)
+    _check_automatic_loops(ticket_type)
     return step
 
 
@@ -98,6 +115,7 @@ def update_step(step, *, actor, roles=None, **changes) -> Step:
         after = sorted(r.name for r in step.roles.all())
         if before != after:
             recorded.record(step, actor=actor, action="update", changes={"roles": [before, after]})
+    _check_automatic_loops(step.ticket_type)
     return step
 
 
@@ -105,7 +123,9 @@ def update_step(step, *, actor, roles=None, **changes) -> Step:
 def archive_step(step, *, actor, reason="") -> Step:
     if step.tickets.filter(closed_at__isnull=True).exists():
         raise Conflict("Open tickets are at this step: move them first.", code="step_in_use")
-    return recorded.archive(step, actor=actor, reason=reason)
+    step = recorded.archive(step, actor=actor, reason=reason)
+    _check_automatic_loops(step.ticket_type)
+    return step
 
 
 @transaction.atomic
@@ -147,8 +167,10 @@ def create_transition(*, actor, ticket_type=None, from_step, to_step, direction=
     if Transition.objects.filter(from_step=from_step, to_step=to_step).exists():
         raise Conflict("This transition exists.", code="duplicate_transition",
                        fields={"to_step": ["Already a transition."]})
-    return recorded.create(Transition, actor=actor, ticket_type=ticket_type, from_step=from_step, to_step=to_step,
-                           direction=direction, requires_resolution=requires_resolution, label=label)
+    tr = recorded.create(Transition, actor=actor, ticket_type=ticket_type, from_step=from_step, to_step=to_step,
+                         direction=direction, requires_resolution=requires_resolution, label=label)
+    _check_automatic_loops(ticket_type)
+    return tr
 
 
 @transaction.atomic
@@ -156,6 +178,7 @@ def update_transition(tr, *, actor, **changes) -> Transition:
     changes.pop("ticket_type", None)
     tr = recorded.update(tr, actor=actor, **changes)
     _check_transition(tr.ticket_type, tr.from_step, tr.to_step)
+    _check_automatic_loops(tr.ticket_type)
     return tr
 
 
@@ -163,6 +186,7 @@ def update_transition(tr, *, actor, **changes) -> Transition:
 def remove_transition(tr, *, actor, reason="") -> Transition:
     recorded.record(tr, actor=actor, action="delete", message=reason)
     tr.delete()
+    _check_automatic_loops(tr.ticket_type)
     return tr
 
 
@@ -323,7 +347,7 @@ def _run(handlers_, phase, *, ticket, step, transition, data, actor) -> list[dic
     return results
 
 
-def _move(ticket, *, actor, transition, resolution, data, hop=0) -> Ticket:
+def _move(ticket, *, actor, transition, resolution, data, hop=0, passed=()) -> Ticket:
     """The move itself, inside the caller's transaction, the ticket row locked."""
     target = transition.to_step
     step_handlers = list(target.handlers.filter(enabled=True).order_by("order", "created_at"))
@@ -351,13 +375,22 @@ def _move(ticket, *, actor, transition, resolution, data, hop=0) -> Ticket:
     recorded.record(ticket, actor=actor, action="advance",
                     message=f"{left.name} → {target.name}" + (f": {resolution}" if resolution else ""))
     if target.automatic and not target.final:
-        onward = target.transitions_out.filter(direction=Transition.Direction.FORWARD) \
-            .select_related("from_step", "to_step").order_by("to_step__order").first()
+        onward = _onward(target)
         if onward is not None:
-            if hop >= MAX_AUTOMATIC_HOPS:
-                raise kinds.HandlerFailed("Automatic steps loop.", code="automatic_loop")
-            ticket = _move(ticket, actor=actor, transition=onward, resolution="automatic", data={}, hop=hop + 1)
+            passed = (*passed, target.code)  # the automatic steps this request went through
+            if onward.to_step.code in passed or hop >= MAX_AUTOMATIC_HOPS:
+                path = " → ".join((*passed, onward.to_step.code))
+                raise kinds.HandlerFailed(f"Automatic steps loop: {path}. Make one of them a manual step or "
+                                          f"change its forward transition.", code="automatic_loop")
+            ticket = _move(ticket, actor=actor, transition=onward, resolution="automatic", data={}, hop=hop + 1,
+                           passed=passed)
     return ticket
+
+
+def _onward(step):
+    """The forward transition an automatic step moves tickets along: its first (by the target's order)."""
+    return (step.transitions_out.filter(direction=Transition.Direction.FORWARD, to_step__archived_at__isnull=True)
+            .select_related("from_step", "to_step").order_by("to_step__order", "created_at").first())
 
 
 def _lock(ticket) -> Ticket:
@@ -415,7 +448,12 @@ def _advance(ticket, *, actor, from_step, to_step, resolution, data):
                                fields={"resolution": ["Required."]})
     forward = transition.direction == Transition.Direction.FORWARD
     clean = _clean_data(list(ticket.step.fields.all()), data or {}, enforce_required=forward)
-    return _move(ticket, actor=actor, transition=transition, resolution=resolution, data=clean)
+    left = ticket.step
+    ticket = _move(ticket, actor=actor, transition=transition, resolution=resolution, data=clean)
+    _tell_watchers("ticket.moved", ticket, actor=actor, steps=[left, ticket.step], from_step=left.code,
+                   from_name=left.name, to_step=ticket.step.code, to_name=ticket.step.name, resolution=resolution,
+                   closed=ticket.closed_at is not None)
+    return ticket
 
 
 def record_failure(exc) -> None:
@@ -473,11 +511,57 @@ def assign(ticket, *, actor, assignee=None) -> Ticket:
     return ticket
 
 
-@transaction.atomic
-def watch(ticket, *, actor, user, watching=True) -> Ticket:
-    (ticket.watchers.add if watching else ticket.watchers.remove)(user)
-    recorded.record(ticket, actor=actor, action="watch" if watching else "unwatch", message=str(user))
-    return ticket
+def watch(ticket, *, actor, user=None, watching=True) -> Ticket:
+    """`user` (default: the actor) watches the ticket, or stops (`watching=False`): watchers are
+    e-mailed when it moves to another step or is commented on (by someone else). Anyone who may
+    see the ticket may watch it; adding or removing someone else needs tickets.change_ticket, and
+    they too must be able to see it. Watching twice changes nothing (and records nothing).
+
+    Errors: permission_denied, cannot_view (the user may not see the ticket)."""
+    with transaction.atomic():
+        user = user if user is not None else actor
+        ticket = _lock(ticket)  # its step as it is now decides who may see it
+        if _is_person(actor) and not may_view(actor, ticket):
+            raise PermissionDenied(f"You may not see ticket {ticket.number}.")
+        if not _is_person(user) or not getattr(user, "pk", None):
+            raise ValidationFailed("Only a user may watch a ticket.", code="not_a_user",
+                                   fields={"user": ["Not a user."]})
+        if _is_person(actor) and user.pk != actor.pk:
+            _require(actor, "tickets.change_ticket")
+        if watching and not may_view(user, ticket):
+            raise ValidationFailed(f"{user} may not see ticket {ticket.number}.", code="cannot_view",
+                                   fields={"user": ["May not see this ticket."]})
+        already = ticket.watchers.filter(pk=user.pk).exists()
+        if already != bool(watching):
+            (ticket.watchers.add if watching else ticket.watchers.remove)(user)
+            recorded.record(ticket, actor=actor, action="watch" if watching else "unwatch", message=str(user))
+        return ticket
+
+
+def _audience(ticket, *, actor, steps, perm="tickets.view_ticket") -> list[str]:
+    """The ids of the ticket's watchers to tell about what `actor` did: those who may see it at
+    one of `steps` (and hold `perm`), never the actor themselves."""
+    actor_pk = getattr(actor, "pk", None) if _is_person(actor) else None
+    told = []
+    for user in ticket.watchers.filter(is_active=True).order_by("username"):
+        if user.pk == actor_pk or not user.has_perm("tickets.view_ticket") or not user.has_perm(perm):
+            continue
+        if any(may_work(user, step) for step in steps):
+            told.append(str(user.pk))
+    return told
+
+
+def _tell_watchers(name, ticket, *, actor, steps, perm="tickets.view_ticket", **payload):
+    """Emit `name` (`ticket.moved`, `ticket.commented`) for the watchers to tell, when there are
+    any; integrations e-mails them."""
+    from tarifa.kernel import events
+
+    watchers = _audience(ticket, actor=actor, steps=steps, perm=perm)
+    if watchers:
+        events.emit(name, obj=ticket, payload={
+            "ticket": ticket.number, "ticket_id": str(ticket.pk), "title": ticket.title, "actor": _label(actor),
+            "actor_id": str(getattr(actor, "pk", "") or "") if _is_person(actor) else "", "watchers": watchers,
+            **payload})
 
 
 @transaction.atomic
@@ -487,8 +571,11 @@ def add_comment(*, ticket, text, internal=True, actor) -> Comment:
     if not text:
         raise ValidationFailed("Write something.", code="empty", fields={"text": ["Required."]})
     user = actor if _is_person(actor) and getattr(actor, "pk", None) else None
-    return recorded.create(Comment, actor=actor, ticket=ticket, text=text[:10000], internal=bool(internal),
-                           author=user, author_label=_label(actor))
+    comment = recorded.create(Comment, actor=actor, ticket=ticket, text=text[:10000], internal=bool(internal),
+                              author=user, author_label=_label(actor))
+    _tell_watchers("ticket.commented", ticket, actor=actor, steps=[ticket.step], perm="tickets.view_comment",
+                   text=comment.text, internal=comment.internal)
+    return comment
 
 
 @transaction.atomic

@@ -40,6 +40,30 @@ class AdvanceView(PermissionRequiredView):
         return redirect("tickets:ticket_detail", pk=pk)
 
 
+class WatchView(PermissionRequiredView):
+    """POST from the ticket page: the user watches the ticket (`watching=1`) or stops (`watching=0`)."""
+
+    permission = "tickets.view_ticket"
+
+    def get(self, request, pk):
+        return redirect("tickets:ticket_detail", pk=pk)
+
+    def post(self, request, pk):
+        ticket = selectors.visible_tickets(request.user).filter(pk=pk).first()
+        if ticket is None:
+            raise Http404("No such ticket")
+        watching = request.POST.get("watching", "1") not in ("0", "false", "")
+        try:
+            services.watch(ticket, actor=request.user, watching=watching)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _("You watch ticket %(n)s: you are e-mailed when it moves or is commented on.")
+                             % {"n": ticket.number} if watching
+                             else _("You no longer watch ticket %(n)s.") % {"n": ticket.number})
+        return redirect("tickets:ticket_detail", pk=pk)
+
+
 class QueuesView(PermissionRequiredView):
     """The steps whose queue the user works, with their open and overdue tickets, and "my tickets"."""
 
@@ -117,6 +141,7 @@ class AttachmentDownloadView(PermissionRequiredView):
 
 urlpatterns = [
     path("ticket/<uuid:pk>/advance/", AdvanceView.as_view(), name="advance"),
+    path("ticket/<uuid:pk>/watch/", WatchView.as_view(), name="watch"),
     path("queues/", QueuesView.as_view(), name="queues"),
     path("register/", RegisterView.as_view(), name="register"),
     path("attachment/<uuid:pk>/download/", AttachmentDownloadView.as_view(), name="attachment_download"),

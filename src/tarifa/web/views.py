@@ -98,7 +98,7 @@ def list_queryset(s, request):
     qs = s.get_queryset(request)
     filterset = None
     if fs_class := build_filterset(s):
-        filterset = fs_class(request.GET, queryset=qs)
+        filterset = fs_class(request.GET, queryset=qs, request=request)  # a filter may ask who looks
         qs = filterset.qs if filterset.is_valid() else qs.none()
     query = request.GET.get("q", "").strip()
     if query and s.search:
