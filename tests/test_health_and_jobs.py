@@ -112,6 +112,22 @@ def test_a_worker_runs_jobs_and_the_screen_shows_success_and_failure(transaction
     assert f"<td>{ok_id}</td>" not in failed_page
 
 
+def test_a_one_shot_worker_defers_no_periodic_task(transactional_db):
+    """On start the scheduler defers the latest tick of every periodic task (the reconciliation's is
+    never more than five minutes ago): a one-shot run must take only the jobs waiting."""
+    from procrastinate.contrib.django import procrastinate_app
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    registry = procrastinate_app.current_app.periodic_registry
+    periodic = {p.task.name for p in registry.periodic_tasks.values()}
+    assert "aaa.reconcile" in periodic
+    ok_id = dispatch_event.defer(event_id=str(uuid.uuid4()))
+    run_worker_in_thread("--one-shot", "--concurrency", "1")
+    assert job(ok_id).status == "succeeded"
+    assert not ProcrastinateJob.objects.filter(task_name__in=periodic).exists()
+    assert procrastinate_app.current_app.periodic_registry is registry  # given back after the run
+
+
 def test_worker_command_passes_its_options_to_procrastinate(monkeypatch):
     from tarifa.web.management.commands import worker
 

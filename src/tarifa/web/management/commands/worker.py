@@ -44,9 +44,11 @@ class Command(BaseCommand):
             return
         # One shot: the jobs waiting now, and nothing the scheduler would add meanwhile (on start it
         # defers the latest tick of every periodic task, e.g. a reconciliation, into the same run).
-        from procrastinate.contrib.django import app
+        # The real app: `procrastinate.contrib.django.app` is a proxy that only reads through.
+        from procrastinate.contrib.django import procrastinate_app
         from procrastinate.periodic import PeriodicRegistry
 
+        app = procrastinate_app.current_app
         registry, app.periodic_registry = app.periodic_registry, PeriodicRegistry()
         try:
             call_command("procrastinate", *argv)
