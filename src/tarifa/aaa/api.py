@@ -59,7 +59,8 @@ class ProfileSerializer(StrictModelSerializer):
         model = Profile
         fields = ["id", "name", "tariff", "rate_down_kbps", "rate_up_kbps", "ip_pool", "simultaneous_use",
                   "session_timeout", "idle_timeout", "interim_interval", "attributes", "when_suspended",
-                  "pay_first_pool", "pay_first_rate_down_kbps", "pay_first_rate_up_kbps", "created_at"]
+                  "pay_first_pool", "pay_first_rate_down_kbps", "pay_first_rate_up_kbps", "monthly_cap_mb",
+                  "when_capped", "capped_rate_down_kbps", "capped_rate_up_kbps", "created_at"]
         read_only_fields = ["created_at"]
         validators = []
 

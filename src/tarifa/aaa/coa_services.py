@@ -1,7 +1,9 @@
 """Keeping the network in step with billing: CoA/Disconnect for open sessions, reconciliation.
 
 One rule decides what a session of a subscription may have (`desired`):
-- active → online with its profile's speed ("normal");
+- active → online with its profile's speed ("normal"); but active and over its profile's monthly
+  traffic cap this calendar month (`selectors.capped_subscriptions`) → online with the capped speed
+  ("capped") when the profile throttles, not online when it disconnects;
 - suspended, and its profile says "pay first" → online with the pay-first speed;
 - anything else (suspended with "reject", terminated, pending, no subscription) → not online.
 
@@ -11,8 +13,8 @@ differ the session is acted on (`plan`): a Disconnect-Request when it must go, o
 between the normal and the pay-first profile and their address pools differ (the subscriber
 reconnects and gets an address of the right pool); otherwise a CoA-Request with the new speed.
 
-Subscription events (`handlers.py`) and the periodic reconciliation both come here, so the
-rule is in one place. Packets go out after the reads and before the log is written, never inside
+Subscription events (`handlers.py`), the periodic reconciliation and the cap enforcement
+(`enforce_caps`, every minute) all come here, so the rule is in one place. Packets go out after the reads and before the log is written, never inside
 a transaction; every transmission is logged (`CoaAttempt`).
 """
 
@@ -30,15 +32,15 @@ from tarifa.audit.services import actor_label
 from tarifa.kernel.clock import now
 from tarifa.subscriptions.models import StatusChange, Subscription, TariffPeriod
 
-from . import coa
+from . import coa, selectors
 from .coa_models import CoaAttempt, ReconciliationRun
 from .models import Profile, Session
 from .protocol import rate_attributes
 
 Reason = CoaAttempt.Reason
-NORMAL, PAY_FIRST = "normal", "pay_first"
+NORMAL, PAY_FIRST, CAPPED = "normal", "pay_first", "capped"
 NONE = "none"
-MODE_WORDS = {NORMAL: "normal", PAY_FIRST: "pay-first", NONE: "no access"}
+MODE_WORDS = {NORMAL: "normal", PAY_FIRST: "pay-first", CAPPED: "capped", NONE: "no access"}
 # A session acknowledged as disconnected this recently is not disconnected again (its Stop is on
 # its way).
 DISCONNECT_GRACE = dt.timedelta(seconds=60)
@@ -54,7 +56,7 @@ def coa_attempts() -> int:
 
 @dataclass(frozen=True)
 class Access:
-    """What a session may have: `mode` normal / pay_first / none, and the speed in kbit/s."""
+    """What a session may have: `mode` normal / pay_first / capped / none, and the speed in kbit/s."""
 
     mode: str
     down: int = 0
@@ -85,20 +87,33 @@ def _profiles() -> tuple[dict, Profile | None]:
 
 
 class Profiles:
-    """The access profiles, read once for many sessions."""
+    """The access profiles, read once for many sessions, and the subscriptions over their monthly
+    traffic cap, found once (on first use) for a run."""
 
     def __init__(self):
         self.by_tariff, self.default = _profiles()
+        self._capped: set | None = None
+
+    @property
+    def capped(self) -> set:
+        if self._capped is None:
+            self._capped = selectors.capped_subscriptions()
+        return self._capped
 
     def of(self, tariff_id) -> Profile | None:
         return self.by_tariff.get(tariff_id, self.default)
 
-    def access(self, status: str | None, tariff_id) -> Access:
-        """The one rule (see the module)."""
+    def access(self, status: str | None, tariff_id, subscription_id=None) -> Access:
+        """The one rule (see the module); `subscription_id`: whose cap to look at (None: no cap)."""
         profile = self.of(tariff_id)
         if status == Subscription.Status.ACTIVE:
             if profile is None:
                 return Access(NORMAL)
+            if profile.monthly_cap_mb and subscription_id is not None and subscription_id in self.capped:
+                if profile.when_capped == Profile.WhenCapped.DISCONNECT:
+                    return Access(NONE)
+                return Access(CAPPED, profile.capped_rate_down_kbps or 0, profile.capped_rate_up_kbps or 0,
+                              profile.ip_pool)
             return Access(NORMAL, profile.rate_down_kbps or 0, profile.rate_up_kbps or 0, profile.ip_pool)
         if status == Subscription.Status.SUSPENDED and profile is not None \
                 and profile.when_suspended == Profile.WhenSuspended.PAY_FIRST:
@@ -109,7 +124,7 @@ class Profiles:
 
 def desired(session: Session, profiles: Profiles) -> Access:
     sub = session.subscription
-    return profiles.access(sub.status if sub else None, sub.tariff_id if sub else None)
+    return profiles.access(sub.status if sub else None, sub.tariff_id if sub else None, sub.pk if sub else None)
 
 
 def _granted_at_start(session: Session, profiles: Profiles) -> Access:
@@ -177,14 +192,16 @@ def plan(session: Session, profiles: Profiles, *, event: bool = False) -> Action
     if want.mode == NONE:
         if _recently_disconnected(session):
             return None
-        why = (f"subscription {sub.number} is {sub.get_status_display().lower()}" if sub
-               else f"no subscription has the login {session.login!r}")
+        if sub and sub.status == Subscription.Status.ACTIVE:
+            why = f"subscription {sub.number} reached its monthly traffic cap"
+        else:
+            why = (f"subscription {sub.number} is {sub.get_status_display().lower()}" if sub
+                   else f"no subscription has the login {session.login!r}")
         return disconnect_action(session, why)
     have = granted(session, profiles)
     if have.mode != want.mode:
         profile = profiles.of(sub.tariff_id)
-        pools = {profile.ip_pool, profile.pay_first_pool} if profile else set()
-        if len(pools) > 1:
+        if profile and _pool(profile, have.mode) != _pool(profile, want.mode):
             return disconnect_action(session, f"moves from the {MODE_WORDS[have.mode]} to the "
                                               f"{MODE_WORDS[want.mode]} profile (another address pool)")
     if have.key == want.key and (not event or _last_granted(session) == want.key
@@ -192,6 +209,10 @@ def plan(session: Session, profiles: Profiles, *, event: bool = False) -> Action
         return None
     attributes = _identity(session) + rate_attributes(session.nas.type, want.down, want.up)
     return Action(session, coa.COA, f"speed {_speed(have)} should be {_speed(want)}", attributes, want.key)
+
+
+def _pool(profile: Profile, mode: str) -> str:
+    return profile.pay_first_pool if mode == PAY_FIRST else profile.ip_pool
 
 
 def _speed(access: Access) -> str:
@@ -297,6 +318,28 @@ def reconcile(*, actor="system", trigger: str = "") -> ReconciliationRun:
     run.finished_at = now()
     run.save()
     return run
+
+
+def enforce_caps(*, actor="system") -> dict:
+    """Bring in step the open sessions of active subscriptions over their monthly traffic cap that
+    do not have the capped access yet (the capped speed, or a disconnect), logged with the reason
+    "cap". When some had not, the RADIUS server is asked to reload its snapshot (NOTIFY), so their
+    next Access-Requests get the capped answer too. Reconciliation gives the normal speed back when
+    the month turns (the capped set is empty again)."""
+    profiles = Profiles()
+    capped = profiles.capped
+    actions = []
+    if capped:
+        sessions = _open_sessions().filter(subscription_id__in=capped,
+                                           subscription__status=Subscription.Status.ACTIVE)
+        actions = [a for s in sessions if (a := plan(s, profiles)) is not None]
+    results = execute(actions, reason=Reason.CAP, actor=actor)
+    if actions:
+        selectors.notify_change("cap")
+    return {"capped": len(capped), "sessions": len(actions),
+            "disconnected": sum(1 for a, r in zip(actions, results, strict=True) if a.kind == coa.DISCONNECT and r.ok),
+            "changed": sum(1 for a, r in zip(actions, results, strict=True) if a.kind == coa.COA and r.ok),
+            "failed": sum(1 for r in results if not r.ok)}
 
 
 def run_summary(run: ReconciliationRun) -> dict:

@@ -31,7 +31,9 @@ def load(*, actor) -> dict:
         services.create_profile(actor=actor, name="Internet 100", tariff=tariffs["NET-100"], rate_down_kbps=100_000,
                                 rate_up_kbps=50_000, ip_pool="home", interim_interval=300,
                                 when_suspended=Profile.WhenSuspended.PAY_FIRST, pay_first_pool="pay-first",
-                                pay_first_rate_down_kbps=1_000, pay_first_rate_up_kbps=1_000)
+                                pay_first_rate_down_kbps=1_000, pay_first_rate_up_kbps=1_000,
+                                monthly_cap_mb=500_000, when_capped=Profile.WhenCapped.THROTTLE,
+                                capped_rate_down_kbps=5_000, capped_rate_up_kbps=5_000)
     if "NET-500" in tariffs:
         services.create_profile(actor=actor, name="Internet 500", tariff=tariffs["NET-500"], rate_down_kbps=500_000,
                                 rate_up_kbps=250_000, ip_pool="home", session_timeout=86_400,

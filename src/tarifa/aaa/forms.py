@@ -58,7 +58,8 @@ class ProfileForm(RecordForm):
         model = Profile
         fields = ["name", "tariff", "rate_down_kbps", "rate_up_kbps", "ip_pool", "simultaneous_use",
                   "session_timeout", "idle_timeout", "interim_interval", "attributes", "when_suspended",
-                  "pay_first_pool", "pay_first_rate_down_kbps", "pay_first_rate_up_kbps"]
+                  "pay_first_pool", "pay_first_rate_down_kbps", "pay_first_rate_up_kbps", "monthly_cap_mb",
+                  "when_capped", "capped_rate_down_kbps", "capped_rate_up_kbps"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,7 +8,8 @@
   (Calling-Station-Id) and its `ip_address` identifier is the static address (Framed-IP-Address).
   `AccessSettings` overrides the profile's pool and simultaneous-use limit for one subscription.
 - `Profile`: what an Accept carries for a tariff (rate limit, pool, timeouts, extra attributes per
-  NAS type) and what happens while the subscription is suspended (reject, or a "pay first" profile).
+  NAS type), what happens while the subscription is suspended (reject, or a "pay first" profile), and
+  the monthly traffic cap (a lower speed, or no access, until the month ends: coa_services).
 - `Session` holds the open sessions only (small and hot); a session that ends moves to
   `FinishedSession`, a table partitioned by month of `stopped_at` (migration 0001, `partitions.py`).
   Counters are 64-bit: Acct-*-Octets + 2^32 × Acct-*-Gigawords. (nas, acct_session_id) is unique
@@ -16,6 +17,7 @@
 - `AuthAttempt`: the authentication log (outcome, reason), kept `TARIFA_AAA_AUTH_LOG_DAYS` days.
 """
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.contrib.postgres.indexes import BrinIndex
 from django.utils.translation import gettext_lazy as _
@@ -67,6 +69,10 @@ class Profile(BusinessRecord):
         REJECT = "reject", _("Reject the login")
         PAY_FIRST = "pay_first", _("Accept into the pay-first profile")
 
+    class WhenCapped(models.TextChoices):
+        THROTTLE = "throttle", _("Lower the speed until the month ends")
+        DISCONNECT = "disconnect", _("Disconnect and reject until the month ends")
+
     name = models.CharField(_("name"), max_length=100)
     tariff = models.OneToOneField("catalog.Tariff", on_delete=models.PROTECT, null=True, blank=True,
                                   related_name="aaa_profile", verbose_name=_("tariff"),
@@ -88,6 +94,13 @@ class Profile(BusinessRecord):
     pay_first_pool = models.CharField(_("pay-first pool"), max_length=64, blank=True)
     pay_first_rate_down_kbps = models.PositiveIntegerField(_("pay-first download (kbit/s)"), null=True, blank=True)
     pay_first_rate_up_kbps = models.PositiveIntegerField(_("pay-first upload (kbit/s)"), null=True, blank=True)
+    monthly_cap_mb = models.PositiveIntegerField(
+        _("monthly traffic cap (MB)"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("Download + upload per calendar month, in MB (1 MB = 1,000,000 bytes). Empty: no cap."))
+    when_capped = models.CharField(_("when the cap is reached"), max_length=16, choices=WhenCapped.choices,
+                                   default=WhenCapped.THROTTLE)
+    capped_rate_down_kbps = models.PositiveIntegerField(_("capped download (kbit/s)"), null=True, blank=True)
+    capped_rate_up_kbps = models.PositiveIntegerField(_("capped upload (kbit/s)"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("access profile")

@@ -221,11 +221,16 @@ class ReplyProfile:
     pay_first_pool: str = ""
     pay_first_rate_down_kbps: int | None = None
     pay_first_rate_up_kbps: int | None = None
+    monthly_cap_mb: int | None = None
+    when_capped: str = "throttle"
+    capped_rate_down_kbps: int | None = None
+    capped_rate_up_kbps: int | None = None
 
 
 def reply_attributes(profile: ReplyProfile, nas_type: str, *, static_ip: str = "", pool: str = "",
-                     pay_first: bool = False) -> list[tuple[str, object]]:
-    """The attributes of an Access-Accept for `profile` on a NAS of `nas_type`."""
+                     pay_first: bool = False, capped: bool = False) -> list[tuple[str, object]]:
+    """The attributes of an Access-Accept for `profile` on a NAS of `nas_type` (`capped`: the
+    profile's capped speed instead of its speed, the monthly traffic cap being reached)."""
     out: list[tuple[str, object]] = [("Service-Type", "Framed-User")]
     if pay_first:
         if profile.pay_first_pool:
@@ -236,7 +241,10 @@ def reply_attributes(profile: ReplyProfile, nas_type: str, *, static_ip: str = "
             out.append(("Framed-IP-Address", static_ip))
         elif pool or profile.ip_pool:
             out.append(("Framed-Pool", pool or profile.ip_pool))
-        out += rate_attributes(nas_type, profile.rate_down_kbps, profile.rate_up_kbps)
+        if capped:
+            out += rate_attributes(nas_type, profile.capped_rate_down_kbps, profile.capped_rate_up_kbps)
+        else:
+            out += rate_attributes(nas_type, profile.rate_down_kbps, profile.rate_up_kbps)
         if profile.session_timeout:
             out.append(("Session-Timeout", profile.session_timeout))
     if profile.idle_timeout:

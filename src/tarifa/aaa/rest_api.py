@@ -136,7 +136,7 @@ class RestAuthorizeView(APIView):
         body = {"control:Cleartext-Password": _pair(sub.password)}
         reply: dict = {}
         for name, value in protocol.reply_attributes(sub.profile, nas.type, static_ip=sub.static_ip, pool=sub.pool,
-                                                     pay_first=decision.pay_first):
+                                                     pay_first=decision.pay_first, capped=decision.capped):
             reply.setdefault(name, []).append(str(value))
         for name, values in reply.items():
             body[f"reply:{name}"] = _pair(values if len(values) > 1 else values[0], "+=" if len(values) > 1 else ":=")

@@ -56,7 +56,8 @@ def _free_tariff():
 
 register(ModelScreens(
     model=Profile, area=AREA, menu_label=_("Access profiles"),
-    columns=["name", "tariff", "rate_down_kbps", "rate_up_kbps", "ip_pool", "simultaneous_use", "when_suspended"],
+    columns=["name", "tariff", "rate_down_kbps", "rate_up_kbps", "ip_pool", "simultaneous_use", "when_suspended",
+             "monthly_cap_mb"],
     form_class=ProfileForm, create=services.create_profile, update=services.update_profile,
     filterset_fields=["when_suspended"], search_fields=["name", "tariff__code"], ordering=["name"],
     form_sample=lambda view, obj, user: _free_tariff() if view == "add" else {},

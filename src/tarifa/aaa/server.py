@@ -208,20 +208,21 @@ class RadiusServer:
             self.cache.put(key, None)
             asyncio.get_running_loop().create_task(self._prepaid_accept(
                 pkt, key, addr, transport, sub=sub, nas=nas, ip=ip, login=login, station=station, method=method,
+                capped=decision.capped,
                 full=full if success is not None else None, success=success,
                 response=response if success is not None else None))
             return None
         return self._accept(pkt, key, sub=sub, nas=nas, ip=ip, login=login, station=station, method=method,
-                            pay_first=pay_first, reason=decision.reason,
+                            pay_first=pay_first, capped=decision.capped, reason=decision.reason,
                             full=full if success is not None else None, success=success,
                             response=response if success is not None else None)
 
     def _accept(self, pkt, key, *, sub, nas, ip, login, station, method, pay_first, reason, full=None,
-                success=None, response=None, extra=()) -> bytes:
+                success=None, response=None, extra=(), capped=False) -> bytes:
         """The Access-Accept: the profile's attributes, then `extra` ((name, value): a prepaid grant,
         its Session-Timeout replacing a longer one of the profile)."""
         reply = _reply(pkt, rp.AccessAccept) if success is None else full.CreateReply()  # Message-Authenticator first
-        attributes = self._accept_attributes(sub, nas.type, pay_first)
+        attributes = self._accept_attributes(sub, nas.type, pay_first, capped)
         if extra:
             template = rp.AuthPacket(dict=self.dict, secret=b"-")
             for name, value in extra:
@@ -248,7 +249,8 @@ class RadiusServer:
                   sub=sub, station=station, method=method)
         return out
 
-    async def _prepaid_accept(self, pkt, key, addr, transport, *, sub, nas, ip, login, station, method, **mschap_):
+    async def _prepaid_accept(self, pkt, key, addr, transport, *, sub, nas, ip, login, station, method, capped=False,
+                              **mschap_):
         """Reserve the prepaid quota, then answer: Accept with the grant, Reject "balance exhausted"."""
         logged = dict(login=login, nas=nas, ip=ip, sub=sub, station=station, method=method)
         try:
@@ -263,7 +265,7 @@ class RadiusServer:
         if grant is not None and not grant.accept:
             out = self._reject(pkt, key, grant.reason, **logged)
         else:
-            out = self._accept(pkt, key, pay_first=False, reason=grant.reason if grant else "",
+            out = self._accept(pkt, key, pay_first=False, capped=capped, reason=grant.reason if grant else "",
                                extra=grant.attributes if grant else (), **logged, **mschap_)
         transport.sendto(out, addr)
 
@@ -277,14 +279,15 @@ class RadiusServer:
             return full, challenge[0], response[0]
         return None
 
-    def _accept_attributes(self, sub, nas_type, pay_first) -> list:
-        """The Accept's attributes encoded by pyrad once per (profile, NAS type, address, pool, pay-first)."""
-        key = (sub.profile.id, nas_type, sub.static_ip, sub.pool, pay_first)
+    def _accept_attributes(self, sub, nas_type, pay_first, capped=False) -> list:
+        """The Accept's attributes encoded by pyrad once per (profile, NAS type, address, pool, pay-first,
+        capped)."""
+        key = (sub.profile.id, nas_type, sub.static_ip, sub.pool, pay_first, capped)
         encoded = self.encoded.get(key)
         if encoded is None:
             template = rp.AuthPacket(dict=self.dict, secret=b"-")
             for name, value in protocol.reply_attributes(sub.profile, nas_type, static_ip=sub.static_ip,
-                                                         pool=sub.pool, pay_first=pay_first):
+                                                         pool=sub.pool, pay_first=pay_first, capped=capped):
                 template.AddAttribute(name, value)
             encoded = self.encoded[key] = [(code, tuple(values)) for code, values in OrderedDict.items(template)]
         return [(code, list(values)) for code, values in encoded]

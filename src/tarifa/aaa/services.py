@@ -96,6 +96,20 @@ def _check_profile(fields: dict) -> dict:
             fields.get("pay_first_pool") or fields.get("pay_first_rate_down_kbps")):
         raise ValidationFailed("A pay-first profile needs its pool or its speed.", code="pay_first_incomplete",
                                fields={"pay_first_pool": ["Give the redirect pool or the pay-first speed."]})
+    cap = fields.get("monthly_cap_mb")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValidationFailed("A monthly traffic cap is a whole number of MB, at least 1.", code="invalid_cap",
+                               fields={"monthly_cap_mb": ["A whole number of MB, at least 1 (empty: no cap)."]})
+    when_capped = fields.get("when_capped") or Profile.WhenCapped.THROTTLE
+    if when_capped not in Profile.WhenCapped.values:
+        raise ValidationFailed(f"Unknown choice {when_capped!r}.", code="invalid_when_capped",
+                               fields={"when_capped": [f"One of {', '.join(Profile.WhenCapped.values)}."]})
+    if cap is not None and when_capped == Profile.WhenCapped.THROTTLE:
+        missing = {f: ["Give the speed once the cap is reached (throttle)."]
+                   for f in ("capped_rate_down_kbps", "capped_rate_up_kbps") if not fields.get(f)}
+        if missing:
+            raise ValidationFailed("A throttling cap needs the capped download and upload speeds.",
+                                   code="cap_incomplete", fields=missing)
     return fields
 
 
@@ -120,7 +134,9 @@ def update_profile(profile, *, actor, **changes) -> Profile:
                 tariff is not None and others.filter(tariff=tariff).exists()):
             raise DomainError("That tariff has a profile already.", code="profile_exists", status=409,
                               fields={"tariff": ["Has a profile already."]})
-    merged = {f: getattr(profile, f) for f in ("when_suspended", "pay_first_pool", "pay_first_rate_down_kbps")}
+    merged = {f: getattr(profile, f) for f in ("when_suspended", "pay_first_pool", "pay_first_rate_down_kbps",
+                                               "monthly_cap_mb", "when_capped", "capped_rate_down_kbps",
+                                               "capped_rate_up_kbps")}
     merged.update(changes)
     _check_profile(merged)
     return recorded.update(profile, actor=actor, **changes)

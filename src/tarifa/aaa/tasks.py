@@ -1,5 +1,5 @@
 """AAA jobs (procrastinate): CoA/Disconnect after subscription events, periodic reconciliation,
-finished sessions into rating."""
+monthly traffic caps, finished sessions into rating."""
 
 from procrastinate.contrib.django import app
 
@@ -26,6 +26,15 @@ def reconcile(timestamp: int) -> dict:
     """Every five minutes: compare the open sessions with the subscriptions and act on every
     difference (a reconciliation run records it)."""
     return coa_services.run_summary(coa_services.reconcile(actor="system", trigger="periodic"))
+
+
+@app.periodic(cron="* * * * *", periodic_id="aaa.enforce_caps")
+@app.task(queue="aaa", name="aaa.enforce_caps", queueing_lock="aaa.enforce_caps")
+def enforce_caps(timestamp: int) -> dict:
+    """Every minute: the open sessions of subscriptions over their profile's monthly traffic cap
+    that do not have the capped access yet get it (CoA to the capped speed, or Disconnect-Request),
+    logged with the reason "cap"; the RADIUS server reloads its snapshot."""
+    return coa_services.enforce_caps(actor="system")
 
 
 @app.periodic(cron="* * * * *", periodic_id="aaa.charge_sessions")
