@@ -12,18 +12,26 @@ from .forms import RegistrationForm
 from .models import TicketAttachment
 
 
-class AdvanceView(PermissionRequiredView):
-    """POST a move from the ticket page: from, to, resolution and the step's fields (data_<name>)."""
-
-    permission = "tickets.advance_ticket"
+class TicketFormView(PermissionRequiredView):
+    """A form posted from the ticket page (a GET goes back to the page), on a ticket the user may see."""
 
     def get(self, request, pk):
         return redirect("tickets:ticket_detail", pk=pk)
 
-    def post(self, request, pk):
+    def visible_ticket(self, request, pk):
         ticket = selectors.visible_tickets(request.user).filter(pk=pk).first()
         if ticket is None:
             raise Http404("No such ticket")
+        return ticket
+
+
+class AdvanceView(TicketFormView):
+    """POST a move from the ticket page: from, to, resolution and the step's fields (data_<name>)."""
+
+    permission = "tickets.advance_ticket"
+
+    def post(self, request, pk):
+        ticket = self.visible_ticket(request, pk)
         data = {k[5:]: v for k, v in request.POST.items() if k.startswith("data_") and v.strip()}
         try:
             ticket = services.advance(ticket, actor=request.user, from_step=request.POST.get("from", ""),
@@ -40,18 +48,13 @@ class AdvanceView(PermissionRequiredView):
         return redirect("tickets:ticket_detail", pk=pk)
 
 
-class WatchView(PermissionRequiredView):
+class WatchView(TicketFormView):
     """POST from the ticket page: the user watches the ticket (`watching=1`) or stops (`watching=0`)."""
 
     permission = "tickets.view_ticket"
 
-    def get(self, request, pk):
-        return redirect("tickets:ticket_detail", pk=pk)
-
     def post(self, request, pk):
-        ticket = selectors.visible_tickets(request.user).filter(pk=pk).first()
-        if ticket is None:
-            raise Http404("No such ticket")
+        ticket = self.visible_ticket(request, pk)
         watching = request.POST.get("watching", "1") not in ("0", "false", "")
         try:
             services.watch(ticket, actor=request.user, watching=watching)
