@@ -10,7 +10,9 @@ account's period end. Both paths read it: the one-account path turns the rows in
   customer: `adjustment` credits and reversals of charges. Transfers an invoice booked
   itself carry the tag `invoice` and are left out;
 - rated usage of postpaid accounts not yet in the ledger (rating's `UsageRecord` with
-  status rated and no transfer), when the rating app's tables exist;
+  status rated and no transfer), when the rating app's tables exist — not those charged online
+  already (`online_session`: their cost is in the ledger as the session's charges and its
+  semi-online correction);
 - pending items (one-time fees, adjustments, discounts) of `billing_pendingitem`.
 
 The service day of a fee is its `period` tag (a day, a month, or `from/to`); of anything
@@ -96,7 +98,7 @@ LEFT JOIN subscriptions_subscription s ON s.id = u.subscription_id
 LEFT JOIN catalog_service sv ON sv.id = s.service_id
 LEFT JOIN catalog_servicetype st ON st.id = sv.service_type_id
 LEFT JOIN catalog_tariff t ON t.id = u.tariff_id
-WHERE u.status = 'rated' AND u.transfer_id IS NULL AND u.cost IS NOT NULL
+WHERE u.status = 'rated' AND u.transfer_id IS NULL AND u.online_session IS NULL AND u.cost IS NOT NULL
   AND (u.start_time AT TIME ZONE %(tz)s)::date <= sc.period_end
   AND NOT EXISTS (SELECT 1 FROM billing_invoicedsource b WHERE b.source_id = u.id)
 """
@@ -114,8 +116,9 @@ def usage_ready() -> bool:
             if ready:
                 cursor.execute("""SELECT count(*) FROM information_schema.columns WHERE table_name = 'rating_usagerecord'
                                   AND column_name IN ('cost', 'transfer_id', 'billing_account_id', 'status',
-                                                      'free_units', 'matched_destination', 'usage_type')""")
-                ready = cursor.fetchone()[0] == 7
+                                                      'free_units', 'matched_destination', 'usage_type',
+                                                      'online_session')""")
+                ready = cursor.fetchone()[0] == 8
         _usage_ready = bool(ready)
     return _usage_ready
 

@@ -25,7 +25,7 @@ from tarifa.web.filters import FilterSet, ReferenceFilter
 from tarifa.web.idempotency import idempotent
 
 from . import services
-from .models import ChargingSession, DiameterPeer, RatingGroup, Reservation
+from .models import CallMatch, ChargingSession, DiameterPeer, RatingGroup, Reservation
 
 DECIMAL = {"max_digits": 20, "decimal_places": 6, "read_only": True}
 KINDS = [("e164", "E.164 number"), ("imsi", "IMSI"), ("login", "login / NAI"), ("any", "any identifier")]
@@ -59,7 +59,7 @@ class ChargingSessionSerializer(serializers.ModelSerializer):
         fields = ["id", "subscription", "subscription_number", "billing_account", "account_number", "kind",
                   "usage_type", "state", "origin", "external_id", "peer", "subject", "destination", "started_at",
                   "ended_at", "used_units", "rated_units", "free_units", "usage", "cost", "currency", "reserved",
-                  "final_unit", "termination_cause", "last_request_number"]
+                  "final_unit", "termination_cause", "last_request_number", "matched_usage"]
         read_only_fields = fields
 
     def get_usage(self, obj) -> str:
@@ -209,6 +209,41 @@ class ReservationViewSet(RecordViewSet):
     filterset_fields = ["state", "billing_account", "session"]
 
 
+class CallMatchSerializer(serializers.ModelSerializer):
+    session_external_id = serializers.CharField(source="session.external_id", read_only=True)
+    account_number = serializers.CharField(source="billing_account.number", read_only=True)
+    online_cost = serializers.DecimalField(**DECIMAL)
+    offline_cost = serializers.DecimalField(**DECIMAL)
+    difference = serializers.DecimalField(**DECIMAL)
+    correction_amount = serializers.DecimalField(source="correction.amount", allow_null=True, **DECIMAL)
+
+    class Meta:
+        model = CallMatch
+        fields = ["id", "session", "session_external_id", "usage_record", "batch", "source", "record_id",
+                  "billing_account", "account_number", "online_units", "offline_units", "online_cost",
+                  "offline_cost", "difference", "currency", "correction", "correction_amount", "session_was_open",
+                  "matched_at"]
+        read_only_fields = fields
+
+
+class CallMatchFilter(FilterSet):
+    account = ReferenceFilter(field_name="billing_account", related_model=BillingAccount, label=_("Billing account"),
+                              help_text=_("Id or number of the billing account."))
+
+    class Meta:
+        model = CallMatch
+        fields = ["billing_account", "session", "usage_record", "batch"]
+
+
+class CallMatchViewSet(RecordViewSet):
+    """Semi-online billing: CDRs matched to the online sessions of their calls, with the corrections booked."""
+
+    queryset = (CallMatch.objects.select_related("session", "billing_account", "correction")
+                .order_by("-matched_at", "-id"))
+    serializer_class = CallMatchSerializer
+    filterset_class = CallMatchFilter
+
+
 class DiameterPeerSerializer(StrictModelSerializer):
     class Meta:
         model = DiameterPeer
@@ -270,4 +305,5 @@ router.register("charging/sessions", ChargingSessionViewSet, basename="chargings
 router.register("charging/reservations", ReservationViewSet, basename="reservation")
 router.register("charging/peers", DiameterPeerViewSet, basename="diameterpeer")
 router.register("charging/rating-groups", RatingGroupViewSet, basename="ratinggroup")
+router.register("charging/matches", CallMatchViewSet, basename="callmatch")
 register_endpoint("charging/events/", EventView.as_view(), "charging-events", "charging.add_chargingsession")

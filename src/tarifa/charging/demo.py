@@ -1,10 +1,12 @@
 """Demo online charging: a Diameter peer on 127.0.0.1, rating groups for the demo's usage types (RG 10
 data, 20 voice, 30 sms, Service-Identifier 400 vod), a prepaid mobile subscriber charged online —
-one call finished (CCR-I/U/T) and one still open with its reservation — and an SMS event.
+one call finished (CCR-I/U/T) and its CDR imported later (matched semi-online, the difference
+booked as a correction), one still open with its reservation — and an SMS event.
 
 Goes through the services. Loading twice changes nothing.
 """
 
+from tarifa.rating import usage
 from tarifa.subscriptions.models import Subscription
 
 from . import services
@@ -34,6 +36,12 @@ def load(*, actor) -> dict:
     if done.ok:
         services.update(done.session, actor=actor, used=300 * SECOND, requested=300 * SECOND, request_number=1)
         services.terminate(done.session, actor=actor, used=250 * SECOND, request_number=2)
+        # Semi-online: the switch's CDR of the same call comes later, 10 s longer than reported
+        # online; it is matched (not charged twice) and the difference booked as a correction.
+        started = ChargingSession.objects.get(pk=done.session).started_at
+        usage.import_records([{"record_id": "demo-call-1", "subject": number, "destination": "442071234567",
+                               "type": "voice", "start_time": started.isoformat(), "usage": "560s"}],
+                             actor=actor, source="demo-switch")
     services.start(actor=actor, identifier=number, usage_type="voice", external_id="demo;call;2", origin="diameter",
                    peer=DEMO_PEER, destination="4915112345678", requested=120 * SECOND)
     services.event(actor=actor, identifier=number, usage_type="sms", external_id="demo;sms;1", origin="http",

@@ -138,7 +138,8 @@ class ChargingSession(BusinessRecord):
         verbose_name_plural = _("charging sessions")
         ordering = ["-started_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["origin", "external_id"], name="charging_session_external")]
-        indexes = [models.Index(fields=["billing_account", "state"], name="charging_session_account")]
+        indexes = [models.Index(fields=["billing_account", "state"], name="charging_session_account"),
+                   models.Index(fields=["started_at"], name="charging_session_started")]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.usage_type} of {self.subject} at {self.started_at:%Y-%m-%d %H:%M}"
@@ -212,3 +213,44 @@ class Reservation(models.Model):
 
     def __str__(self):
         return f"Reservation of {self.units} units ({self.state})"
+
+
+class CallMatch(models.Model):
+    """Semi-online billing: the CDR (rated usage record) of a call that was charged online.
+
+    The record is not charged again; when its rated cost differs from what the session
+    charged, the difference is booked as a correction transfer (`correction`, key
+    `semionline:<session>`). One per session and one per usage record.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    session = models.OneToOneField(ChargingSession, on_delete=models.PROTECT, related_name="call_match",
+                                   verbose_name=_("session"))
+    usage_record = models.OneToOneField("rating.UsageRecord", on_delete=models.PROTECT, related_name="+",
+                                        db_constraint=False, verbose_name=_("usage record"))
+    billing_account = models.ForeignKey("ledger.BillingAccount", on_delete=models.PROTECT, related_name="+",
+                                        verbose_name=_("billing account"))
+    batch = models.ForeignKey("rating.UsageBatch", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_constraint=False, verbose_name=_("usage batch"))
+    source = models.CharField(_("CDR source"), max_length=64, blank=True)
+    record_id = models.CharField(_("CDR record id"), max_length=128)
+    online_units = models.BigIntegerField(_("used online"))
+    offline_units = models.BigIntegerField(_("used per CDR"))
+    online_cost = money_field(_("charged online"))
+    offline_cost = money_field(_("rated from the CDR"))
+    difference = money_field(_("correction"), help_text=_("Rated from the CDR − charged online; booked when not 0."))
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES)
+    correction = models.OneToOneField("ledger.Transfer", on_delete=models.PROTECT, null=True, blank=True,
+                                      related_name="+", verbose_name=_("correction transfer"))
+    session_was_open = models.BooleanField(_("session closed by the CDR"), default=False,
+                                           help_text=_("The session was still open; the CDR closed it."))
+    matched_at = models.DateTimeField(_("matched"))
+
+    class Meta:
+        verbose_name = _("semi-online match")
+        verbose_name_plural = _("semi-online matches")
+        ordering = ["-matched_at", "-id"]
+        indexes = [models.Index(fields=["billing_account", "matched_at"], name="charging_match_account")]
+
+    def __str__(self):
+        return f"CDR {self.record_id} ↔ {self.session}"

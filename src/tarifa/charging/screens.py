@@ -8,13 +8,21 @@ from tarifa.web.registry import ModelScreens, register
 
 from . import services
 from .forms import DiameterPeerForm, RatingGroupForm
-from .models import ChargingSession, DiameterPeer, RatingGroup, Reservation
+from .models import CallMatch, ChargingSession, DiameterPeer, RatingGroup, Reservation
 
 AREA = "Usage"
 
 
 def _usage(field):
     return lambda s: format_usage(getattr(s, field), s.usage_type)
+
+
+def _matched_cdr(session) -> str:
+    """The CDR a session was matched to (semi-online), as the switch named it."""
+    match = CallMatch.objects.filter(session=session).first()
+    if match is None:
+        return ""
+    return f"CDR {match.source}/{match.record_id}"
 
 
 def _session_context(request, session):
@@ -39,10 +47,10 @@ register(ModelScreens(
     detail_fields=["subscription", "billing_account", "kind", "usage_type", "state", "origin", "external_id", "peer",
                    "subject", "destination", "started_at", "ended_at", "used_units", "rated_units", "free_units",
                    "bundle", "charged", "currency", "final_unit", "termination_cause", "tenant", "category",
-                   "rating_plan", "last_request_number"],
+                   "rating_plan", "last_request_number", "matched_usage"],
     detail_template="charging/session_detail.html", detail_context=_session_context,
     formats={"used_units": _usage("used_units"), "rated_units": _usage("rated_units"),
-             "free_units": _usage("free_units")},
+             "free_units": _usage("free_units"), "matched_usage": _matched_cdr},
     queryset=lambda request: ChargingSession.objects.select_related("billing_account", "subscription"),
 ))
 
@@ -55,6 +63,21 @@ register(ModelScreens(
     formats={"units": lambda r: format_usage(r.units, r.session.usage_type),
              "free_units": lambda r: format_usage(r.free_units, r.session.usage_type)},
     queryset=lambda request: Reservation.objects.select_related("session", "billing_account"),
+))
+
+register(ModelScreens(
+    model=CallMatch, area=AREA,
+    columns=["matched_at", "billing_account", "session", "record_id", "online_units", "offline_units",
+             "online_cost", "offline_cost", "difference", "currency", "correction"],
+    filterset_fields=["billing_account", "session", "batch"],
+    search_fields=["billing_account__number", "record_id", "session__subject", "session__external_id"],
+    ordering=["-matched_at"], menu_label=_("Semi-online matches (CDR ↔ online)"),
+    detail_fields=["session", "usage_record", "batch", "source", "record_id", "billing_account", "online_units",
+                   "offline_units", "online_cost", "offline_cost", "difference", "currency", "correction",
+                   "session_was_open", "matched_at"],
+    formats={"online_units": lambda m: format_usage(m.online_units, m.session.usage_type),
+             "offline_units": lambda m: format_usage(m.offline_units, m.session.usage_type)},
+    queryset=lambda request: CallMatch.objects.select_related("session", "billing_account", "correction"),
 ))
 
 register(ModelScreens(

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext, ngettext
 
 from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now
@@ -49,7 +50,7 @@ from tarifa.subscriptions.models import Subscription
 from tarifa.subscriptions.services import promised_credit
 
 from . import pricing
-from .models import ChargingRequest, ChargingSession, DiameterPeer, Reservation
+from .models import CallMatch, ChargingRequest, ChargingSession, DiameterPeer, Reservation
 
 ZERO = Decimal(0)
 
@@ -601,22 +602,156 @@ def open_sessions_of(account: BillingAccount):
     return ChargingSession.objects.filter(billing_account=account, state=ChargingSession.State.OPEN)
 
 
+def _close_at_reported(session: ChargingSession, *, actor, cause: str) -> Decimal:
+    """Close an open (locked) session at the usage it reported: debit what is due, release the rest
+    of its reservation, put its used free units on the bundle counter. Audited. Returns the debit."""
+    reserved_before = session.reservations.filter(state=Reservation.State.OPEN).values_list("amount", flat=True)
+    held = sum(reserved_before, ZERO)
+    charged = _settle(session, actor=actor, used=session.used_units, price=_pricing(session))
+    _release_free(session)
+    session.state = ChargingSession.State.CLOSED
+    session.ended_at = now()
+    session.termination_cause = cause
+    session.save()
+    recorded.record(session, actor=actor, action="settle", message=cause, changes={
+        "state": ["open", "closed"], "charged": [None, _money(session.charged)], "released": [_money(held), None]})
+    return charged
+
+
 def settle_open_sessions(account: BillingAccount, *, actor, cause: str = "payment mode switch") -> int:
-    """Close every open session of an account at what it reported (a switch of payment mode)."""
+    """Close every open session of an account at what it reported (a switch of payment mode).
+
+    Each session is debited what it reported and not yet paid; the rest of its reservation (the
+    ledger hold) is released. Runs in the caller's transaction when there is one (the switch
+    of payment mode settles in its own). Returns how many sessions were settled.
+    """
     done = 0
-    for pk in open_sessions_of(account).values_list("pk", flat=True):
+    for pk in open_sessions_of(account).order_by("started_at", "id").values_list("pk", flat=True):
         with transaction.atomic():
             session, _locked = _locked_session(pk)
             if session.state != ChargingSession.State.OPEN:
                 continue
-            _settle(session, actor=actor, used=session.used_units, price=_pricing(session))
-            _release_free(session)
-            session.state = ChargingSession.State.CLOSED
-            session.ended_at = now()
-            session.termination_cause = cause
-            session.save()
+            _close_at_reported(session, actor=actor, cause=cause)
             done += 1
     return done
+
+
+def settle_on_switch(account: BillingAccount, *, actor, from_mode: str, to_mode: str) -> dict:
+    """The payment-mode switch's hook (`ledger.services.on_payment_mode_switch`): settle the open
+    sessions in the switch's transaction and say how many."""
+    n = settle_open_sessions(account, actor=actor, cause=f"payment mode switch ({from_mode} → {to_mode})")
+    if n:
+        note = ngettext("%(n)s open online charging session was settled at what it reported; its reservation "
+                        "was released.",
+                        "%(n)s open online charging sessions were settled at what they reported; their reservations "
+                        "were released.", n) % {"n": n}
+    else:
+        note = gettext("No open online charging session: nothing to settle.")
+    return {"settled_sessions": n, "notes": [note]}
+
+
+# --- semi-online billing: CDRs of calls charged online ---------------------------------------------------
+
+def match_tolerance() -> int:
+    """Seconds a CDR's start may differ from its online session's start (TARIFA_SEMI_ONLINE_TOLERANCE)."""
+    return int(getattr(settings, "TARIFA_SEMI_ONLINE_TOLERANCE", 5))
+
+
+# The destination as sessions keep it (`clean_destination`), in SQL.
+_CLEAN_DESTINATION_SQL = ("ltrim(split_part(split_part(regexp_replace(btrim(r.destination), '^(tel|sips?):', '', 'i'),"
+                          " '@', 1), ';', 1), '+')")
+
+
+class SemiOnline:
+    """The online charger rating's usage pipeline consults (`rating.usage.register_online_charging`).
+
+    `claim`: resolved CDRs whose call has an online session (same subscription, usage type and
+    destination, start within the tolerance; not refused, not matched before) are claimed —
+    rating then neither charges them nor puts them on an invoice. Each session is claimed by one
+    record at most (the nearest start), each record claims one session at most.
+    `reconcile`: for each claimed record that rated, book rated cost − charged online as a
+    correction and record the match (`CallMatch`).
+    """
+
+    def claim(self, cursor, *, resolved: str, claims: str) -> None:
+        cursor.execute(f"""
+            INSERT INTO {claims} (n, session_id, free_units, bundle_id)
+            SELECT n, session_id, free_units, bundle_id FROM (
+              SELECT DISTINCT ON (session_id) n, session_id, free_units, bundle_id FROM (
+                SELECT DISTINCT ON (r.n) r.n, s.id AS session_id, least(s.free_units, s.used_units) AS free_units,
+                       s.bundle_id, abs(extract(epoch FROM s.started_at - r.start_time)) AS gap
+                FROM {resolved} r
+                JOIN charging_chargingsession s ON s.subscription_id = r.subscription_id
+                     AND s.kind = 'session' AND s.state <> 'refused' AND s.usage_type = r.usage_type
+                     AND s.destination = {_CLEAN_DESTINATION_SQL}
+                     AND s.started_at >= r.start_time - make_interval(secs => %(tolerance)s)
+                     AND s.started_at <= r.start_time + make_interval(secs => %(tolerance)s)
+                WHERE r.reason = '' AND NOT EXISTS (SELECT 1 FROM charging_callmatch m WHERE m.session_id = s.id)
+                  -- only the sessions of the batch's time span (an index range, however many sessions exist)
+                  AND s.started_at >= (SELECT min(start_time) FROM {resolved}) - make_interval(secs => %(tolerance)s)
+                  AND s.started_at <= (SELECT max(start_time) FROM {resolved}) + make_interval(secs => %(tolerance)s)
+                ORDER BY r.n, gap, s.started_at, s.id) best
+              ORDER BY session_id, gap, n) one
+            ON CONFLICT DO NOTHING""", {"tolerance": match_tolerance()})
+
+    def reconcile(self, matches: list[dict], *, actor, batch=None) -> None:
+        for m in matches:
+            reconcile_call(actor=actor, session_id=m["session"], usage_record_id=m["usage_record"], cost=m["cost"],
+                           usage=m["usage"], source=m["source"], record_id=m["record_id"], batch=batch)
+
+
+SEMI_ONLINE = SemiOnline()
+
+
+def reconcile_call(*, actor, session_id, usage_record_id, cost, usage: int, source: str = "", record_id: str = "",
+                   batch=None) -> CallMatch:
+    """Match a rated CDR to the online session of its call and book the difference (idempotent).
+
+    The session still open is closed first at what it reported (the CDR says the call ended).
+    The correction (rated cost − charged online, exact to 6 places) is a transfer with the key
+    `semionline:<session>`, referencing the match and tagged with the usage record and the
+    session: a charge when the CDR costs more, a refund (adjustment) when less, none when equal.
+    """
+    with transaction.atomic():
+        session, _locked = _locked_session(session_id)
+        found = CallMatch.objects.filter(session=session).first()
+        if found is not None:
+            return found
+        was_open = session.state == ChargingSession.State.OPEN
+        if was_open:
+            _close_at_reported(session, actor=actor, cause="CDR received (semi-online)")
+        offline = Decimal(cost).quantize(SIX)
+        difference = offline - session.charged
+        match = CallMatch.objects.create(
+            session=session, usage_record_id=usage_record_id, billing_account=session.billing_account,
+            batch=batch,
+            source=str(source or "")[:64], record_id=str(record_id or "")[:128], online_units=session.used_units,
+            offline_units=int(usage or 0), online_cost=session.charged, offline_cost=offline, difference=difference,
+            currency=session.currency, session_was_open=was_open, matched_at=now())
+        if difference:
+            tags = {**_tags(session), "semi_online": True, "usage_record": str(usage_record_id),
+                    "charging_session": str(session.pk)}
+            memo = f"Semi-online correction: CDR {source}/{record_id} of {session}"
+            key = f"semionline:{session.pk}"
+            if difference > 0:
+                transfer = ledger.post_transfer(
+                    actor=actor, debit=session.billing_account, credit=_revenue(session), amount=difference,
+                    currency=session.currency, kind="charge", idempotency_key=key, tags=tags, reference=match,
+                    memo=memo, enforce_limit=False)
+            else:
+                transfer = ledger.post_transfer(
+                    actor=actor, debit=_revenue(session), credit=session.billing_account, amount=-difference,
+                    currency=session.currency, kind="adjustment", idempotency_key=key, tags=tags, reference=match,
+                    memo=memo, enforce_limit=False)
+            match.correction = transfer
+            match.save(update_fields=["correction"])
+        session.matched_usage = str(usage_record_id)
+        session.save(update_fields=["matched_usage"])
+        recorded.record(match, actor=actor, action="create", message="semi-online match", changes={
+            "session": [None, str(session.pk)], "usage_record": [None, str(usage_record_id)],
+            "online_cost": [None, _money(match.online_cost)], "offline_cost": [None, _money(offline)],
+            "difference": [None, _money(difference)]})
+        return match
 
 
 # --- the small API the AAA server (RADIUS prepaid) uses ---------------------------------------------------

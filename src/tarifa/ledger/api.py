@@ -61,6 +61,18 @@ class AccountUpdateSerializer(StrictSerializer):
     credit_limit = AmountField(non_negative=True)
 
 
+class SwitchPaymentModeAnswerSerializer(BillingAccountSerializer):
+    """The account after the switch, and what the switch settled in flight."""
+
+    settled_sessions = serializers.IntegerField(
+        read_only=True, help_text="Open online charging sessions settled at what they reported (their holds released).")
+    notes = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                  help_text="What the switch settled, in words for the operator.")
+
+    class Meta(BillingAccountSerializer.Meta):
+        fields = [*BillingAccountSerializer.Meta.fields, "settled_sessions", "notes"]
+
+
 class SwitchPaymentModeSerializer(StrictSerializer):
     payment_mode = serializers.ChoiceField(choices=BillingAccount.PaymentMode.choices)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
@@ -153,7 +165,7 @@ class AccountViewSet(RecordViewSet):
         account = self.get_queryset().get(pk=account.pk)
         return Response(BillingAccountSerializer(account, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=SwitchPaymentModeSerializer, responses=BillingAccountSerializer)
+    @extend_schema(request=SwitchPaymentModeSerializer, responses=SwitchPaymentModeAnswerSerializer)
     @action(detail=True, methods=["post"], url_path="switch-mode", required_permission="ledger.switch_payment_mode")
     @idempotent(required=False)
     def switch_mode(self, request, pk=None):
@@ -161,7 +173,11 @@ class AccountViewSet(RecordViewSet):
         body = SwitchPaymentModeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         account = services.switch_payment_mode(self.get_object(), actor=request.user, **body.validated_data)
-        return self._read(account)
+        effects = account.mode_change.effects
+        read = self.get_queryset().get(pk=account.pk)
+        read.settled_sessions = int(effects.get("settled_sessions", 0))
+        read.notes = list(effects.get("notes", []))
+        return Response(SwitchPaymentModeAnswerSerializer(read, context=self.get_serializer_context()).data)
 
     @extend_schema(request=AdjustBalanceSerializer, responses={201: TransferSerializer})
     @action(detail=True, methods=["post"], required_permission="ledger.adjust")

@@ -302,6 +302,8 @@ class PaymentModeChange(models.Model):
     effective_date = models.DateField(_("effective from"))
     actor = models.CharField(_("actor"), max_length=150, blank=True)
     reason = models.TextField(_("reason"), blank=True)
+    effects = models.JSONField(_("settled at the switch"), default=dict, blank=True,
+                               help_text=_("What was settled in flight: e.g. open online charging sessions."))
     created_at = models.DateTimeField(_("created"), default=now, editable=False)
 
     class Meta:

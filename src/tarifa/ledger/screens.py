@@ -94,6 +94,14 @@ def _create_system_account(*, actor, code, currency, name=""):
     return account
 
 
+def _switch_mode(account, *, actor, request, payment_mode, reason=""):
+    """The switch, and what it settled in flight said to the operator (open online sessions)."""
+    account = services.switch_payment_mode(account, actor=actor, payment_mode=payment_mode, reason=reason)
+    for note in account.mode_change.effects.get("notes", []):
+        messages.info(request, note)
+    return account
+
+
 register(ModelScreens(
     model=BillingAccount, area="Customers",
     columns=["number", "customer", "currency", "payment_mode", "credit_limit", "current_balance", "status"],
@@ -107,13 +115,12 @@ register(ModelScreens(
     sample=lambda view: _empty_account() if view == "close" else None,
     form_sample=lambda view, account, user: {"credit_limit": "15.00"} if view == "edit" else {},
     actions=[
-        Action("switch-mode", _("Switch payment mode"), "ledger.switch_payment_mode",
-               lambda account, *, actor, payment_mode, reason="": services.switch_payment_mode(
-                   account, actor=actor, payment_mode=payment_mode, reason=reason),
-               form_class=SwitchModeForm, available=_active,
+        Action("switch-mode", _("Switch payment mode"), "ledger.switch_payment_mode", _switch_mode,
+               form_class=SwitchModeForm, available=_active, pass_request=True,
                confirm=_("From today the account is charged in the other mode: prepaid services are suspended "
                          "when the balance runs out; postpaid services run on credit up to the credit limit and "
-                         "are invoiced. The history keeps both modes.")),
+                         "are invoiced. Open online charging sessions are settled now at what they reported "
+                         "(their reservations released). The history keeps both modes.")),
         Action("adjust", _("Adjust balance"), "ledger.adjust", _adjust, form_class=AdjustForm, available=_active),
         Action("transfer", _("Transfer to another account"), "ledger.transfer_funds", _transfer_funds,
                form_class=TransferFundsForm, available=_active),

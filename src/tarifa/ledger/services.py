@@ -660,11 +660,29 @@ def _locked_billing(account: BillingAccount) -> tuple[LockedAccount, BillingAcco
     return locked, BillingAccount.objects.select_related("ledger_account").get(pk=account.pk)
 
 
+# Apps above the ledger that keep money of an account in flight (online charging's open
+# sessions and their reservations) settle it when the account switches payment mode, in the
+# switch's transaction and under its lock: hook(account, *, actor, from_mode, to_mode) returns
+# a dict of counts (e.g. {"settled_sessions": 2}) and "notes" (sentences for the operator).
+_switch_hooks: list = []
+
+
+def on_payment_mode_switch(hook):
+    """Register a hook the payment-mode switch runs before the mode changes (see `_switch_hooks`)."""
+    if hook not in _switch_hooks:
+        _switch_hooks.append(hook)
+    return hook
+
+
 @transaction.atomic
 def switch_payment_mode(account: BillingAccount, *, actor, payment_mode, reason: str = "") -> BillingAccount:
     """Switch prepaid ↔ postpaid from today; the history keeps every mode and its start.
 
     Takes the account lock. Permission `ledger.switch_payment_mode` for user actors.
+    Before the mode changes, the registered hooks settle what is in flight (online charging
+    closes the account's open sessions at what they reported and releases their holds); what
+    they did is kept on the history row (`PaymentModeChange.effects`), in the audit message,
+    and on the returned account as `mode_change`.
     Errors: invalid_payment_mode, payment_mode_unchanged (409), account_closed.
     """
     _require(actor, "ledger.switch_payment_mode")
@@ -675,10 +693,20 @@ def switch_payment_mode(account: BillingAccount, *, actor, payment_mode, reason:
     if account.payment_mode == payment_mode:
         raise DomainError(f"Account {account} is already {payment_mode}.", code="payment_mode_unchanged", status=409,
                           fields={"payment_mode": ["Already so."]})
-    PaymentModeChange.objects.create(billing_account=account, from_mode=account.payment_mode, to_mode=payment_mode,
-                                     effective_date=today(), actor=actor_label(actor), reason=str(reason or ""))
-    return recorded.update(account, actor=actor, action="switch_payment_mode", message=str(reason or ""),
-                           payment_mode=payment_mode)
+    effects: dict = {"notes": []}
+    for hook in _switch_hooks:
+        done = dict(hook(account, actor=actor, from_mode=account.payment_mode, to_mode=payment_mode) or {})
+        effects["notes"] += [str(n) for n in done.pop("notes", [])]
+        for name, value in done.items():
+            effects[name] = effects.get(name, 0) + value if isinstance(value, int) else value
+    change = PaymentModeChange.objects.create(
+        billing_account=account, from_mode=account.payment_mode, to_mode=payment_mode, effective_date=today(),
+        actor=actor_label(actor), reason=str(reason or ""), effects=effects)
+    message = " ".join(part for part in [str(reason or "").strip(), *effects["notes"]] if part)
+    account = recorded.update(account, actor=actor, action="switch_payment_mode", message=message,
+                              payment_mode=payment_mode)
+    account.mode_change = change
+    return account
 
 
 @transaction.atomic

@@ -319,8 +319,8 @@ class BatchSerializer(StrictModelSerializer):
     class Meta:
         model = UsageBatch
         fields = ["id", "kind", "format_code", "file_name", "file_size", "status", "read", "rated", "rejected",
-                  "duplicates", "reprocessed", "charged", "transfers", "reasons", "started_at", "finished_at", "actor",
-                  "error",
+                  "duplicates", "reprocessed", "charged", "transfers", "charged_online", "reasons", "started_at",
+                  "finished_at", "actor", "error",
                   "timings"]
 
 
@@ -335,7 +335,7 @@ class RatedUsageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RatedUsage
-        fields = RECORD_FIELDS
+        fields = [*RECORD_FIELDS, "online_session"]
 
 
 class RejectedUsageSerializer(StrictModelSerializer):

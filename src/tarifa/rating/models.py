@@ -447,6 +447,8 @@ class UsageBatch(models.Model):
     reprocessed = models.BigIntegerField(_("reprocessed"), default=0)
     charged = models.DecimalField(_("charged to prepaid accounts"), max_digits=24, decimal_places=6, default=0)
     transfers = models.PositiveIntegerField(_("ledger transfers"), default=0)
+    charged_online = models.BigIntegerField(_("matched to online sessions"), default=0,
+                                            help_text=_("Records of calls already charged online (semi-online)."))
     reasons = models.JSONField(_("rejections by reason"), default=dict, blank=True)
     started_at = models.DateTimeField(_("started"), default=now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -530,6 +532,9 @@ class UsageRecord(models.Model):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=1)
     superseded_by = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
                                       db_constraint=False, db_index=False, verbose_name=_("superseded by"))
+    # Semi-online billing: the online charging session that charged this call already (its id;
+    # rating sits below charging, so no foreign key). Not charged again, not invoiced again.
+    online_session = models.UUIDField(_("charged online by session"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("usage record")

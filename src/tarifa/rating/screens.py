@@ -208,7 +208,7 @@ register(ModelScreens(
 register(ModelScreens(
     model=UsageBatch, area=AREA,
     columns=["started_at", "kind", "file_name", "format_code", "status", "read", "rated", "rejected", "duplicates",
-             "charged"],
+             "charged", "charged_online"],
     filterset_fields=["kind", "status"], search_fields=["file_name", "actor"], ordering=["-started_at"],
     menu_label=_("Usage imports"), detail_template="rating/batch_detail.html",
     detail_context=lambda request, b: {"reasons": sorted((b.reasons or {}).items()),

@@ -21,6 +21,14 @@ batch (`import_records`), the rejected queue (`reprocess`) and a tariff correcti
    (pointing to its transfer; postpaid ones are kept for the invoice) or rejected
    with its reason — and the bundle counters and the batch's counts are written.
 
+Semi-online billing: an app above rating that charges calls online (`charging`) registers
+itself with `register_online_charging`. After resolution it *claims* the records of calls it
+charged already (`claim`: a row per record in the batch's claims table); a claimed record is
+priced with the free units its session had (its bundle counter is not spent twice), stored
+with `online_session`, left out of the batch's ledger transfer (and of invoices), and handed
+back after persisting (`reconcile`: the charger books the difference as a correction) — all
+in the same transaction. Rating never imports the charger (rule 2).
+
 Guarantees: every record ends in exactly one place (rated, rejected, duplicate) and the
 batch's `read = rated + rejected + duplicates` is checked before commit; the unique
 constraint on (source, record_id) makes a record count once however often it comes;
@@ -113,6 +121,11 @@ class Tables:
             cursor.execute(f"CREATE UNLOGGED TABLE {name} AS {query}", params)
 
     @property
+    def claims(self) -> str:
+        """Resolved records an online charger claimed: (n, session_id, free_units, bundle_id)."""
+        return self.stage + "_claims"
+
+    @property
     def again(self) -> str:
         """Staged records that replace a stored rejection (a corrected line imported again)."""
         return self.stage + "_again"
@@ -120,7 +133,7 @@ class Tables:
     def drop(self, cursor):
         if not self.temp:
             cursor.execute(f"DROP TABLE IF EXISTS {self.stage}, {self.resolved}, {self.results}, {self.deltas}, "
-                           f"{self.charges}, {self.again}")
+                           f"{self.charges}, {self.again}, {self.claims}")
 
 
 STAGE_COLUMNS = ("n bigint, line_no bigint, source text, record_id text, subject text, destination text, "
@@ -130,6 +143,56 @@ STAGE_COPY = "n, line_no, source, record_id, subject, destination, usage_type, s
 RESULT_COLUMNS = ("n bigint, reason text, message text, cost numeric, rating_plan text, matched_destination text, "
                   "free_units bigint, bundle_id uuid")
 DELTA_COLUMNS = "subscription_id uuid, bundle_id uuid, period_start date, used bigint"
+CLAIM_COLUMNS = ("n bigint PRIMARY KEY, session_id uuid NOT NULL UNIQUE, free_units bigint NOT NULL DEFAULT 0, "
+                 "bundle_id uuid")
+
+
+# --- semi-online billing: calls charged online -----------------------------------------------------------
+
+_online_chargers: list = []
+
+
+def register_online_charging(charger) -> None:
+    """Declare an online charger (an app above rating: `charging`) to the usage pipeline.
+
+    `charger.claim(cursor, *, resolved, claims)` inserts into the table named `claims`
+    (n, session_id, free_units, bundle_id) the rows of the table `resolved` (reason = '') it
+    charged online already; `charger.reconcile(matches, *, actor, batch)` gets, in the
+    persisting transaction, one dict per claimed record that rated (usage_record, session,
+    cost, usage, currency, source, record_id) and books the differences.
+    """
+    if charger not in _online_chargers:
+        _online_chargers.append(charger)
+
+
+def _claim_online(cursor, tables: Tables, *, mode: str) -> int:
+    tables.create(cursor, tables.claims, CLAIM_COLUMNS)
+    if mode not in ("import", "reprocess") or not _online_chargers:
+        return 0
+    for charger in _online_chargers:
+        charger.claim(cursor, resolved=tables.resolved, claims=tables.claims)
+    cursor.execute(f"ANALYZE {tables.claims}")
+    cursor.execute(f"SELECT count(*) FROM {tables.claims}")
+    return cursor.fetchone()[0]
+
+
+def _reconcile_online(cursor, tables: Tables, batch, *, mode: str, actor) -> int:
+    """Hand the claimed records that rated back to their charger (it books the differences)."""
+    if mode not in ("import", "reprocess") or not _online_chargers:
+        return 0
+    match = "u.id = r.old_id" if mode == "reprocess" else (
+        "u.source = r.source AND u.record_id = r.record_id AND u.status = 'rated' AND u.batch_id = %(batch)s")
+    cursor.execute(f"""
+        SELECT u.id, cl.session_id, u.cost, u.usage, u.currency, u.source, u.record_id
+        FROM {tables.claims} cl JOIN {tables.resolved} r ON r.n = cl.n
+        JOIN rating_usagerecord u ON {match} AND u.online_session = cl.session_id
+        ORDER BY cl.session_id""", {"batch": batch.pk})
+    matches = [dict(zip(("usage_record", "session", "cost", "usage", "currency", "source", "record_id"), row))
+               for row in cursor.fetchall()]
+    if matches:
+        for charger in _online_chargers:
+            charger.reconcile(matches, actor=actor, batch=batch)
+    return len(matches)
 
 
 def _stage_line(n, row) -> str:
@@ -420,6 +483,7 @@ def _pipeline(batch, stage, tables: Tables, *, mode, actor, timings, parallel):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
         cursor.execute("SET LOCAL work_mem = '128MB'") if not parallel else cursor.execute("SET work_mem = '128MB'")
         duplicates = _resolve(cursor, tables, mode=mode)
+        _claim_online(cursor, tables, mode=mode)
         timings["resolve"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         context = _RatingContext.load(cursor, tables, mode=mode)
@@ -725,8 +789,9 @@ def period_start(day: dt.date, period: str) -> dt.date:
 RATE_SELECT = """
 SELECT r.n, r.tenant, r.category, r.rating_subject, r.destination,
        (extract(epoch FROM r.start_time) * 1000000)::bigint, r.usage, r.split, r.rating_plan, r.rounding,
-       r.subscription_id::text, r.tariff_id::text, r.usage_type
-FROM {resolved} r
+       r.subscription_id::text, r.tariff_id::text, r.usage_type, cl.n IS NOT NULL, cl.free_units,
+       cl.bundle_id::text
+FROM {resolved} r LEFT JOIN {claims} cl ON cl.n = r.n
 WHERE r.reason = '' AND {where}
 {order}
 """
@@ -763,7 +828,7 @@ class _Pricer:
 
     def price(self, row) -> str:
         (n, tenant, category, subject, destination, start_us, usage, split, plan_code, rounding, sub, tariff,
-         usage_type) = row
+         usage_type, claimed, claimed_free, claimed_bundle) = row
         tz = self.context.tz
         engine_type = "voice" if split else "data"
         try:
@@ -776,6 +841,12 @@ class _Pricer:
             bundle_id = None
             bundles = self.context.bundles.get(tariff) if tariff else None
             cost = result.cost
+            if claimed:
+                # Charged online: the free units are the session's (already on the bundle counter).
+                bundles = None
+                free = min(claimed_free or 0, usage)
+                remaining_usage = usage - free
+                bundle_id = claimed_bundle if free else None
             if bundles:
                 day = None
                 remaining_usage = usage
@@ -797,15 +868,15 @@ class _Pricer:
                     bundle_id = bundle_id or bundle.id
                     if remaining_usage == 0:
                         break
-                if free:
-                    if remaining_usage == 0:
-                        cost = Decimal(0)
-                    else:
-                        # The part the bundle does not cover is priced as the rest of the call.
-                        rest = rater.rate(tenant=tenant, category=category, subject=subject, destination=destination,
-                                          start_ns=start_ns + (free if split else 0), tz=tz, usage=remaining_usage,
-                                          usage_type=engine_type, rating_plan_id=plan_code or None)
-                        cost = rest.cost
+            if free:
+                if remaining_usage == 0:
+                    cost = Decimal(0)
+                else:
+                    # The part the bundle does not cover is priced as the rest of the call.
+                    rest = rater.rate(tenant=tenant, category=category, subject=subject, destination=destination,
+                                      start_ns=start_ns + (free if split else 0), tz=tz, usage=remaining_usage,
+                                      usage_type=engine_type, rating_plan_id=plan_code or None)
+                    cost = rest.cost
             return (f"{n}\t\t\t{format(cost, 'f')}\t{_esc(result.rating_plan_id)}\t{_esc(result.destination_id)}\t"
                     f"{free}\t{bundle_id or chr(92) + 'N'}\n")
         except engine.RatingError as exc:
@@ -823,7 +894,8 @@ def _rate_rows(pg, tables: Tables, context: _RatingContext, *, part=0, parts=1) 
         pricer = _Pricer(context, lookup)
         with pg.cursor(name=f"rating_read_{part}_{uuid.uuid4().hex[:8]}") as reader:
             reader.itersize = FETCH
-            reader.execute(RATE_SELECT.format(resolved=tables.resolved, where=where, order=order).replace("%%", "%"))
+            reader.execute(RATE_SELECT.format(resolved=tables.resolved, claims=tables.claims, where=where,
+                                              order=order).replace("%%", "%"))
             with pg.cursor() as writer:
                 while True:
                     rows = reader.fetchmany(FETCH)
@@ -897,6 +969,7 @@ SELECT r.billing_account_id, r.ledger_account_id, r.currency, coalesce(r.service
        round(sum(x.cost), 6) AS amount, count(*) AS records
 FROM {resolved} r JOIN {results} x ON x.n = r.n
 WHERE r.reason = '' AND x.reason = '' AND r.payment_mode = 'prepaid'
+  AND NOT EXISTS (SELECT 1 FROM {claims} cl WHERE cl.n = r.n)
 GROUP BY 1, 2, 3, 4
 """
 
@@ -980,13 +1053,18 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
         timings[f"persist_{name}"] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
 
-    tables.create_as(cursor, tables.charges, CHARGES_SQL.format(resolved=tables.resolved, results=tables.results))
+    # A claimed record that did not rate is not the online call's record: charged as usual (not at all).
+    cursor.execute(f"""DELETE FROM {tables.claims} cl USING {tables.resolved} r LEFT JOIN {tables.results} x
+                       ON x.n = r.n WHERE cl.n = r.n AND coalesce(x.reason, r.reason) <> ''""")
+    tables.create_as(cursor, tables.charges, CHARGES_SQL.format(resolved=tables.resolved, results=tables.results,
+                                                                claims=tables.claims))
     lap("charges")
     transfers, charged = _post_charges(cursor, tables, key_prefix=f"usage:{batch.pk}:",
                                        memo=f"usage {batch}", actor=actor, reference=batch)
     lap("ledger")
-    charge_join = f"""LEFT JOIN {tables.charges} c ON r.payment_mode = 'prepaid' AND coalesce(x.reason, r.reason) = ''
-                      AND c.billing_account_id = r.billing_account_id
+    charge_join = f"""LEFT JOIN {tables.claims} cl ON cl.n = r.n
+                      LEFT JOIN {tables.charges} c ON r.payment_mode = 'prepaid' AND coalesce(x.reason, r.reason) = ''
+                      AND cl.n IS NULL AND c.billing_account_id = r.billing_account_id
                       AND c.service_type = coalesce(r.service_type, 'usage')"""
     status = "CASE WHEN coalesce(x.reason, r.reason) = '' THEN 'rated' ELSE 'rejected' END"
     params = {"batch": batch.pk, "at": at, **_record_ids(batch.pk)}
@@ -999,7 +1077,7 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
                      rating_plan = coalesce(x.rating_plan, ''), matched_destination = coalesce(x.matched_destination, ''),
                      free_units = coalesce(x.free_units, 0), bundle_id = x.bundle_id, cost = x.cost,
                      currency = coalesce(r.currency, ''), payment_mode = coalesce(r.payment_mode, ''),
-                     transfer_id = c.transfer_id,
+                     transfer_id = c.transfer_id, online_session = cl.session_id,
                      rated_at = CASE WHEN coalesce(x.reason, r.reason) = '' THEN %(at)s END,
                      reason = coalesce(x.reason, r.reason), message = coalesce(x.message, r.message),
                      raw = CASE WHEN coalesce(x.reason, r.reason) = '' THEN '' ELSE u.raw END,
@@ -1019,14 +1097,14 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
               INSERT INTO rating_usagerecord (id, batch_id, line_no, status, source, record_id, subject, destination,
                   usage_type, start_time, usage, subscription_id, billing_account_id, tariff_id, rating_plan,
                   matched_destination, free_units, bundle_id, cost, currency, payment_mode, transfer_id, rated_at,
-                  reason, message, raw, attempts)
+                  reason, message, raw, attempts, online_session)
               SELECT {RECORD_ID_SQL}, %(batch)s, r.line_no, {status}, r.source, r.record_id, r.subject, r.destination,
                      r.usage_type, r.start_time, r.usage, r.subscription_id, r.billing_account_id, r.tariff_id,
                      coalesce(x.rating_plan, ''), coalesce(x.matched_destination, ''), coalesce(x.free_units, 0),
                      x.bundle_id, x.cost, coalesce(r.currency, ''), coalesce(r.payment_mode, ''), c.transfer_id,
                      CASE WHEN coalesce(x.reason, r.reason) = '' THEN %(at)s END,
                      coalesce(x.reason, r.reason), coalesce(x.message, r.message),
-                     CASE WHEN coalesce(x.reason, r.reason) = '' THEN '' ELSE r.raw END, 1
+                     CASE WHEN coalesce(x.reason, r.reason) = '' THEN '' ELSE r.raw END, 1, cl.session_id
               FROM {tables.resolved} r LEFT JOIN {tables.results} x ON x.n = r.n {charge_join}
               ON CONFLICT (source, record_id) WHERE status <> 'superseded' DO NOTHING
               RETURNING status, reason)
@@ -1051,9 +1129,12 @@ def _finish_import(cursor, tables: Tables, batch: UsageBatch, *, mode, staged, d
         raise RuntimeError(f"counts do not add up: read {staged}, rated {rated}, rejected {rejected}, "
                            f"duplicates {duplicates}")
     _write_deltas(cursor, tables)
+    matched = _reconcile_online(cursor, tables, batch, mode=mode, actor=actor)
+    lap("online")
     UsageBatch.objects.filter(pk=batch.pk).update(
         status=UsageBatch.Status.DONE, read=staged, rated=rated, rejected=rejected, duplicates=duplicates,
-        reprocessed=reprocessed, charged=charged, transfers=transfers, reasons=reasons, finished_at=now())
+        reprocessed=reprocessed, charged=charged, transfers=transfers, reasons=reasons, finished_at=now(),
+        charged_online=matched)
     lap("counters")
     _evaluate_thresholds(cursor, tables, actor)
     lap("thresholds")
@@ -1064,6 +1145,7 @@ def _finish_rerate(cursor, tables: Tables, run: RerateRun, *, actor):
     # What changed: records that rate now with another cost, free units, account or plan.
     tables.create_as(cursor, tables.stage + "_changed", f"""
         SELECT u.id, u.billing_account_id AS old_account, u.payment_mode AS old_mode, u.cost AS old_cost,
+               u.online_session,
                u.free_units AS old_free, u.rating_plan AS old_plan,
                r.billing_account_id AS new_account, r.payment_mode AS new_mode, r.ledger_account_id AS new_ledger,
                r.currency, coalesce(r.service_type, 'usage') AS service_type, r.subscription_id, r.tariff_id,
@@ -1086,9 +1168,10 @@ def _finish_rerate(cursor, tables: Tables, run: RerateRun, *, actor):
         SELECT d.billing_account_id, ba.ledger_account_id, d.currency, d.service_type,
                round(sum(d.amount), 6) AS amount, count(*) AS records
         FROM (SELECT old_account AS billing_account_id, currency, service_type, -old_cost AS amount
-              FROM {changed_table} WHERE old_mode = 'prepaid' AND old_cost IS NOT NULL
+              FROM {changed_table} WHERE (old_mode = 'prepaid' OR online_session IS NOT NULL) AND old_cost IS NOT NULL
               UNION ALL
-              SELECT new_account, currency, service_type, new_cost FROM {changed_table} WHERE new_mode = 'prepaid') d
+              SELECT new_account, currency, service_type, new_cost FROM {changed_table}
+              WHERE new_mode = 'prepaid' OR online_session IS NOT NULL) d
         JOIN ledger_billingaccount ba ON ba.id = d.billing_account_id
         GROUP BY 1, 2, 3, 4""")
     transfers, _charged = _post_charges(cursor, tables, key_prefix=f"rerate:{run.pk}:", memo=f"re-rating {run}",
@@ -1100,7 +1183,7 @@ def _finish_rerate(cursor, tables: Tables, run: RerateRun, *, actor):
                ch.new_plan, c.transfer_id
         FROM {changed_table} ch
         LEFT JOIN {tables.charges} c ON c.billing_account_id = ch.new_account AND c.service_type = ch.service_type
-              AND ch.new_mode = 'prepaid'""", {"run": run.pk})
+              AND (ch.new_mode = 'prepaid' OR ch.online_session IS NOT NULL)""", {"run": run.pk})
     # Bundle counters: the re-rated records give back their old free units (the new ones
     # are in the deltas already).
     cursor.execute(f"""
