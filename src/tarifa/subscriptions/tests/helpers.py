@@ -88,3 +88,29 @@ def fee_transfers(sub, fee=None):
 
 def charged(sub, fee=None) -> Decimal:
     return sum((t.amount for t in fee_transfers(sub, fee)), Decimal(0))
+
+
+def subscription_and_warehouse(*, login="dev1"):
+    """A postpaid account (100 paid, credit limit 1,000) with an active NET-31 subscription, and an
+    empty warehouse "WH": the world of the device tests (they receive their own items)."""
+    from tarifa.inventory import services as inventory
+    from tarifa.subscriptions import services as subs
+
+    tariffs = make_catalog()
+    account = customer_account(payment_mode="postpaid", credit_limit="1000")
+    pay(account, "100")
+    sub = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"], login=login,
+                                   activate=True)
+    warehouse = inventory.create_location(actor=ACTOR, code="WH", name="Warehouse", kind="warehouse")
+    return sub, warehouse
+
+
+def receive_routers(warehouse, serials, **item):
+    """Item "RT" (a router at cost 30 EUR, `item` overriding) received into `warehouse` with `serials`."""
+    from tarifa.inventory import services as inventory
+    from tarifa.inventory.models import Item
+
+    router = inventory.create_item(actor=ACTOR, **{"code": "RT", "name": "Router", "kind": Item.Kind.ROUTER,
+                                                   "currency": "EUR", "cost": "30", **item})
+    inventory.receive(actor=ACTOR, warehouse=warehouse, item=router, serials=list(serials))
+    return router

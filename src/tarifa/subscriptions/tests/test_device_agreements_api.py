@@ -8,15 +8,14 @@ import pytest
 from django.urls import reverse
 
 from tarifa.inventory import services as inventory
-from tarifa.inventory.models import Device, Item
+from tarifa.inventory.models import Device
 from tarifa.inventory.selectors import check_inventory
 from tarifa.kernel.clock import travel_to
 from tarifa.ledger.models import Transfer
 from tarifa.subscriptions import devices
-from tarifa.subscriptions import services as subs
 from tarifa.subscriptions.models import DeviceAgreement
 
-from .helpers import ACTOR, customer_account, make_catalog, pay, run_events
+from .helpers import ACTOR, receive_routers, run_events, subscription_and_warehouse
 
 pytestmark = pytest.mark.django_db
 MARCH = dt.datetime(2026, 3, 10, 9, tzinfo=dt.timezone.utc)
@@ -30,15 +29,8 @@ def fees(sub, fee):
 @pytest.fixture
 def setup():
     with travel_to(MARCH):
-        tariffs = make_catalog()
-        account = customer_account(payment_mode="postpaid", credit_limit="1000")
-        pay(account, "100")
-        sub = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"],
-                                       login="dev1", activate=True)
-        warehouse = inventory.create_location(actor=ACTOR, code="WH", name="Warehouse", kind="warehouse")
-        router = inventory.create_item(actor=ACTOR, code="RT", name="Router", kind=Item.Kind.ROUTER,
-                                       currency="EUR", cost="30")
-        inventory.receive(actor=ACTOR, warehouse=warehouse, item=router, serials=["A-1", "A-2", "A-3", "A-4"])
+        sub, warehouse = subscription_and_warehouse()
+        receive_routers(warehouse, ["A-1", "A-2", "A-3", "A-4"])
     return sub, warehouse
 
 

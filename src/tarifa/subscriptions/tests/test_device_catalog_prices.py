@@ -20,10 +20,9 @@ from tarifa.kernel.clock import travel_to
 from tarifa.kernel.errors import ValidationFailed
 from tarifa.ledger.models import Transfer
 from tarifa.subscriptions import devices
-from tarifa.subscriptions import services as subs
 from tarifa.subscriptions.models import DeviceAgreement
 
-from .helpers import ACTOR, customer_account, make_catalog, pay
+from .helpers import ACTOR, receive_routers, subscription_and_warehouse
 
 pytestmark = pytest.mark.django_db
 MARCH = dt.datetime(2026, 3, 10, 9, tzinfo=dt.timezone.utc)
@@ -41,22 +40,15 @@ def price_note(agreement):
 @pytest.fixture
 def setup():
     with travel_to(MARCH):
-        tariffs = make_catalog()
-        account = customer_account(payment_mode="postpaid", credit_limit="1000")
-        pay(account, "100")
-        sub = subs.create_subscription(actor=ACTOR, billing_account=account, tariff=tariffs["NET-31"],
-                                       login="dev1", activate=True)
-        warehouse = inventory.create_location(actor=ACTOR, code="WH", name="Warehouse", kind="warehouse")
+        sub, warehouse = subscription_and_warehouse()
         catalog.create_device_price(actor=ACTOR, code="RT-PRICE", name="Router", currency="EUR",
                                     sale_price="120.00", monthly_rent="3.10", installment_total="90.00",
                                     installment_months=3)
         catalog.create_device_price(actor=ACTOR, code="ONT-PRICE", name="ONT", currency="EUR", monthly_rent="2.00")
-        router = inventory.create_item(actor=ACTOR, code="RT", name="Router", kind=Item.Kind.ROUTER,
-                                       currency="EUR", cost="30", catalog_ref="RT-PRICE")
+        receive_routers(warehouse, ["R-1", "R-2", "R-3", "R-4"], catalog_ref="RT-PRICE")
         ont = inventory.create_item(actor=ACTOR, code="ONT", name="G1 ONT", kind=Item.Kind.ONT, currency="EUR",
                                     cost="20", catalog_ref="ONT-PRICE")
         bare = inventory.create_item(actor=ACTOR, code="STB", name="Old box", kind=Item.Kind.STB, currency="EUR")
-        inventory.receive(actor=ACTOR, warehouse=warehouse, item=router, serials=["R-1", "R-2", "R-3", "R-4"])
         inventory.receive(actor=ACTOR, warehouse=warehouse, item=ont, serials=["O-1"])
         inventory.receive(actor=ACTOR, warehouse=warehouse, item=bare, serials=["B-1"])
     return sub, warehouse
