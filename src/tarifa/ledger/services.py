@@ -702,7 +702,8 @@ def switch_payment_mode(account: BillingAccount, *, actor, payment_mode, reason:
     change = PaymentModeChange.objects.create(
         billing_account=account, from_mode=account.payment_mode, to_mode=payment_mode, effective_date=today(),
         actor=actor_label(actor), reason=str(reason or ""), effects=effects)
-    message = " ".join(part for part in [str(reason or "").strip(), *effects["notes"]] if part)
+    reason_text = str(reason or "").strip().rstrip(".")
+    message = " ".join(part for part in [f"{reason_text}." if reason_text else "", *effects["notes"]] if part)
     account = recorded.update(account, actor=actor, action="switch_payment_mode", message=message,
                               payment_mode=payment_mode)
     account.mode_change = change

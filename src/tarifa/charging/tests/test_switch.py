@@ -64,7 +64,7 @@ def test_switch_settles_two_open_sessions_over_the_api(make_user, api):
     change = PaymentModeChange.objects.filter(billing_account=w["prepaid"]).latest("created_at")
     assert change.to_mode == "postpaid" and change.effects["settled_sessions"] == 2
     audit = AuditEvent.objects.filter(object_id=str(w["prepaid"].pk), action="switch_payment_mode").get()
-    assert "contract" in audit.message and "2 open online charging sessions" in audit.message
+    assert audit.message.startswith("contract") and ". 2 open online charging sessions were settled" in audit.message
     assert AuditEvent.objects.filter(object_type="charging.chargingsession", action="settle").count() == 2
     # The network's late requests charge nothing more.
     with clock.travel_to(DAY):
