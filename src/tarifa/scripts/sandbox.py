@@ -278,7 +278,12 @@ def execute(source: str, *, context=None, functions=(), on_call=None, cpu_ms=Non
                          f"(CPU-time budget {cpu_ms} ms)")
     except ChildGone as exc:
         outcome.ok, outcome.kind = False, "killed"
-        code = worker.proc.poll()
+        # Its pipe closes a moment before its exit status is there to read: wait for it (briefly),
+        # or the reason (the CPU-time limit's signal) is lost.
+        try:
+            code = worker.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
         if code is not None and code < 0:
             import signal
 
