@@ -128,6 +128,26 @@ def test_a_one_shot_worker_defers_no_periodic_task(transactional_db):
     assert procrastinate_app.current_app.periodic_registry is registry  # given back after the run
 
 
+def test_a_transactional_test_leaves_jobs_for_its_teardown(transactional_db):
+    """The first of two: it defers a job and commits it; the fixture `job_queue_emptied` removes it."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    left = dispatch_event.defer(event_id=str(uuid.uuid4()))
+    assert ProcrastinateJob.objects.filter(id=left).exists()
+    LEFT_BY_THE_TEST_BEFORE.append(left)
+
+
+def test_the_next_test_starts_with_an_empty_job_queue(transactional_db):
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    assert LEFT_BY_THE_TEST_BEFORE, "runs after the test above"
+    assert not ProcrastinateJob.objects.filter(id__in=LEFT_BY_THE_TEST_BEFORE).exists()
+    assert not ProcrastinateJob.objects.exists()
+
+
+LEFT_BY_THE_TEST_BEFORE: list[int] = []
+
+
 def test_worker_command_passes_its_options_to_procrastinate(monkeypatch):
     from tarifa.web.management.commands import worker
 

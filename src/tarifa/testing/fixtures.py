@@ -107,3 +107,25 @@ def page(browser, live_server, transactional_db):
         yield context.new_page()
     finally:
         context.close()
+
+
+def _transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return bool({"transactional_db", "live_server", "django_db_reset_sequences"} & set(request.fixturenames))
+
+
+@pytest.fixture(autouse=True)
+def job_queue_emptied(request):
+    """procrastinate's tables are not Django models, so the flush after a transactional test
+    leaves the jobs it deferred: a later test's one-shot worker would run them. Emptied here."""
+    if not _transactional(request):
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_periodic_defers; DELETE FROM procrastinate_jobs")
