@@ -63,6 +63,17 @@ if env_bool("TARIFA_BEHIND_TLS_PROXY", False):
 
 TARIFA_BRANCH_CODE = env("TARIFA_BRANCH_CODE", "HQ")
 TARIFA_BRANCH_NAME = env("TARIFA_BRANCH_NAME", "Head office")
+# Federation (tarifa.federation, docs/federation.md): this installation is the centre, a branch, or
+# standalone (default: nothing federation runs, the endpoint answers 404); its node code (default: the
+# branch code). Relay retries back off exponentially from _RETRY_BASE to _RETRY_MAX seconds; a peer
+# that does not answer within _TIMEOUT seconds is an attempt failed; a signature more than _MAX_SKEW
+# seconds off this node's clock is refused.
+TARIFA_NODE_ROLE = env("TARIFA_NODE_ROLE", "standalone")
+TARIFA_NODE_CODE = env("TARIFA_NODE_CODE", "") or TARIFA_BRANCH_CODE
+TARIFA_FEDERATION_RETRY_BASE = float(env("TARIFA_FEDERATION_RETRY_BASE", "1"))
+TARIFA_FEDERATION_RETRY_MAX = float(env("TARIFA_FEDERATION_RETRY_MAX", "300"))
+TARIFA_FEDERATION_TIMEOUT = float(env("TARIFA_FEDERATION_TIMEOUT", "10"))
+TARIFA_FEDERATION_MAX_SKEW = int(env("TARIFA_FEDERATION_MAX_SKEW", "300"))
 # The currency new tariffs, billing accounts and payments start with (kernel.money.default_currency).
 TARIFA_DEFAULT_CURRENCY = env("TARIFA_DEFAULT_CURRENCY", "USD")
 # Fernet keys for secrets at rest, comma-separated, the first encrypts (tarifa.kernel.secrets).
@@ -107,6 +118,7 @@ INSTALLED_APPS = [
     "tarifa.audit",
     "tarifa.identity",
     "tarifa.branches",
+    "tarifa.federation",
     "tarifa.crm",
     "tarifa.ledger",
     "tarifa.catalog",

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "federation_protocol"
+
+urlpatterns = [
+    path("federation/v1/node", views.node_info, name="node"),
+    path("federation/v1/streams/<str:sender>/<str:kind>/messages", views.receive_message, name="messages"),
+]
