@@ -166,6 +166,8 @@ def resume_stream(node: Node, *, actor, kind: str | None = None) -> int:
         count += 1
     if count:
         _defer_relay(node.code)
+    else:
+        recorded.record(node, actor=actor, action="resume_stream", message="no stopped stream" + (f" {kind}" if kind else ""))
     return count
 
 
