@@ -67,9 +67,9 @@ def fresh_database():
 class Running:
     """`tarifa run` in the background, its output collected line by line."""
 
-    def __init__(self, env):
+    def __init__(self, env, args=()):
         self.lines: list[str] = []
-        self.process = subprocess.Popen([str(TARIFA), "run"], env=env, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([str(TARIFA), "run", *args], env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
