@@ -7,6 +7,9 @@ from .models import Node
 
 
 class NodeForm(RecordForm):
+    base_url = forms.URLField(label=_("Base URL"), max_length=300, assume_scheme="https",
+                              help_text=_("Where the node's web server answers, e.g. https://b1.example.net"))
+
     class Meta:
         model = Node
         fields = ["code", "name", "role", "base_url"]
