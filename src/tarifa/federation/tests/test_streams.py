@@ -326,3 +326,52 @@ def test_the_own_signing_key_is_made_once_and_stored_encrypted():
         stored = cursor.fetchone()[0]
     assert stored.startswith("enc1:") and signatures.private_to_text(
         signatures.private_from_text(key.private_key)) == key.private_key
+
+
+# --- the registry through the API, audited; this node's public keys; the status command ---
+
+def test_nodes_and_keys_are_managed_through_the_api_with_permissions_and_audit(api, make_user):
+    from tarifa.audit.models import AuditEvent
+
+    key = signatures.public_to_text(signatures.generate_private_key().public_key())
+    viewer = api(make_user("federation.view_node"))
+    admin = api(make_user("federation.view_node", "federation.view_nodekey", "federation.add_node",
+                          "federation.add_nodekey"))
+    new = {"code": "B7", "name": "Branch 7", "role": "branch", "base_url": "https://b7.example.net"}
+    assert viewer.post("/api/v1/federation/nodes/", new, format="json").status_code == 403
+    response = admin.post("/api/v1/federation/nodes/", new, format="json")
+    assert response.status_code == 201, response.content
+    node_id = response.json()["id"]
+    response = admin.post(f"/api/v1/federation/nodes/{node_id}/keys/", {"key_id": "B7.k1", "public_key": key},
+                          format="json")
+    assert response.status_code == 201 and response.json()["keys"][0]["key_id"] == "B7.k1"
+    bad = admin.post(f"/api/v1/federation/nodes/{node_id}/keys/", {"key_id": "B7.k2", "public_key": "nope"},
+                     format="json")
+    assert bad.status_code == 400 and "public_key" in bad.json()["error"]["fields"]
+    actions = set(AuditEvent.objects.filter(object_id=node_id).values_list("action", flat=True))
+    assert {"create", "add_key"} <= actions
+    assert viewer.get(f"/api/v1/federation/nodes/{node_id}/streams/").json() == {
+        "outbound": [], "inbound": [], "not_yet_numbered": 0}
+    status = viewer.get("/api/v1/federation/status/").json()
+    assert status["problems"] == [] and status["role"] == "standalone"
+
+
+def test_a_node_publishes_its_code_role_and_public_keys(client):
+    with as_node("A"):
+        body = client.get("/federation/v1/node").json()
+    assert body["code"] == "A" and body["role"] == "branch" and len(body["keys"]) == 1
+    signatures.public_from_text(body["keys"][0]["public_key"])
+    assert "private" not in json.dumps(body)
+
+
+def test_the_status_command_exits_1_on_a_problem(capsys):
+    from django.core.management import call_command
+
+    with as_node("A"):
+        call_command("federation", "status")
+        assert json.loads(capsys.readouterr().out)["ok"] is True
+        services.stop_stream("B", "test", "a test alarm")
+        with pytest.raises(SystemExit) as exc:
+            call_command("federation", "status")
+    assert exc.value.code == 1
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "stream_stopped"
