@@ -1089,7 +1089,11 @@ def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = Non
         cursor.execute(BULK_STAGE_SQL)
         columns = ", ".join(STAGE_COLUMNS)
         if query is not None:
-            cursor.execute(f"INSERT INTO ledger_bulk_stage ({columns}) {query}", params or [])
+            # Staged in key order, so the ids (time-ordered, given as rows are staged) follow
+            # the keys: the insert into ledger_transfer then walks the idempotency-key and
+            # reference indexes (keys name the referenced object) in order, not at random.
+            cursor.execute(f"INSERT INTO ledger_bulk_stage ({columns}) SELECT * FROM ({query}) AS q ({columns})"
+                           " ORDER BY idempotency_key", params or [])
         else:
             with cursor.cursor.copy(f"COPY ledger_bulk_stage ({columns}) FROM STDIN") as copy:
                 chunk = []
