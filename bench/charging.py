@@ -11,13 +11,70 @@ Made by `tarifa demo synth` in a fresh database. Measures, in the same run:
 Reports subscriptions per second, the ratio to the baseline, and peak memory of this
 process and of its PostgreSQL backend. Target: ≤ 60 s, ≤ 10 × the COPY baseline, < 2 GiB.
 
-Scale with BENCH_ACCOUNTS (default 500000; two subscriptions per account).
+Scale with BENCH_ACCOUNTS (default 500000; two subscriptions per account). With
+BENCH_PAST_MONTHS=N (default 0), N past months of daily fees (one transfer per active
+subscription and day, in the past, the accounts' totals updated to match) are in the
+ledger before the measured day: does the day's time grow with the ledger's history?
 """
 
 import os
 import resource
 import tempfile
 import time
+
+
+PAST_DAY_SQL = """
+WITH rev AS (
+  SELECT id, currency FROM ledger_ledgeraccount WHERE code LIKE 'revenue:%%' ORDER BY code LIMIT 1
+), rows AS (
+  SELECT ba.ledger_account_id AS debit_id, rev.id AS credit_id, s.id AS sub_id
+  FROM subscriptions_subscription s
+  JOIN ledger_billingaccount ba ON ba.id = s.billing_account_id
+  JOIN rev ON rev.currency = ba.currency
+  WHERE s.status = 'active'
+  ORDER BY s.id
+), ins AS (
+  INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
+                               reference_type, reference_id, idempotency_key, memo, actor, created_at)
+  SELECT encode(set_bit(set_bit(set_bit(set_bit(
+           overlay(uuid_send(gen_random_uuid()) placing substring(int8send(
+             (extract(epoch FROM %(at)s::timestamptz) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+           52, 1), 53, 1), 54, 1), 55, 0), 'hex')::uuid,
+         'HQ', r.debit_id, r.credit_id, 1, rev.currency, 'charge',
+         jsonb_build_object('subscription', r.sub_id::text, 'service', 'past', 'tariff', 'past', 'fee', 'recurring',
+                            'period', %(day)s),
+         'subscriptions.subscription', r.sub_id::text, 'fee:' || r.sub_id || ':recurring:' || %(day)s || ':past',
+         '', 'bench', %(at)s
+  FROM rows r CROSS JOIN rev
+  RETURNING debit_account_id, credit_account_id, amount
+), d AS (
+  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
+    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM ins
+    UNION ALL SELECT credit_account_id, 0, amount FROM ins) x GROUP BY account_id
+)
+UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp
+FROM d WHERE a.id = d.account_id
+"""
+
+
+def fill_past_months(months: int) -> int:
+    """`months` × 30 past days of one fee transfer per active subscription, each day one
+    statement (balances kept), older than anything synth made; returns the rows made."""
+    import datetime as dt
+
+    from django.db import connection, transaction
+
+    from tarifa.kernel.clock import now
+
+    made = 0
+    start = now() - dt.timedelta(days=60 + 30 * months)
+    for i in range(30 * months):
+        at = start + dt.timedelta(days=i)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(PAST_DAY_SQL, {"at": at, "day": at.date().isoformat()})
+            cursor.execute("SELECT count(*) FROM subscriptions_subscription WHERE status = 'active'")
+            made += cursor.fetchone()[0]
+    return made
 
 
 def main() -> dict:
@@ -38,6 +95,13 @@ def main() -> dict:
         synth_s = time.perf_counter() - t0
         print(f"synth: {synth_s:.1f} s {made['timings']}", flush=True)
         as_of = today()
+        past_months = int(os.environ.get("BENCH_PAST_MONTHS", "0"))
+        past_rows, past_s = 0, 0.0
+        if past_months:
+            t0 = time.perf_counter()
+            past_rows = fill_past_months(past_months)
+            past_s = time.perf_counter() - t0
+            print(f"past months: {past_months} ({past_rows} transfers) in {past_s:.1f} s", flush=True)
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM subscriptions_subscription WHERE status = 'active'")
             active = cursor.fetchone()[0]
@@ -102,7 +166,8 @@ def main() -> dict:
         load = fh.read().split()[:3]
     py_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
-        "accounts": accounts, "active_subscriptions": active, "synth_s": round(synth_s, 1),
+        "accounts": accounts, "active_subscriptions": active, "past_months": past_months,
+        "past_transfers": past_rows, "past_fill_s": round(past_s, 1), "synth_s": round(synth_s, 1),
         "synth_timings_s": made["timings"],
         "charges_posted": result["inserted"], "suspended": result["suspended"], "warned": result["warned"],
         "job_s": round(job_s, 2), "job_charge_s": result["charge_s"], "job_thresholds_s": result["thresholds_s"], "subscriptions_per_s": round(active / job_s),
