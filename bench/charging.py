@@ -57,9 +57,33 @@ FROM d WHERE a.id = d.account_id
 """
 
 
+# What the past fees took from each customer account, given back by one adjustment per
+# account: the balances (and so the day's refusals and suspensions) are synth's again.
+PAST_REFUND_SQL = """
+WITH fees AS (
+  SELECT debit_account_id AS customer_id, credit_account_id AS revenue_id, currency, sum(amount) AS amount
+  FROM ledger_transfer WHERE idempotency_key LIKE 'fee:%%:past' GROUP BY 1, 2, 3
+), ins AS (
+  INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
+                               reference_type, reference_id, idempotency_key, memo, actor, created_at)
+  SELECT ledger_uuid7(), 'HQ', f.revenue_id, f.customer_id, f.amount, f.currency, 'adjustment', '{}'::jsonb,
+         '', '', 'bench-past-refund:' || f.customer_id, '', 'bench', now()
+  FROM fees f
+  RETURNING debit_account_id, credit_account_id, amount
+), d AS (
+  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
+    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM ins
+    UNION ALL SELECT credit_account_id, 0, amount FROM ins) x GROUP BY account_id
+)
+UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp
+FROM d WHERE a.id = d.account_id
+"""
+
+
 def fill_past_months(months: int) -> int:
     """`months` × 30 past days of one fee transfer per active subscription, each day one
-    statement (balances kept), older than anything synth made; returns the rows made."""
+    statement (balances kept), older than anything synth made, then one adjustment per
+    account giving the fees back (balances as synth left them); returns the fees made."""
     import datetime as dt
 
     from django.db import connection, transaction
@@ -74,6 +98,8 @@ def fill_past_months(months: int) -> int:
             cursor.execute(PAST_DAY_SQL, {"at": at, "day": at.date().isoformat()})
             cursor.execute("SELECT count(*) FROM subscriptions_subscription WHERE status = 'active'")
             made += cursor.fetchone()[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(PAST_REFUND_SQL)
     return made
 
 
