@@ -4,7 +4,9 @@ A query that runs longer than that is cancelled by PostgreSQL, so a request whos
 given up does not go on in the database; the request answers 503 saying so. Long work runs as a
 background task (tarifa.web.background), where no such limit applies: the timeout is set on
 the request's connection when the request starts and reset when it ends, so workers, commands
-and migrations are not affected.
+and migrations are not affected. `tarifa serve`, whose processes use their connections for web
+requests only, sets it once when a connection opens instead (`set_at_connect`): two round trips
+fewer per request.
 """
 
 from django.conf import settings
@@ -29,13 +31,33 @@ def is_timeout(exc) -> bool:
     return False
 
 
+# True in a process whose connections get the timeout when they open (tarifa serve): the
+# middleware then leaves it alone.
+AT_CONNECT = False
+
+
+def set_at_connect() -> None:
+    """Give every connection this process (and its forks) opens the request timeout as a
+    connection parameter. Only for processes that serve web requests and nothing else."""
+    global AT_CONNECT
+    from django.db import connections
+
+    ms = timeout_ms()
+    if ms <= 0:
+        return
+    for alias in connections:
+        options = connections[alias].settings_dict.setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c statement_timeout={ms}".strip()
+    AT_CONNECT = True
+
+
 class StatementTimeoutMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         ms = timeout_ms()
-        if ms <= 0:
+        if ms <= 0 or AT_CONNECT:
             return self.get_response(request)
         set_ok = False
         if not connection.in_atomic_block:

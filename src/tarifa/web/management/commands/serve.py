@@ -74,6 +74,11 @@ def run_gunicorn(options: dict) -> None:
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     # No database connection may cross the fork into the workers.
     connections.close_all()
+    # These processes use their connections for requests only: the request timeout is a connection
+    # parameter instead of a SET and a RESET around every request.
+    from tarifa.web.timeouts import set_at_connect
+
+    set_at_connect()
     TarifaServer().run()
 
 
