@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import re
+from contextlib import ExitStack
 
 from django.db import connection, transaction
 from rest_framework.response import Response
@@ -38,6 +39,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import Conflict, ValidationFailed
+from tarifa.kernel.roundtrips import one_round_trip
 
 from .models import IdempotentRequest
 
@@ -72,7 +74,7 @@ CLAIM_SQL = """
 INSERT INTO web_idempotentrequest (scope, key, method, path, body_hash, created_at)
 VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (scope, key) DO NOTHING
-RETURNING id
+RETURNING id, created_at
 """
 
 
@@ -89,7 +91,11 @@ def claim(*, scope: str, key: str, method: str, path: str, digest: str):
             cursor.execute(CLAIM_SQL, [scope, key, method, path[:500], digest, now()])
             inserted = cursor.fetchone()
         if inserted is not None:
-            return IdempotentRequest.objects.get(pk=inserted[0]), None
+            # The row as inserted (no read back): complete() updates it by its primary key.
+            record = IdempotentRequest(id=inserted[0], scope=scope, key=key, method=method, path=path[:500],
+                                       body_hash=digest, created_at=inserted[1])
+            record._state.adding, record._state.db = False, connection.alias
+            return record, None
         # Held by a concurrent request: FOR UPDATE waits for it to commit or roll back.
         record = IdempotentRequest.objects.select_for_update().filter(scope=scope, key=key).first()
         if record is None:  # it rolled back: the key is free again
@@ -109,7 +115,11 @@ def complete(record: IdempotentRequest, response) -> None:
     record.response_status = response.status_code
     record.response_body = json.loads(json.dumps(body, cls=JSONEncoder)) if body is not None else None
     record.completed_at = now()
-    record.save(update_fields=["response_status", "response_body", "completed_at"])
+    # An UPDATE by key that reads no answer (not save(), which checks the row count): it may be
+    # sent in one round trip with the COMMIT.
+    IdempotentRequest.objects.filter(pk=record.pk).update(
+        response_status=record.response_status, response_body=record.response_body,
+        completed_at=record.completed_at)
 
 
 def idempotent(func=None, *, required: bool = True, scope=None):
@@ -129,13 +139,15 @@ def idempotent(func=None, *, required: bool = True, scope=None):
                     raise ValidationFailed("This request moves money: send an Idempotency-Key header.",
                                            code="idempotency_key_required", fields={HEADER: ["Required."]})
                 return view_method(self, request, *args, **kwargs)
-            with transaction.atomic():
+            with ExitStack() as batch, transaction.atomic():
                 record, replay = claim(scope=request.idempotency_scope, key=key, method=request.method,
                                        path=request.path, digest=body_hash(request.data))
                 if replay is not None:
                     return replay
                 response = view_method(self, request, *args, **kwargs)
                 if 200 <= response.status_code < 300:
+                    # The stored answer and the COMMIT (or RELEASE) in one round trip.
+                    batch.enter_context(one_round_trip())
                     complete(record, response)
                 else:
                     transaction.set_rollback(True)

@@ -218,3 +218,38 @@ def test_many_failures_from_one_address_throttle_every_username_from_it(make_use
     elsewhere = APIClient().post(TOKEN_URL, {"username": "ivan", "password": PASSWORD}, format="json",
                                  REMOTE_ADDR="198.51.100.9")
     assert elsewhere.status_code == 201
+
+
+def test_a_tokens_permissions_come_with_it_in_one_statement_and_changes_count_from_the_next_request(make_user):
+    """token_user reads the token, its user and the user's permissions (own and through roles) in
+    one statement; nothing outlives the request, so a changed role, a direct grant, a deactivated
+    user or a revoked token counts from the very next request."""
+    from django.contrib.auth.models import Permission
+    from django.test.utils import CaptureQueriesContext
+
+    role = services.create_role(actor="test", name="readers")
+    user = services.create_user(actor="test", username="reader", roles=[role])
+    token, secret = services.issue_token(actor=user, user=user, name="script")
+    client = bearer(secret)
+    assert_error(client.get("/api/v1/users/"), 403)
+
+    services.update_role(role, actor="test", permissions=services.permissions_by_name(["identity.view_user"]))
+    assert client.get("/api/v1/users/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        found = services.token_user(secret)
+    assert len(queries.captured_queries) == 1
+    assert found is not None and found[0].has_perm("identity.view_user")
+    assert not found[0].has_perm("identity.add_user")
+    assert len(queries.captured_queries) == 1  # has_perm asked the database nothing
+
+    services.update_role(role, actor="test", permissions=[])
+    assert_error(client.get("/api/v1/users/"), 403)
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="identity", codename="view_user"))
+    assert client.get("/api/v1/users/").status_code == 200
+    user.user_permissions.clear()
+    assert_error(client.get("/api/v1/users/"), 403)
+
+    services.update_role(role, actor="test", permissions=services.permissions_by_name(["identity.view_user"]))
+    assert client.get("/api/v1/users/").status_code == 200
+    services.revoke_token(token, actor="test")
+    assert_error(client.get("/api/v1/users/"), 401)

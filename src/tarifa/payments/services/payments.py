@@ -1,5 +1,6 @@
 """Payments: accept (from any channel), reverse, refund."""
 
+from contextlib import ExitStack
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -10,6 +11,7 @@ from tarifa.kernel.clock import now
 from tarifa.kernel.errors import PermissionDenied, ValidationFailed
 from tarifa.kernel.ids import uuid7
 from tarifa.kernel.numbering import next_number
+from tarifa.kernel.roundtrips import one_round_trip
 from tarifa.ledger import services as ledger
 from tarifa.ledger.errors import IdempotencyConflict as LedgerIdempotencyConflict
 from tarifa.ledger.models import LedgerAccount, Transfer
@@ -170,7 +172,7 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
         tags["cashier"] = cashier.get_username()
     if gateway is not None:
         tags["gateway"] = gateway.code
-    with transaction.atomic():
+    with ExitStack() as batch, transaction.atomic():
         existing = Payment.objects.filter(idempotency_key=key).first()
         if existing is not None:
             return _replay(existing, candidate)
@@ -210,16 +212,26 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
                         f"{gateway.code} transaction {provider_txn_id} was applied as payment {other.number}."
                     ) from None
                 raise
+            _record_accepted(candidate, actor=actor, account=account)
         else:
+            # The payment, its audit event, its domain event and the end of this block (savepoint
+            # released or committed) go out in one round trip: they run under the account lock,
+            # which every payment of this channel waits for. The batch ends after the block.
+            batch.enter_context(one_round_trip())
             candidate.save(force_insert=True)
-        recorded.record(candidate, actor=actor, action="accept",
-                        changes={"amount": [None, common.units(amount, currency)], "channel": [None, channel],
-                                 "billing_account": [None, account.number]})
-        events.emit("payments.payment_received", obj=candidate, payload={
-            "billing_account": str(account.pk), "billing_account_number": account.number,
-            "amount": f"{amount:f}", "currency": currency, "channel": channel, "payment": candidate.number})
+            _record_accepted(candidate, actor=actor, account=account)
     candidate.replayed = False
     return candidate
+
+
+def _record_accepted(payment: Payment, *, actor, account) -> None:
+    recorded.record(payment, actor=actor, action="accept",
+                    changes={"amount": [None, common.units(payment.amount, payment.currency)],
+                             "channel": [None, payment.channel], "billing_account": [None, account.number]})
+    events.emit("payments.payment_received", obj=payment, payload={
+        "billing_account": str(account.pk), "billing_account_number": account.number,
+        "amount": f"{payment.amount:f}", "currency": payment.currency, "channel": payment.channel,
+        "payment": payment.number})
 
 
 def _lock_payment(payment: Payment, *more_accounts) -> Payment:
