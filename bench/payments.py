@@ -323,6 +323,11 @@ def main() -> dict:
         user = identity.create_user(actor="bench", username="bench-client", roles=[role])
         token = identity.issue_token(actor=user, user=user, name="bench")[1]
         system = ledger.system_account(DEFAULT_ACCOUNT[channel], "USD")
+        # The payment number counter exists before the first payment (pgbench's script updates it
+        # even when the HTTP phase booked nothing).
+        from tarifa.kernel.models import NumberSequence, local_branch_code
+
+        NumberSequence.objects.get_or_create(branch=local_branch_code(), series="P")
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE bench_accounts (n int PRIMARY KEY, billing_account_id uuid, "
                            "ledger_account_id uuid, number text)")
