@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection, connections, transaction
+from django.db.models import F
 
 from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now, today
@@ -112,6 +113,8 @@ def start_run(*, actor, cycle, period: str, dry_run=False, jobs: int | None = No
     if busy is not None and _lock_is_held(cycle, period):
         raise _busy(busy)
     if busy is not None and busy.status == BillRun.Status.QUEUED and not dry_run:
+        raise _busy(busy)
+    if busy is not None and busy.batches.filter(done=False).exists():  # the workers' batches are under way
         raise _busy(busy)
     run = BillRun.objects.create(cycle=cycle, period=period, dry_run=dry_run, jobs=jobs or default_jobs(),
                                  actor=services._label(actor))
@@ -383,6 +386,126 @@ def run_period(*, actor, period: str, cycle=None, dry_run=False, jobs: int | Non
     out = combine(summaries, period, dry_run)
     out["not_closed"] = not_closed
     return out
+
+
+# --- batches from the queue ------------------------------------------------------------------------
+#
+# A queued run (`enqueue`, the UI) is planned by the job `billing.bill_run`: its batches are recorded
+# (`BillRunBatch`) and one job `billing.bill_run_batch` is deferred per batch, in one transaction.
+# Any number of `tarifa worker` processes, on any machine, take them; a worker invoices a batch in
+# the transaction that holds the batch's row lock and marks it done (see `tarifa.kernel.batches`),
+# then goes on with any batch still pending; the last one to find nothing pending finishes the run.
+
+# Accounts per batch of a queued run (TARIFA_BILLRUN_BATCH): small enough to spread over the workers.
+WORKER_BATCH = int(os.environ.get("TARIFA_BILLRUN_BATCH") or 5_000)
+BATCHES = "billing_billrunbatch"
+
+
+def plan_run(run_id, *, batch_size: int | None = None) -> bool:
+    """Record the batches of a queued run and defer their jobs. False if the run is not to be worked
+    on (gone, finished, or refused: another run of its cycle and period holds the lock)."""
+    from .models import BillRunBatch
+    from .tasks import bill_run_batch
+
+    with transaction.atomic():
+        run = BillRun.objects.select_for_update().select_related("cycle").filter(pk=run_id).first()
+        if run is None or run.status not in (BillRun.Status.QUEUED, BillRun.Status.RUNNING):
+            return False
+        if run.status == BillRun.Status.RUNNING:
+            return True  # planned already (this job was retried after its worker died)
+        cycle, period = run.cycle, run.period
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [lock_key(cycle, period)])
+            if not cursor.fetchone()[0]:
+                BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FAILED, finished_at=now(),
+                                                         error="another run of this cycle and period holds the lock")
+                return False
+        # Runs of this cycle and period still marked running with nothing left in hand died (killed).
+        (BillRun.objects.filter(cycle=cycle, period=period, status=BillRun.Status.RUNNING).exclude(pk=run.pk)
+         .exclude(batches__done=False).update(status=BillRun.Status.INTERRUPTED, finished_at=now()))
+        start, end = services.period_of(cycle, period)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({BILLABLE_SQL}) b", {"cycle": cycle.pk, "start": start, "end": end})
+            billable = cursor.fetchone()[0]
+        pending, todo = batches(cycle, period, start, end, batch_size or WORKER_BATCH)
+        rows = BillRunBatch.objects.bulk_create(
+            [BillRunBatch(run=run, seq=i, currency=cur, low=lo, high=hi) for i, (cur, lo, hi) in enumerate(todo)])
+        BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.RUNNING, accounts=pending, started_at=now(),
+                                                 summary={"billable": billable, "pending": pending,
+                                                          "batches": len(rows)})
+        for i in range(0, len(rows), 1000):
+            bill_run_batch.batch_defer(*({"run_id": str(run.pk), "batch_id": b.pk} for b in rows[i:i + 1000]))
+    return True
+
+
+def work(run_id, *, prefer=None) -> int:
+    """Invoice the pending batches of a run (its batch `prefer` first), then finish the run if none is
+    left. Returns the number of batches this call did."""
+    from . import models
+    from tarifa.kernel import batches as leases
+
+    run = BillRun.objects.select_related("cycle").filter(pk=run_id).first()
+    if run is None or run.status != BillRun.Status.RUNNING:
+        return 0
+    if not connection.in_atomic_block:
+        leases.session_setup()
+    did = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:  # a synchronous run of the same cycle and period excludes us
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))",
+                               [lock_key(run.cycle, run.period)])
+            batch_id = leases.claim(BATCHES, run.pk, prefer=prefer)
+            if batch_id is None:
+                break
+            batch = models.BillRunBatch.objects.get(pk=batch_id)
+            out = process_batch(run.pk, batch.currency, batch.low, batch.high)
+            leases.finish(BATCHES, batch_id, out)
+            models.BillRunBatch.objects.filter(pk=batch_id).update(accounts=out["accounts"])
+            BillRun.objects.filter(pk=run.pk).update(done=F("done") + out["accounts"],
+                                                     invoiced=F("invoiced") + out["invoiced"],
+                                                     skipped=F("skipped") + out["skipped"])
+        did += 1
+        prefer = None
+    finish_run(run.pk)
+    return did
+
+
+def finish_run(run_id) -> dict | None:
+    """Finish a running run whose batches are all done: its summary from theirs. None if not (yet)."""
+    from .models import BillRunBatch
+
+    with transaction.atomic():
+        run = BillRun.objects.select_for_update().select_related("cycle").filter(pk=run_id).first()
+        if run is None or run.status != BillRun.Status.RUNNING or "batches" not in (run.summary or {}):
+            return None  # not a queued run's (a synchronous run finishes itself)
+        if run.batches.filter(done=False).exists():
+            return None
+        result = {"accounts": 0, "invoiced": 0, "skipped": 0, "failures": [], "totals": {}, "by_service": {},
+                  "by_tax": {}, "ledger_transfers": 0}
+        for out in BillRunBatch.objects.filter(run=run).values_list("result", flat=True):
+            result["accounts"] += out.get("accounts", 0)
+            result["skipped"] += out.get("skipped", 0)
+            result["failures"] += out.get("failures", [])
+            for code, n in out.get("skipped_reasons", {}).items():
+                result.setdefault("skipped_reasons", {})[code] = result.get("skipped_reasons", {}).get(code, 0) + n
+            _merge(result, out)
+        cycle, period = run.cycle, run.period
+        start, end = services.period_of(cycle, period)
+        if not run.dry_run and result["invoiced"]:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE billing_invoice, billing_invoiceline, billing_invoicedsource,"
+                               " billing_allocation")
+        seconds = max(0.0, (now() - run.started_at).total_seconds())
+        planned = run.summary or {}
+        summary = _summary(run, result, billable=planned.get("billable", run.accounts),
+                           pending=planned.get("pending", run.accounts), seconds=seconds,
+                           not_lived=_not_lived(cycle, start, end))
+        summary["batches"] = planned.get("batches")
+        BillRun.objects.filter(pk=run.pk).update(status=BillRun.Status.FINISHED, finished_at=now(), summary=summary,
+                                                 done=result["accounts"], invoiced=result["invoiced"],
+                                                 skipped=summary["skipped"])
+        return summary
 
 
 def enqueue(*, actor, period: str, cycle=None, dry_run=False, jobs: int | None = None, as_of=None) -> list[BillRun]:

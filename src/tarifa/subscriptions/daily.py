@@ -15,6 +15,7 @@ charges the day of resumption.
 """
 
 import datetime as dt
+import os
 import time
 import uuid
 
@@ -98,6 +99,101 @@ def run(*, as_of: dt.date, actor="system", batch_accounts: int = BATCH_ACCOUNTS,
     totals["thresholds_s"] = round(totals["thresholds_s"], 2)
     return {"as_of": str(as_of), "first_day": str(first), **totals,
             "seconds": round(time.monotonic() - started, 3)}
+
+
+# --- batches from the queue ------------------------------------------------------------------------
+#
+# The daily job (`subscriptions.daily_charge`) plans the day: the run's own steps (tariff changes,
+# planned resumptions, promises, device fees), then a `ChargeRun` with its batches of accounts
+# (`ChargeBatch`) and one `subscriptions.charge_batch` job per batch, in one transaction. Any number
+# of `tarifa worker` processes take them; a batch is charged in the transaction that holds its row
+# lock and marks it done (`tarifa.kernel.batches`); the last worker to find nothing pending
+# finishes the run. Charging a batch twice charges nothing twice (the transfers' idempotency keys).
+
+# Billing accounts per batch of the daily job (TARIFA_CHARGE_BATCH).
+WORKER_BATCH_ACCOUNTS = int(os.environ.get("TARIFA_CHARGE_BATCH") or 20_000)
+BATCHES = "subscriptions_chargebatch"
+
+
+def plan(*, as_of: dt.date, actor="system", batch_accounts: int = WORKER_BATCH_ACCOUNTS):
+    """Plan the day's charge for the workers; the ChargeRun (an unfinished run of the same day that has
+    batches is taken up again rather than planned twice)."""
+    from .models import ChargeBatch
+    from .tasks import charge_batch
+
+    unfinished = (ChargeRun.objects.filter(as_of=as_of, finished_at__isnull=True, batches__isnull=False)
+                  .distinct().order_by("-started_at").first())
+    if unfinished is not None:
+        return unfinished
+    services.apply_due_tariff_changes(as_of=as_of, actor=actor)
+    ended = services.end_voluntary_suspensions(as_of=as_of, actor=actor)
+    services.expire_promised_payments(actor=actor)
+    devices.charge_device_fees(as_of=as_of, actor=actor)
+    with transaction.atomic():
+        first = first_day_to_charge(as_of)
+        record = ChargeRun.objects.create(as_of=as_of, first_day=first, actor=str(actor)[:150], resumed=ended)
+        ranges = account_batches(first, batch_accounts) or []
+        rows = ChargeBatch.objects.bulk_create([ChargeBatch(run=record, seq=i, low=lo, high=hi)
+                                                for i, (lo, hi) in enumerate(ranges)])
+        for i in range(0, len(rows), 1000):
+            charge_batch.batch_defer(*({"run_id": str(record.pk), "batch_id": b.pk} for b in rows[i:i + 1000]))
+        if not rows:
+            ChargeRun.objects.filter(pk=record.pk).update(finished_at=now())
+    return record
+
+
+def work(run_id, *, prefer=None) -> int:
+    """Charge the pending batches of a planned run (`prefer` first), then finish it if none is left."""
+    from tarifa.kernel import batches as leases
+
+    from .models import ChargeBatch
+
+    record = ChargeRun.objects.filter(pk=run_id).first()
+    if record is None or record.finished_at is not None:
+        return 0
+    if not connection.in_atomic_block:
+        leases.session_setup()
+    revenue = charging.revenue_accounts()
+    did = 0
+    while True:
+        with transaction.atomic():
+            batch_id = leases.claim(BATCHES, record.pk, prefer=prefer)
+            if batch_id is None:
+                break
+            batch = ChargeBatch.objects.get(pk=batch_id)
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            params = {"lo": batch.low, "hi": batch.high}
+            result = charging.post_charges(first=record.first_day, last=record.as_of, actor=record.actor,
+                                           revenue=revenue, scope="s.billing_account_id BETWEEN %(lo)s AND %(hi)s",
+                                           params=params, by=BY)
+            changed = thresholds.evaluate(scope="ba.id BETWEEN %(lo)s AND %(hi)s", params=params, actor=record.actor,
+                                          as_of=record.as_of, by=BY)
+            leases.finish(BATCHES, batch_id, {"staged": result.staged, "inserted": result.inserted,
+                                              "refused": result.refused,
+                                              "suspended": result.suspended + changed["suspended"],
+                                              "resumed": changed["resumed"], "warned": changed["warned"]})
+        did += 1
+        prefer = None
+    finish(record.pk)
+    return did
+
+
+def finish(run_id) -> bool:
+    """Finish a planned run whose batches are all done: its counts from theirs."""
+    from .models import ChargeBatch
+
+    with transaction.atomic():
+        record = ChargeRun.objects.select_for_update().filter(pk=run_id, finished_at__isnull=True).first()
+        if record is None or ChargeBatch.objects.filter(run=record, done=False).exists():
+            return False
+        totals = {k: 0 for k in ("staged", "inserted", "refused", "suspended", "resumed")}
+        for out in ChargeBatch.objects.filter(run=record).values_list("result", flat=True):
+            for k in totals:
+                totals[k] += out.get(k, 0)
+        totals["resumed"] += record.resumed
+        ChargeRun.objects.filter(pk=record.pk).update(finished_at=now(), **totals)
+        return True
 
 
 class _Rollback(Exception):
