@@ -31,6 +31,42 @@ def _peak_mib() -> dict:
     return {"peak_rss_mib": round(own, 1), "peak_rss_worker_mib": round(children, 1)}
 
 
+def _through_workers(billrun, cycle, period, n) -> dict:
+    """The run enqueued and taken by `n` real `tarifa worker` processes; its summary once finished."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    from tarifa.billing.models import BillRun
+    from tarifa.testing.processes import server_url
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TARIFA_TEST_", "TEST_DATABASE"))}
+    env.update(DATABASE_URL=server_url(connection.settings_dict["NAME"]), TARIFA_CONN_MAX_AGE="0")
+    tarifa = str(Path(sys.executable).with_name("tarifa"))
+    procs = [subprocess.Popen([tarifa, "worker", "--queues", "billing", "--concurrency", "1"], env=env,
+                              stdout=subprocess.DEVNULL, start_new_session=True) for _ in range(n)]
+    try:
+        [run] = billrun.enqueue(actor="bench", period=period, cycle=cycle.code)
+        while True:
+            run.refresh_from_db()
+            if run.status not in (BillRun.Status.QUEUED, BillRun.Status.RUNNING):
+                break
+            if any(p.poll() is not None for p in procs):
+                raise AssertionError("a worker ended during the run")
+            time.sleep(0.2)
+        if run.status != BillRun.Status.FINISHED:
+            raise AssertionError(f"run {run.status}: {run.error}")
+        return run.summary
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(120)
+
+
 def main() -> dict:
     os.environ.setdefault("TARIFA_TEST_DATABASE_NAME", "bench_billrun")
     from bench.run import database, setup_django
@@ -39,6 +75,8 @@ def main() -> dict:
     accounts = int(os.environ.get("BENCH_BILLRUN_ACCOUNTS", "1000000"))
     jobs = int(os.environ.get("BENCH_BILLRUN_JOBS", str(os.cpu_count() or 1)))
     pdfs = int(os.environ.get("BENCH_BILLRUN_PDFS", "100"))
+    # BENCH_BILLRUN_WORKERS=N: the run goes through the queue, taken by N `tarifa worker` processes.
+    workers = int(os.environ.get("BENCH_BILLRUN_WORKERS", "0"))
     with database():
         from django.core.management import call_command
         from django.db import connection
@@ -50,7 +88,7 @@ def main() -> dict:
         from tarifa.ledger import services as ledger
         from tarifa.subscriptions import daily
 
-        figures = {"accounts": accounts, "processes": jobs}
+        figures = {"accounts": accounts, "processes": workers or jobs, "through_queue": bool(workers)}
 
         def log(what):
             import sys
@@ -114,8 +152,13 @@ def main() -> dict:
             cursor.execute("COMMIT")
         log(f"baseline {figures['baseline_s']} s; bill run")
         t0 = time.monotonic()
-        summary = billrun.run_period(actor="bench", period=period, cycle=cycle.code, jobs=jobs)
-        seconds = time.monotonic() - t0
+        if workers:
+            summary = _through_workers(billrun, cycle, period, workers)
+            figures["workers_wall_s"] = round(time.monotonic() - t0, 1)  # with the workers' start-up
+            seconds = summary["seconds"]  # from the first worker's planning to the last batch
+        else:
+            summary = billrun.run_period(actor="bench", period=period, cycle=cycle.code, jobs=jobs)
+            seconds = time.monotonic() - t0
         figures.update({"period": period, "invoiced": summary["invoiced"], "skipped": summary["skipped"],
                         "billrun_s": round(seconds, 1), "accounts_per_s": round(summary["invoiced"] / seconds, 1),
                         "ratio_to_baseline": round(seconds / figures["baseline_s"], 2)

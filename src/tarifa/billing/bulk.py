@@ -295,6 +295,8 @@ WHERE ba.id = ANY(%(ids)s::uuid[])
                   AND i.kind = 'invoice')
 """
 
+EVENTS_PER_JOB = 500
+
 TEMP_TABLES = ["billing_batch", "billing_scope", "billing_src", "billing_ln", "billing_lt", "billing_la",
                "billing_ts", "billing_tot", "billing_taxrule", "billing_sys"]
 
@@ -429,11 +431,12 @@ def _number_and_issue(cursor, *, cycle, count, at, day) -> None:
     cursor.execute(NUMBER_SQL, {"branch": branch, "series": cycle.series, "base": base, "now": at, "today": day})
     if events._handlers.get("billing.invoice_issued"):
         cursor.execute(EVENTS_SQL, {"branch": branch, "now": at})
-        ids = [r[0] for r in cursor.fetchall()]
-        from tarifa.kernel.tasks import dispatch_event
+        ids = [str(r[0]) for r in cursor.fetchall()]
+        from tarifa.kernel.tasks import dispatch_events
 
-        for i in range(0, len(ids), 5000):
-            dispatch_event.batch_defer(*({"event_id": str(e)} for e in ids[i:i + 5000]))
+        # One job per EVENTS_PER_JOB events (each still handled on its own), not one job per invoice.
+        dispatch_events.batch_defer(*({"event_ids": ids[i:i + EVENTS_PER_JOB]}
+                                      for i in range(0, len(ids), EVENTS_PER_JOB)))
 
 
 def _summary(cursor) -> dict:

@@ -1,5 +1,6 @@
 from procrastinate.contrib.django import app
 
+from . import batches
 from .events import handle
 from .models import DomainEvent
 
@@ -9,6 +10,28 @@ def dispatch_event(event_id: str):
     event = DomainEvent.objects.filter(pk=event_id).first()
     if event is not None:
         handle(event)
+
+
+
+batches.RESUMABLE.add("kernel.dispatch_events")  # each event is handled once (handled_at)
+
+
+@app.task(queue="events", name="kernel.dispatch_events")
+def dispatch_events(event_ids: list):
+    """Handle many events in one job (a bill run's batch: one job per thousand invoices, not one each).
+    Each event is handled on its own (`handle`: its transaction, handled once); an event whose handler
+    fails gets a job of its own (`kernel.dispatch_event`, with its retries) and the others go on."""
+    import logging
+
+    for event_id in event_ids:
+        event = DomainEvent.objects.filter(pk=event_id).first()
+        if event is None:
+            continue
+        try:
+            handle(event)
+        except Exception:  # noqa: BLE001 — retried alone
+            logging.getLogger(__name__).exception("event %s failed; retried in a job of its own", event_id)
+            dispatch_event.defer(event_id=str(event_id))
 
 
 @app.periodic(cron="* * * * *", periodic_id="kernel.retry_stalled_jobs")
