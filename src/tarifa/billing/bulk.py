@@ -435,7 +435,7 @@ def _number_and_issue(cursor, *, cycle, count, at, day) -> None:
         from tarifa.kernel.tasks import dispatch_events
 
         # One job per EVENTS_PER_JOB events (each still handled on its own), not one job per invoice.
-        dispatch_events.batch_defer(*({"event_ids": ids[i:i + EVENTS_PER_JOB]}
+        dispatch_events.batch_defer(*({"event_ids": ",".join(ids[i:i + EVENTS_PER_JOB])}
                                       for i in range(0, len(ids), EVENTS_PER_JOB)))
 
 
