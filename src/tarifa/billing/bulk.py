@@ -262,17 +262,21 @@ WITH ordered AS (
 ), paid AS (
   SELECT invoice_id, sum(amount) AS amount FROM billing_allocation
   WHERE invoice_id IN (SELECT invoice_id FROM billing_batch) GROUP BY invoice_id
+), issued AS (
+  UPDATE billing_invoice i
+  SET number = %(branch)s || '-' || %(series)s || lpad((%(base)s + o.rn)::text, greatest(7, length((%(base)s + o.rn)::text)), '0'),
+      issued_at = %(now)s, updated_at = %(now)s, paid_amount = coalesce(p.amount, 0),
+      state = CASE WHEN i.total - coalesce(p.amount, 0) - i.credited_amount <= 0 THEN 'paid'
+                   WHEN i.due_date < %(today)s THEN 'overdue' WHEN coalesce(p.amount, 0) > 0 THEN 'partially_paid'
+                   ELSE 'issued' END
+  FROM ordered o LEFT JOIN paid p ON p.invoice_id = o.id
+  WHERE o.id = i.id
+  RETURNING i.id, i.number, i.billing_account_id, i.customer_id, i.total, i.currency
 )
-UPDATE billing_invoice i
-SET number = %(branch)s || '-' || %(series)s || lpad((%(base)s + o.rn)::text, greatest(7, length((%(base)s + o.rn)::text)), '0'),
-    issued_at = %(now)s, updated_at = %(now)s, paid_amount = coalesce(p.amount, 0),
-    state = CASE WHEN i.total - coalesce(p.amount, 0) - i.credited_amount <= 0 THEN 'paid'
-                 WHEN i.due_date < %(today)s THEN 'overdue' WHEN coalesce(p.amount, 0) > 0 THEN 'partially_paid'
-                 ELSE 'issued' END
-FROM ordered o LEFT JOIN paid p ON p.invoice_id = o.id
-WHERE o.id = i.id
+{events}
 """
 
+# With NUMBER_SQL: the issued invoices' `billing.invoice_issued` events, from the UPDATE's own rows.
 EVENTS_SQL = """
 INSERT INTO kernel_domainevent (id, name, branch, object_type, object_id, payload, occurred_at, attempts, last_error)
 SELECT ledger_uuid7(), 'billing.invoice_issued', %(branch)s, 'billing.invoice', i.id::text,
@@ -280,7 +284,7 @@ SELECT ledger_uuid7(), 'billing.invoice_issued', %(branch)s, 'billing.invoice', 
                           'customer', i.customer_id::text, 'total', i.total::text, 'currency', i.currency,
                           'kind', 'invoice'),
        %(now)s, 0, ''
-FROM billing_invoice i JOIN billing_batch b ON b.invoice_id = i.id
+FROM issued i
 RETURNING id
 """
 
@@ -428,9 +432,12 @@ def _number_and_issue(cursor, *, cycle, count, at, day) -> None:
     cursor.execute("UPDATE kernel_numbersequence SET last_value = last_value + %s WHERE branch = %s AND series = %s"
                    " RETURNING last_value", [count, branch, cycle.series])
     base = cursor.fetchone()[0] - count
-    cursor.execute(NUMBER_SQL, {"branch": branch, "series": cycle.series, "base": base, "now": at, "today": day})
-    if events._handlers.get("billing.invoice_issued"):
-        cursor.execute(EVENTS_SQL, {"branch": branch, "now": at})
+    # Numbers, issue and (when someone listens) the events in one statement: the events are made
+    # from the updated rows, not read back.
+    emit = bool(events._handlers.get("billing.invoice_issued"))
+    cursor.execute(NUMBER_SQL.replace("{events}", EVENTS_SQL if emit else "SELECT 1 WHERE FALSE"),
+                   {"branch": branch, "series": cycle.series, "base": base, "now": at, "today": day})
+    if emit:
         ids = [str(r[0]) for r in cursor.fetchall()]
         from tarifa.kernel.tasks import dispatch_events
 
