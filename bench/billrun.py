@@ -36,15 +36,18 @@ def _through_workers(billrun, cycle, period, n) -> dict:
     import signal
     import subprocess
     import sys
+    import urllib.parse
     from pathlib import Path
 
     from django.db import connection
 
     from tarifa.billing.models import BillRun
-    from tarifa.testing.processes import server_url
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TARIFA_TEST_", "TEST_DATABASE"))}
-    env.update(DATABASE_URL=server_url(connection.settings_dict["NAME"]), TARIFA_CONN_MAX_AGE="0")
+    # The server this process uses (the embedded one unless DATABASE_URL says otherwise), the bench's database.
+    parts = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    env.update(DATABASE_URL=urllib.parse.urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"])),
+               TARIFA_CONN_MAX_AGE="0")
     tarifa = str(Path(sys.executable).with_name("tarifa"))
     procs = [subprocess.Popen([tarifa, "worker", "--queues", "billing", "--concurrency", "1"], env=env,
                               stdout=subprocess.DEVNULL, start_new_session=True) for _ in range(n)]
