@@ -38,18 +38,16 @@ def test_a_dead_workers_batch_job_goes_back_to_the_queue():
     a live worker's job and a job of another task are left alone."""
     from django.db import connection
 
-    import tarifa.billing.tasks  # noqa: F401 — registers its resumable tasks
-    from tarifa.kernel.batches import retry_stalled
+    from tarifa.kernel.batches import RESUMABLE, retry_stalled
     from tarifa.kernel.tasks import dispatch_event
 
+    assert "kernel.dispatch_events" in RESUMABLE and "kernel.dispatch_event" not in RESUMABLE
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '5 minutes'),"
                        " (now()) RETURNING id")
         dead, live = (r[0] for r in cursor.fetchall())
-    from tarifa.billing.tasks import bill_run_batch
-
-    stalled = bill_run_batch.defer(run_id="00000000-0000-0000-0000-000000000000", batch_id=1)
-    working = bill_run_batch.defer(run_id="00000000-0000-0000-0000-000000000000", batch_id=2)
+    stalled = dispatch_events.defer(event_ids="")
+    working = dispatch_events.defer(event_ids="")
     other = dispatch_event.defer(event_id="00000000-0000-0000-0000-000000000000")
     with connection.cursor() as cursor:
         for job, worker in ((stalled, dead), (working, live), (other, dead)):
