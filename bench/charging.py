@@ -23,6 +23,18 @@ import tempfile
 import time
 
 
+# The tail of a statement whose CTE `ins` inserted transfers (RETURNING debit, credit, amount):
+# both accounts' posted totals moved by what was inserted, as the ledger's bulk path does.
+BALANCES_OF_INSERTED = """), d AS (
+  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
+    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM ins
+    UNION ALL SELECT credit_account_id, 0, amount FROM ins) x GROUP BY account_id
+)
+UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp
+FROM d WHERE a.id = d.account_id
+"""
+
+
 PAST_DAY_SQL = """
 WITH rev AS (
   SELECT id, currency FROM ledger_ledgeraccount WHERE code LIKE 'revenue:%%' ORDER BY code LIMIT 1
@@ -47,14 +59,7 @@ WITH rev AS (
          '', 'bench', %(at)s
   FROM rows r CROSS JOIN rev
   RETURNING debit_account_id, credit_account_id, amount
-), d AS (
-  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
-    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM ins
-    UNION ALL SELECT credit_account_id, 0, amount FROM ins) x GROUP BY account_id
-)
-UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp
-FROM d WHERE a.id = d.account_id
-"""
+""" + BALANCES_OF_INSERTED
 
 
 # What the past fees took from each customer account, given back by one adjustment per
@@ -70,14 +75,7 @@ WITH fees AS (
          '', '', 'bench-past-refund:' || f.customer_id, '', 'bench', now()
   FROM fees f
   RETURNING debit_account_id, credit_account_id, amount
-), d AS (
-  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
-    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM ins
-    UNION ALL SELECT credit_account_id, 0, amount FROM ins) x GROUP BY account_id
-)
-UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp
-FROM d WHERE a.id = d.account_id
-"""
+""" + BALANCES_OF_INSERTED
 
 
 def fill_past_months(months: int) -> int:

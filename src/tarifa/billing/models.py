@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.kernel.clock import now
 from tarifa.kernel.ids import uuid7
-from tarifa.kernel.models import Archivable, BusinessRecord, local_branch_code
+from tarifa.kernel.models import Archivable, BusinessRecord, WorkBatch, local_branch_code
 from tarifa.kernel.money import CURRENCY_CHOICES
 
 code_validator = RegexValidator(r"^[A-Za-z0-9_.-]+$", _("Letters, digits, dot, dash and underscore only."))
@@ -358,34 +358,21 @@ class BillRun(models.Model):
         return int(100 * self.done / self.accounts) if self.accounts else (100 if self.finished_at else 0)
 
 
-class BillRunBatch(models.Model):
+class BillRunBatch(WorkBatch):
     """One batch of a bill run handed to the workers: the accounts of one currency with ids in
     [low, high]. A worker holds the batch's row lock while it invoices it (the lease: a worker that
     dies releases it with its connection, and another takes the batch over); done in the same
     transaction as the batch's invoices."""
 
-    id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="batches", verbose_name=_("bill run"))
-    seq = models.PositiveIntegerField(_("batch"))
     currency = models.CharField(_("currency"), max_length=3)
-    low = models.UUIDField(_("lowest account id"))
-    high = models.UUIDField(_("highest account id"))
     accounts = models.PositiveIntegerField(_("accounts"), default=0)
-    done = models.BooleanField(_("done"), default=False)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    result = models.JSONField(_("result"), default=dict, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta:
+    class Meta(WorkBatch.Meta):
         verbose_name = _("bill run batch")
         verbose_name_plural = _("bill run batches")
-        ordering = ["run", "seq"]
-        default_permissions = ()
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="billing_billrunbatch_run_seq")]
         indexes = [models.Index(fields=["run"], condition=Q(done=False), name="billing_runbatch_pending")]
-
-    def __str__(self):
-        return f"{self.run_id} #{self.seq}"
 
 
 class BillRunFailure(models.Model):

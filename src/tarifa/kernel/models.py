@@ -37,6 +37,29 @@ class Archivable(models.Model):
         return self.archived_at is not None
 
 
+class WorkBatch(models.Model):
+    """One batch of a long run handed to the workers (`kernel.batches`): the ids in [low, high] of
+    the run's accounts. A concrete batch adds its `run` foreign key (related_name "batches"), its
+    constraint on (run, seq) and its index of pending batches."""
+
+    id = models.BigAutoField(primary_key=True)
+    seq = models.PositiveIntegerField(_("batch"))
+    low = models.UUIDField(_("lowest account id"))
+    high = models.UUIDField(_("highest account id"))
+    done = models.BooleanField(_("done"), default=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["run", "seq"]
+        default_permissions = ()
+
+    def __str__(self):
+        return f"{self.run_id} #{self.seq}"
+
+
 class NumberSequence(models.Model):
     """Gap-free counters for human-facing numbers, one row per (branch, series).
 

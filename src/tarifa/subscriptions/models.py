@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tarifa.kernel.clock import now
 from tarifa.kernel.ids import uuid7
-from tarifa.kernel.models import BusinessRecord
+from tarifa.kernel.models import BusinessRecord, WorkBatch
 from tarifa.kernel.secrets import EncryptedTextField
 
 IDENTIFIERS = ["login", "phone_number", "iccid", "imsi", "ip_address", "mac_address", "smart_card"]
@@ -271,31 +271,18 @@ class ChargeRun(models.Model):
         return f"{self.first_day}…{self.as_of}"
 
 
-class ChargeBatch(models.Model):
+class ChargeBatch(WorkBatch):
     """One batch of billing accounts of a daily charge handed to the workers (ids in [low, high]).
     Its row lock is the worker's lease; done in the same transaction as the batch's charges."""
 
-    id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(ChargeRun, on_delete=models.CASCADE, related_name="batches", verbose_name=_("charge run"))
-    seq = models.PositiveIntegerField(_("batch"))
-    low = models.UUIDField(_("lowest account id"))
-    high = models.UUIDField(_("highest account id"))
-    done = models.BooleanField(_("done"), default=False)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    result = models.JSONField(_("result"), default=dict, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta:
+    class Meta(WorkBatch.Meta):
         verbose_name = _("charge batch")
         verbose_name_plural = _("charge batches")
-        ordering = ["run", "seq"]
-        default_permissions = ()
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="subscriptions_chargebatch_run_seq")]
         indexes = [models.Index(fields=["run"], condition=models.Q(done=False),
                                 name="subs_chargebatch_pending")]
-
-    def __str__(self):
-        return f"{self.run_id} #{self.seq}"
 
 
 class ReversedFee(models.Model):
