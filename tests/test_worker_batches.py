@@ -10,7 +10,6 @@ import subprocess
 import time
 import urllib.parse
 
-import psutil
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -45,20 +44,21 @@ class Workers:
     def __init__(self):
         env = child_env(database_url(), free_port())
         env.update(TARIFA_CONN_MAX_AGE="0", TARIFA_BILLRUN_BATCH="10", TARIFA_CHARGE_BATCH="10")
-        self.procs = [subprocess.Popen([str(TARIFA), "worker", "--queues", "billing", "--concurrency", "1"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-                      for _ in range(2)]
+        # Each worker's database sessions carry its name (libpq's PGAPPNAME): found in pg_stat_activity
+        # whether the server is reached over TCP or, as the embedded one, over a Unix socket.
+        self.names = [f"test-worker-{os.getpid()}-{i}" for i in range(2)]
+        self.procs = [subprocess.Popen([str(TARIFA), "worker", "--queues", "billing", "--concurrency", "1"],
+                                       env={**env, "PGAPPNAME": name}, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, start_new_session=True)
+                      for name in self.names]
 
     def writing(self, proc) -> bool:
         """The worker is inside a batch: one of its database sessions has written in an open transaction."""
-        try:
-            ports = [c.laddr.port for c in psutil.Process(proc.pid).net_connections(kind="inet") if c.raddr]
-        except psutil.NoSuchProcess:
+        if proc.poll() is not None:
             return False
-        if not ports:
-            return False
-        return bool(scalar("SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY(%s)"
-                           " AND backend_xid IS NOT NULL AND state IN ('active', 'idle in transaction')", [ports]))
+        name = self.names[self.procs.index(proc)]
+        return bool(scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                           " AND backend_xid IS NOT NULL AND state IN ('active', 'idle in transaction')", [name]))
 
     def kill_one_mid_batch(self, progress, at_least, deadline) -> int:
         """SIGKILL a worker while it is inside a batch, once `progress()` reached `at_least`."""

@@ -47,7 +47,7 @@ class EndKeySerializer(StrictSerializer):
     valid_until = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class ResumeSerializer(StrictSerializer):
+class StreamResumeSerializer(StrictSerializer):
     kind = serializers.CharField(max_length=40, required=False, allow_blank=True)
 
 
@@ -92,10 +92,10 @@ class NodeViewSet(RecordViewSet):
     def streams(self, request, pk=None):
         return Response(selectors.streams_of(self.get_object()))
 
-    @extend_schema(request=ResumeSerializer, responses=StreamsSerializer)
+    @extend_schema(request=StreamResumeSerializer, responses=StreamsSerializer)
     @action(detail=True, methods=["post"], required_permission="federation.resume_stream")
     def resume(self, request, pk=None):
-        body = ResumeSerializer(data=request.data)
+        body = StreamResumeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         node = self.get_object()
         services.resume_stream(node, actor=request.user, kind=body.validated_data.get("kind") or None)
