@@ -190,6 +190,23 @@ def start_server(url, port, workers, threads):
                        f"{server.stderr.read().decode()[-1500:]}")
 
 
+def start_py_spy(server, *, seconds, warmup):
+    """BENCH_PYSPY=<file>: sample the server's processes (gunicorn master and workers) with
+    py-spy during the measured seconds, as collapsed stacks (`bench._pyspy_layers.py` sums them
+    by layer). py-spy is in the `test` extras; it needs ptrace (root, or CAP_SYS_PTRACE)."""
+    target = os.environ.get("BENCH_PYSPY")
+    if not target:
+        return None
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [str(py_spy), "record", "--pid", str(server.pid), "--subprocesses", "--format", "raw",
+               "--rate", "200", "--duration", str(seconds), "--output", target, "--nonblocking"]
+    if os.environ.get("BENCH_PYSPY_IDLE") == "1":
+        command.append("--idle")  # wall time: threads waiting (socket, lock, database) count too
+    # Starts when the warm-up ends (the clients start 1 s after this call).
+    return subprocess.Popen(["sh", "-c", f"sleep {warmup + 1}; exec \"$@\"", "sh", *command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def stop_server(server):
     try:
         os.killpg(server.pid, signal.SIGTERM)
@@ -346,11 +363,14 @@ def main() -> dict:
 
         port = free_port()
         server = start_server(url, port, workers, threads)
+        spy = start_py_spy(server, seconds=seconds, warmup=warmup)
         try:
             latencies, errors, statuses = run_clients(port, token, [str(a.pk) for a in accounts], channel,
                                                       clients=clients, processes=processes, seconds=seconds,
                                                       warmup=warmup)
         finally:
+            if spy is not None:
+                spy.wait(timeout=seconds + warmup + 60)
             stop_server(server)
         http_payments = Payment.objects.count()
         figures = {
