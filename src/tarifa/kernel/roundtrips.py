@@ -18,3 +18,22 @@ def one_round_trip():
     connection.ensure_connection()
     with connection.wrap_database_errors, connection.connection.pipeline():
         yield
+
+
+def pipeline_safe_job_queue() -> None:
+    """Let jobs be deferred inside `one_round_trip` (a domain event emitted there queues its dispatch job).
+    procrastinate's Django connector reads `cursor.description` before fetching the rows; in psycopg's
+    pipeline mode a statement's description exists only once its result was fetched, so the defer failed
+    with "'NoneType' object is not iterable". Fetching first gives the same rows outside pipeline mode."""
+    from procrastinate.contrib.django.django_connector import DjangoConnector
+
+    if getattr(DjangoConnector._dictfetch, "tarifa_pipeline_safe", False):
+        return
+
+    def _dictfetch(self, cursor):
+        rows = cursor.fetchall()
+        columns = [col[0] for col in cursor.description]
+        return (dict(zip(columns, row)) for row in rows)
+
+    _dictfetch.tarifa_pipeline_safe = True
+    DjangoConnector._dictfetch = _dictfetch

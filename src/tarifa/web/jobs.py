@@ -12,6 +12,9 @@ def on_app_ready(app):
     """Called by procrastinate when its Django app is ready: import every app's tasks."""
     from django.utils.module_loading import autodiscover_modules
 
+    from tarifa.kernel.roundtrips import pipeline_safe_job_queue
+
+    pipeline_safe_job_queue()
     autodiscover_modules("tasks")
 
 

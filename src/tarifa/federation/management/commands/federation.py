@@ -50,8 +50,17 @@ class Command(BaseCommand):
         ping.add_argument("--kind", default="test")
         relay = sub.add_parser("relay", help="Send what waits for a node now, in this process.")
         relay.add_argument("--to", required=True)
+        from tarifa.federation import commands
+
+        for extra in commands.registered():  # added by higher apps (journals: reconcile)
+            extra.arguments(sub.add_parser(extra.name, help=extra.help))
 
     def handle(self, *args, **opts):
+        from tarifa.federation import commands
+
+        extra = commands.get(opts["subcommand"])
+        if extra is not None:
+            return extra.run(self, **opts)
         return getattr(self, f"do_{opts['subcommand'].replace('-', '_')}")(**opts)
 
     def out(self, data):
