@@ -13,10 +13,10 @@ CHROMIUM := /usr/bin/chromium
 # pytest-xdist processes for the main suite; browser tests run in their own, serial invocation.
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
-# FUZZ=0 leaves out the schemathesis run against the running application (marker fuzz): CI runs
-# it once, on the embedded server, not again on the second PostgreSQL server.
+# FUZZ=0 leaves out the schemathesis run against the running application (marker fuzz) and the federation
+# fault harness (marker once): CI runs them once, on the embedded server, not again on the second PostgreSQL server.
 FUZZ ?= 1
-MAIN_MARKERS := not browser$(if $(filter 0,$(FUZZ)), and not fuzz)
+MAIN_MARKERS := not browser$(if $(filter 0,$(FUZZ)), and not fuzz and not once)
 # pyflakes and pycodestyle errors: what ruff used to check by default (newer ruff enables far more).
 RUFF_RULES ?= E4,E7,E9,F
 HOME_DIR := $(if $(TARIFA_HOME),$(TARIFA_HOME),.)
@@ -124,7 +124,7 @@ test: $(VENV)/.installed-test browser-deps pdf-deps radius-deps messages
 
 # Quicker loop while developing: no browser tests, no dependency checks.
 test-fast: messages
-	$(BIN)/python -m pytest -m "not browser and not fuzz" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser and not fuzz and not once" $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed bench-deps
 	$(BIN)/python -m bench $(BENCH)

@@ -51,6 +51,16 @@ class StreamResumeSerializer(StrictSerializer):
     kind = serializers.CharField(max_length=40, required=False, allow_blank=True)
 
 
+class PingSerializer(StrictSerializer):
+    count = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    kind = serializers.CharField(max_length=40, default="test")
+
+
+class PingResultSerializer(serializers.Serializer):
+    sent = serializers.IntegerField()
+    message_ids = serializers.ListField(child=serializers.UUIDField())
+
+
 class StreamsSerializer(serializers.Serializer):
     outbound = serializers.ListField(child=serializers.DictField())
     inbound = serializers.ListField(child=serializers.DictField())
@@ -91,6 +101,16 @@ class NodeViewSet(RecordViewSet):
     @action(detail=True, methods=["get"], required_permission="federation.view_node")
     def streams(self, request, pk=None):
         return Response(selectors.streams_of(self.get_object()))
+
+    @extend_schema(request=PingSerializer, responses={201: PingResultSerializer})
+    @action(detail=True, methods=["post"], required_permission="federation.change_node")
+    def ping(self, request, pk=None):
+        """Send test messages (type `ping`, answered with their payload) to this node, in one transaction:
+        to check a link, and the fault harness's workload."""
+        body = PingSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ids = services.send_pings(self.get_object(), **body.validated_data)
+        return Response({"sent": len(ids), "message_ids": ids}, status=201)
 
     @extend_schema(request=StreamResumeSerializer, responses=StreamsSerializer)
     @action(detail=True, methods=["post"], required_permission="federation.resume_stream")

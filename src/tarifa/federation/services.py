@@ -66,6 +66,20 @@ def add_node_key(node: Node, *, actor, key_id, public_key, valid_from=None, vali
 
 
 @transaction.atomic
+def register_peer(*, actor, code, name, role, base_url, key_id=None, public_key=None) -> Node:
+    """Create or update a node of the registry and register its key if it is new: what `tarifa federation
+    register` does for each peer of a file. Idempotent (a re-run changes nothing)."""
+    node = Node.objects.select_for_update().filter(code=code.strip().upper()).first()
+    if node is None:
+        node = create_node(actor=actor, code=code, name=name, role=role, base_url=base_url)
+    elif (node.name, node.role, node.base_url) != (name, role, base_url):
+        node = update_node(node, actor=actor, name=name, role=role, base_url=base_url)
+    if key_id and not node.keys.filter(key_id=key_id).exists():
+        add_node_key(node, actor=actor, key_id=key_id, public_key=public_key or "")
+    return node
+
+
+@transaction.atomic
 def end_node_key(node: Node, *, actor, key_id, valid_until=None) -> NodeKey:
     key = NodeKey.objects.filter(node=node, key_id=key_id).first()
     if key is None:
@@ -147,6 +161,14 @@ def send(*, receiver: str, kind: str, type: str, payload: dict, schema_version: 
 
 
 @transaction.atomic
+@transaction.atomic
+def send_pings(node: Node, *, count: int = 1, kind: str = "test") -> list[str]:
+    """`count` test messages (type ping, payload {"n": 1…count}) to `node`; their message ids."""
+    if node.archived_at is not None:
+        raise Conflict(f"Node {node.code} is archived: nothing is sent to it.", code="node_archived")
+    return [str(send(receiver=node.code, kind=kind, type="ping", payload={"n": n}).id) for n in range(1, count + 1)]
+
+
 def resume_stream(node: Node, *, actor, kind: str | None = None) -> int:
     """Restart the stopped outbound streams to `node` (all, or `kind`): failed messages go back to pending and
     are sent again from the receiver's next_expected. Do it after fixing the cause (the receiver upgraded,

@@ -2,7 +2,14 @@
 
 from procrastinate.contrib.django import app
 
+from tarifa.kernel import batches
+
 from . import selectors
+
+# A relay killed mid-run (its worker SIGKILLed) is run again: it resends what the peer did not acknowledge,
+# and the peer answers a message it already applied as a duplicate. Until then its `lock` would hold every
+# later relay to that destination.
+batches.RESUMABLE.add("federation.relay")
 
 
 def relay_lock(receiver: str) -> str:

@@ -84,22 +84,32 @@ def pending(table: str, run_id) -> int:
 RESUMABLE: set[str] = set()
 STALLED_AFTER_S = 30  # a worker's heartbeat is every 10 s (procrastinate's defaults)
 
+# `superseded`: a job with the same queueing lock already waits (it does the same work), so the stalled one
+# cannot go back to the queue (one waiting job per queueing lock) and is not needed: it is ended as aborted,
+# which also releases its `lock` for the waiting one.
 STALLED_SQL = """
-SELECT j.id FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
+SELECT j.id, j.queueing_lock IS NOT NULL AND EXISTS (
+         SELECT 1 FROM procrastinate_jobs t WHERE t.queueing_lock = j.queueing_lock AND t.status = 'todo')
+FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
 WHERE j.status = 'doing' AND j.task_name = ANY(%s)
   AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => %s))
 """
 
 
 def retry_stalled(seconds: float = STALLED_AFTER_S) -> int:
-    """Jobs of RESUMABLE tasks whose worker stopped beating (died) go back to the queue."""
+    """Jobs of RESUMABLE tasks whose worker stopped beating (died) go back to the queue (or end, when the same
+    work already waits in the queue)."""
     from procrastinate.contrib.django import app
 
     from tarifa.kernel.clock import now
 
     with connection.cursor() as cursor:
         cursor.execute(STALLED_SQL, [sorted(RESUMABLE), seconds])
-        ids = [r[0] for r in cursor.fetchall()]
-    for job_id in ids:
-        app.job_manager.retry_job_by_id(job_id, retry_at=now())
-    return len(ids)
+        rows = cursor.fetchall()
+    for job_id, superseded in rows:
+        if superseded:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT procrastinate_finish_job_v1(%s, 'aborted', false)", [job_id])
+        else:
+            app.job_manager.retry_job_by_id(job_id, retry_at=now())
+    return len(rows)

@@ -1,4 +1,5 @@
-"""`tarifa federation status | key | rotate-key | add-node | add-key | ping | relay` (docs/federation.md)."""
+"""`tarifa federation status | key | rotate-key | add-node | add-key | register | ping | relay | demo | test`
+(docs/federation.md)."""
 
 import datetime as dt
 import json
@@ -44,12 +45,33 @@ class Command(BaseCommand):
         key.add_argument("--public-key", required=True)
         key.add_argument("--valid-from")
         key.add_argument("--valid-until")
+        register = sub.add_parser("register", help="Create or update several nodes and their keys from JSON "
+                                                   "(a list of {code, name, role, url, key_id, public_key}).")
+        register.add_argument("--file", required=True, help="The JSON file; - reads standard input.")
         ping = sub.add_parser("ping", help="Send test messages (type ping) to a node.")
         ping.add_argument("--to", required=True)
         ping.add_argument("--count", type=int, default=1)
         ping.add_argument("--kind", default="test")
         relay = sub.add_parser("relay", help="Send what waits for a node now, in this process.")
         relay.add_argument("--to", required=True)
+        demo = sub.add_parser("demo", help="A centre and N branches on loopback (own databases, web servers, "
+                                           "workers, demo data) until Ctrl-C.")
+        demo.add_argument("--branches", type=int, default=3)
+        demo.add_argument("--base-port", type=int, default=8100,
+                          help="The centre's web port; branch i listens on base-port + i (default 8100).")
+        demo.add_argument("--password", help="The admin password of every node (default: generated, printed).")
+        demo.add_argument("--proxy", action="store_true",
+                          help="Put the fault proxy between every pair of nodes (links in pass mode).")
+        demo.add_argument("--keep", action="store_true", help="Keep the databases when it stops.")
+        demo.add_argument("--no-demo", action="store_true", help="No demo data.")
+        test = sub.add_parser("test", help="The fault harness: a centre and 3 branches, a workload, fault "
+                                           "scenarios; a JSON verdict, exit 1 when a scenario fails.")
+        test.add_argument("--scenario", action="append",
+                          help="Run only this scenario (repeatable); default: all. See --list.")
+        test.add_argument("--list", action="store_true", help="List the scenarios and exit.")
+        test.add_argument("--branches", type=int, default=3)
+        test.add_argument("--duration", type=float, default=None, help="Seconds of workload per scenario.")
+        test.add_argument("--clients", type=int, default=None, help="Concurrent clients per branch.")
         from tarifa.federation import commands
 
         for extra in commands.registered():  # added by higher apps (journals: reconcile)
@@ -109,15 +131,80 @@ class Command(BaseCommand):
                                     valid_until=_when(valid_until, "--valid-until"))
         self.out({"code": code, "key_id": key.key_id})
 
+    def do_register(self, *, file, **opts):
+        from tarifa.federation import services
+
+        try:
+            peers = json.load(sys.stdin if file == "-" else open(file))  # noqa: SIM115
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"--file: {exc}") from None
+        if not isinstance(peers, list) or not all(isinstance(p, dict) and {"code", "name", "url"} <= set(p)
+                                                  for p in peers):
+            raise CommandError("--file: a JSON list of {code, name, role, url, key_id, public_key}.")
+        with transaction.atomic():
+            nodes = [services.register_peer(actor=ACTOR, code=p["code"], name=p["name"],
+                                            role=p.get("role", "branch"), base_url=p["url"], key_id=p.get("key_id"),
+                                            public_key=p.get("public_key")) for p in peers]
+        self.out({"registered": [n.code for n in nodes]})
+
+    def do_demo(self, *, branches, base_port, password=None, proxy=False, keep=False, no_demo=False, **opts):
+        from tarifa.federation import cluster as clustering
+
+        self._run_until_signal(lambda: clustering.demo(branches=branches, base_port=base_port, password=password,
+                                                        proxy=proxy, keep=keep, demo=not no_demo,
+                                                        say=self._say))
+
+    def do_test(self, *, scenario=None, list=False, branches=3, duration=None, clients=None, **opts):
+        from tarifa.federation import harness
+
+        if list:
+            self.out({name: s.__doc__ for name, s in harness.SCENARIOS.items()})
+            return
+        unknown = sorted(set(scenario or []) - set(harness.SCENARIOS))
+        if unknown:
+            raise CommandError(f"Unknown scenario {', '.join(unknown)}; one of {', '.join(harness.SCENARIOS)}.")
+        verdict = harness.run(scenarios=scenario or list_all(harness), branches=branches, duration=duration,
+                              clients=clients, say=lambda text: self.stderr.write(text))
+        self.out(verdict)
+        if not verdict["ok"]:
+            sys.exit(1)
+
+    def _say(self, text=""):
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def _run_until_signal(self, func):
+        """SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt here, so `func`'s clean-up (finally) runs."""
+        import signal
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            func()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     def do_ping(self, *, to, count, kind, **opts):
         from tarifa.federation import services
 
-        with transaction.atomic():
-            ids = [str(services.send(receiver=to, kind=kind, type="ping", payload={"n": n}).id)
-                   for n in range(1, count + 1)]
+        from tarifa.federation.models import Node
+
+        node = Node.objects.filter(code=to).first()
+        if node is None:
+            raise CommandError(f"No node {to}.")
+        ids = services.send_pings(node, count=count, kind=kind)
         self.out({"sent": len(ids), "first": ids[0] if ids else None})
 
     def do_relay(self, *, to, **opts):
         from tarifa.federation import relay
 
         self.out(relay.run(to))
+
+
+def list_all(harness):
+    return list(harness.SCENARIOS)
