@@ -18,7 +18,8 @@ Finally the ledger check must hold (every HTTP and pgbench payment balanced).
 
 Knobs: BENCH_WORKERS / BENCH_THREADS (gunicorn; default: `tarifa serve`'s defaults),
 BENCH_CLIENTS, BENCH_PROCESSES, BENCH_SECONDS, BENCH_ACCOUNTS, BENCH_CHANNEL (default
-"card"; BENCH_TPCB=0 skips TPC-B, BENCH_WHATIF=0 the no-hot-rows pgbench; every payment of a channel debits that channel's one system account row, the hot
+"card"; BENCH_TPCB=0 skips TPC-B, BENCH_WHATIF=0 the no-hot-rows pgbench, BENCH_FUNCTION=0 the
+one-call booking in pgbench (bench/payments_function.sql, issue 18 step 3); every payment of a channel debits that channel's one system account row, the hot
 row that serialises payments).
 """
 
@@ -43,6 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PGBENCH_SCRIPT = HERE / "payments_pgbench.sql"
+PGBENCH_FUNCTION = HERE / "payments_function.sql"
 
 
 def env_int(name, default):
@@ -274,7 +276,7 @@ def run_tpcb(url, name, *, clients, seconds, scale=10):
             "tpcb_scale": scale}
 
 
-def run_pgbench(url, name, *, clients, seconds, accounts, system_account, user_id, script=None):
+def run_pgbench(url, name, *, clients, seconds, accounts, nspread, user_id, script=None):
     binary = pgbench_binary()
     if binary is None:
         return {"pgbench": "not found"}
@@ -285,8 +287,8 @@ def run_pgbench(url, name, *, clients, seconds, accounts, system_account, user_i
         script_path.write_text(script)
     env = {**os.environ, "PGPASSWORD": urllib.parse.urlsplit(url).password or ""}
     command = [binary, "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-M", "simple",
-               "-f", str(script_path), "-D", f"naccounts={accounts}", "-D", f"sysacc={system_account}",
-               "-D", f"userid={user_id}", "-l", "--log-prefix", str(logs / "tx"), *pg_connection_args(url), name]
+               "-f", str(script_path), "-D", f"naccounts={accounts}",
+               "-D", f"userid={user_id}", "-D", f"nspread={nspread}", "-l", "--log-prefix", str(logs / "tx"), *pg_connection_args(url), name]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)
     if done.returncode != 0:
         raise RuntimeError(f"pgbench failed: {done.stderr[-2000:]}")
@@ -339,7 +341,6 @@ def main() -> dict:
             ["payments.add_payment", "payments.view_payment"]))
         user = identity.create_user(actor="bench", username="bench-client", roles=[role])
         token = identity.issue_token(actor=user, user=user, name="bench")[1]
-        system = ledger.system_account(DEFAULT_ACCOUNT[channel], "USD")
         # The payment number counter exists before the first payment (pgbench's script updates it
         # even when the HTTP phase booked nothing).
         from tarifa.kernel.models import NumberSequence, local_branch_code
@@ -350,6 +351,10 @@ def main() -> dict:
                            "ledger_account_id uuid, number text)")
             cursor.executemany("INSERT INTO bench_accounts VALUES (%s, %s, %s, %s)",
                                [(i + 1, a.pk, a.ledger_account_id, a.number) for i, a in enumerate(accounts)])
+            # The rows the channel's account is spread over, as the service picks them by key.
+            spread = {ledger.spread_account(DEFAULT_ACCOUNT[channel], "USD", key=f"k{i}").pk for i in range(200)}
+            cursor.execute("CREATE TABLE bench_spread (n int PRIMARY KEY, id uuid)")
+            cursor.executemany("INSERT INTO bench_spread VALUES (%s, %s)", [(i + 1, a) for i, a in enumerate(spread)])
             shards = [ledger.system_account(f"clearing:bench-{i}", "USD") for i in range(1, 17)]
             cursor.execute("CREATE TABLE bench_sysaccounts (n int PRIMARY KEY, id uuid)")
             cursor.executemany("INSERT INTO bench_sysaccounts VALUES (%s, %s)",
@@ -388,13 +393,25 @@ def main() -> dict:
         }
         connection.close()
         figures.update(run_pgbench(url, name, clients=clients, seconds=seconds, accounts=accounts_n,
-                                   system_account=system.pk, user_id=user.pk))
+                                   nspread=len(spread), user_id=user.pk))
         figures["load_avg_1m_after_pgbench"] = round(os.getloadavg()[0], 2)
         if os.environ.get("BENCH_WHATIF", "1") == "1":
             whatif = run_pgbench(url, name, clients=clients, seconds=seconds, accounts=accounts_n,
-                                 system_account=system.pk, user_id=user.pk,
+                                 nspread=len(spread), user_id=user.pk,
                                  script=without_hot_rows(PGBENCH_SCRIPT.read_text()))
             figures.update({f"{k.replace('pgbench_', 'pgbench_no_hot_rows_')}": v for k, v in whatif.items()})
+        if os.environ.get("BENCH_FUNCTION", "1") == "1":
+            # Step 3 of issue 18 measured in PostgreSQL alone: the same booking as one server-side call.
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(PGBENCH_FUNCTION.read_text())
+                connection.close()
+                booked = run_pgbench(url, name, clients=clients, seconds=seconds, accounts=accounts_n,
+                                     nspread=len(spread), user_id=user.pk,
+                                     script=(HERE / "payments_function_pgbench.sql").read_text())
+                figures.update({k.replace("pgbench_", "pgbench_function_"): v for k, v in booked.items()})
+            except Exception as exc:  # the HTTP figures above stand; say why this one is missing
+                figures["pgbench_function_error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
         if figures.get("pgbench_tps"):
             figures["ratio_to_ceiling"] = round(figures["payments_per_s"] / figures["pgbench_tps"], 2)
         if os.environ.get("BENCH_TPCB", "1") == "1":

@@ -35,6 +35,12 @@ REGISTRY: tuple[tuple[str, str, str], ...] = (
     ("VB", "payments", "voucher batches"),
     ("T", "tickets", "tickets"),
 )
+# Series drawn from a PostgreSQL sequence instead of the gap-free counter row (series → sequence,
+# created by the owning app's migration). Unique and increasing, never reused, but a number taken by
+# a transaction that rolls back is skipped. For records taken concurrently at high rates, whose
+# numbers no law requires gap-free: a counter row would be locked by every transaction until it
+# commits, so they would queue on it (issue 18). Payments: docs/payments.md.
+SEQUENCE_SERIES: dict[str, str] = {"P": "payments_payment_number"}
 # Series a bill cycle may also choose for its invoices besides free ones.
 INVOICE_SERIES = "I"
 
@@ -76,7 +82,8 @@ RETURNING last_value
 
 
 def next_number(series: str, *, width: int = 7, branch: str | None = None) -> str:
-    """Take the next gap-free number of `series`, e.g. `HQ-C0000001`.
+    """Take the next gap-free number of `series`, e.g. `HQ-C0000001` (SEQUENCE_SERIES: the next
+    number of its sequence, unique but not gap-free).
 
     Must run inside the caller's transaction: the counter row stays locked until it
     commits, so concurrent callers queue and a rolled-back number is reused.
@@ -84,6 +91,10 @@ def next_number(series: str, *, width: int = 7, branch: str | None = None) -> st
     payment's transaction after its locks are taken, so its cost is paid serially.
     """
     branch = branch or local_branch_code()
+    if series in SEQUENCE_SERIES:  # not gap-free: see SEQUENCE_SERIES
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(%s)", [SEQUENCE_SERIES[series]])
+            return f"{branch}-{series}{cursor.fetchone()[0]:0{width}d}"
     with connection.cursor() as cursor:
         cursor.execute(TAKE_SQL, [branch, series])
         row = cursor.fetchone()

@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
 
 from .models import BillingAccount, Hold, LedgerAccount, PaymentModeChange, Transfer
 
@@ -218,6 +218,15 @@ def check_ledger(progress=None) -> dict:
         "checks": checks,
         "problems": problems,
     }
+
+
+def spread_balance(code: str, currency: str) -> Decimal:
+    """The balance (credits − debits, posted) of system account `code` with all its spread rows
+    (`code~2` … `code~N`, services.spread_account)."""
+    total = (LedgerAccount.objects.filter(currency=currency, kind=LedgerAccount.Kind.SYSTEM)
+             .filter(Q(code=code) | Q(code__startswith=f"{code}~"))
+             .aggregate(balance=Sum(F("credits_posted") - F("debits_posted")))["balance"])
+    return total or Decimal(0)
 
 
 def system_accounts() -> QuerySet:

@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import re
 import uuid
+import zlib
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -67,7 +68,9 @@ ZERO = Decimal(0)
 MAX_KEY_LENGTH = 200
 MAX_TAGS = 32
 DEFAULT_HOLD_TIMEOUT = dt.timedelta(days=1)
-SYSTEM_CODE = re.compile(r"^[a-z_]+(:[A-Za-z0-9_.\-]+)?$")
+SYSTEM_CODE = re.compile(r"^[a-z_]+(:[A-Za-z0-9_.\-]+)?(~[0-9]+)?$")
+# A spread system account's rows (see spread_account): `code`, `code~2` … `code~N`.
+SPREAD_ROWS = int(getattr(settings, "TARIFA_LEDGER_SPREAD_ROWS", 8))
 KINDS = frozenset(Transfer.Kind.values)
 
 
@@ -774,6 +777,22 @@ def system_account(code: str, currency: str, *, name: str = "") -> LedgerAccount
 
 
 @transaction.atomic
+def spread_account(code: str, currency: str, *, key: str, name: str = "") -> LedgerAccount:
+    """One row of the system account `code`, spread over SPREAD_ROWS ledger rows (default 8).
+
+    Every posting locks the rows it touches until its transaction ends, so a system
+    account that every payment of a channel debits (`clearing:card`) serialises them all.
+    Spread, it is `SPREAD_ROWS` ordinary system accounts: `code` itself and `code~2` …
+    `code~N`, one chosen by a hash of `key` (the caller's idempotency key: a retry lands
+    on the same row). Each row is a full ledger account — its totals are its transfers',
+    checked by `tarifa ledger check` like any other — and the account's balance is the
+    sum of its rows (`selectors.spread_balance`). A refund or reversal books against the
+    row the original movement used. Rows are created on first use.
+    """
+    row = zlib.crc32(str(key).encode()) % SPREAD_ROWS + 1 if SPREAD_ROWS > 1 else 1
+    return system_account(code if row == 1 else f"{code}~{row}", currency, name=name)
+
+
 def adjust(*, actor, account: BillingAccount, amount, reason: str, idempotency_key, tags=None) -> Transfer:
     """A manual correction: positive credits the customer, negative debits them (against `adjustments`).
 

@@ -30,6 +30,10 @@ DEFAULT_ACCOUNT = {
     Channel.MOBILE: "clearing:mobile",
     Channel.OTHER: "clearing:other",
 }
+# Channels whose default account every payment of the channel debits, with no one to reconcile
+# it row by row (no desk, no gateway): spread over several ledger rows so that concurrent
+# payments do not queue on one row lock (ledger.spread_account; docs/ledger.md).
+SPREAD_CHANNELS = frozenset({Channel.CARD, Channel.TERMINAL, Channel.MOBILE, Channel.OTHER})
 GATEWAY_CHANNEL = {PaymentGateway.Kind.TERMINAL: Channel.TERMINAL, PaymentGateway.Kind.CARD: Channel.CARD}
 
 
@@ -163,7 +167,9 @@ def accept_payment(*, actor, account, amount, channel, idempotency_key, currency
                         external_reference=str(external_reference or "")[:200], payer=str(payer or "")[:200],
                         received_at=received_at or now(), memo=str(memo or ""), actor=common.actor_label(actor))
     debit = _debit_account(channel=channel, desk=desk, gateway=gateway, debit_account=debit_account)
-    if debit is None:
+    if debit is None and channel in SPREAD_CHANNELS:
+        debit = ledger.spread_account(DEFAULT_ACCOUNT[channel], currency, key=key)
+    elif debit is None:
         debit = ledger.system_account(DEFAULT_ACCOUNT[channel], currency)
     tags = {"channel": channel}
     if desk is not None:

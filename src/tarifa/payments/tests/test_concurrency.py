@@ -86,6 +86,39 @@ def test_fifty_payments_from_ten_threads_through_the_service(account):
     assert_applied_once(acc, amounts)
 
 
+def test_card_payments_from_ten_threads_spread_over_the_clearing_rows_and_the_ledger_holds(account):
+    """The card channel's `clearing:card` is spread over several ledger rows (a payment's row by
+    its key, so a retry lands on the same one); numbers come from a sequence: unique, no lock."""
+    from tarifa.ledger.models import LedgerAccount
+    from tarifa.ledger.selectors import check_ledger, spread_balance
+    from tarifa.ledger.services import SPREAD_ROWS
+
+    accounts = [account(), account()]
+    calls, amounts = plan(seed=5)
+
+    def pay(key):
+        payment = services.accept_payment(actor="test", account=accounts[int(key[-1]) % 2].pk,
+                                          amount=amounts[key], channel="card", idempotency_key=key)
+        return payment.number, payment.debit_account_id
+
+    results = run_threads(pay, calls)
+    by_key = {}
+    for key, answer in results:
+        by_key.setdefault(key, set()).add(answer)
+    assert len(by_key) == DISTINCT and all(len(a) == 1 for a in by_key.values())  # a retry: the same payment
+    numbers = [n for answers in by_key.values() for n, _row in answers]
+    assert len(set(numbers)) == DISTINCT and all(n.startswith("HQ-P") for n in numbers)
+    rows = {row for answers in by_key.values() for _n, row in answers}
+    codes = set(LedgerAccount.objects.filter(pk__in=rows).values_list("code", flat=True))
+    assert len(rows) > 1 and all(c == "clearing:card" or c.startswith("clearing:card~") for c in codes)
+    assert len(rows) <= SPREAD_ROWS
+    for payment in Payment.objects.all():  # every transfer debits the row its payment names
+        assert payment.transfer.debit_account_id == payment.debit_account_id
+    assert spread_balance("clearing:card", "USD") == -sum(amounts.values())
+    assert sum(balance(a) for a in accounts) == sum(amounts.values())
+    assert check_ledger()["ok"]
+
+
 def test_fifty_payments_from_ten_threads_through_the_api(live_server, account, make_user):
     from tarifa.identity import services as identity
 
