@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "tarifa.aaa",
     "tarifa.billing",
     "tarifa.payments",
+    "tarifa.releases",
     "tarifa.journals",
     "tarifa.scripts",
     "tarifa.integrations",

@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     # Node-to-node endpoints (signed requests, not the staff API): tarifa/federation/views.py.
     path("", include("tarifa.federation.urls")),
+    path("", include("tarifa.releases.protocol_urls")),
     path("api/v1/", include((api_patterns, "api"))),
     # The self-care portal's API (portal tokens only; its own schema): tarifa/portal/api.py.
     path("", include("tarifa.portal.api_urls")),

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from tarifa.kernel.clock import now
+from tarifa.kernel import ownership
 from tarifa.kernel.errors import DomainError, ValidationFailed
 
 from . import context
@@ -63,6 +64,9 @@ def actor_label(actor) -> str:
 
 
 def record(obj: models.Model, *, actor, action: str, changes: dict | None = None, message: str = "") -> AuditEvent:
+    # Every audited write passes here (create, update, archive, restore, deletes of parts), inside its
+    # transaction: on a branch, a write of centrally owned reference data is refused (kernel/ownership.py).
+    ownership.check_local_edit(obj)
     ctx = context.current()
     user = actor if actor is not None and not isinstance(actor, str) and getattr(actor, "pk", None) else None
     return AuditEvent.objects.create(

@@ -143,7 +143,10 @@ class FederationStatusAPI(APIView):
 
     @extend_schema(responses=StatusSerializer)
     def get(self, request):
-        return Response({"role": selectors.role(), "code": selectors.own_code(), "problems": selectors.problems()})
+        from .extensions import extra_status
+
+        return Response({"role": selectors.role(), "code": selectors.own_code(), "problems": selectors.problems(),
+                         **extra_status()})
 
 
 router.register("federation/nodes", NodeViewSet, basename="node")

@@ -80,7 +80,9 @@ def problems() -> list[dict]:
         found.append({"code": "peer_unreachable", "stream": f"{m.sender}→{m.receiver}/{m.kind}",
                       "since": m.created_at.isoformat(),
                       "message": f"{m.attempts} attempts; last: {m.last_error}"})
-    return found
+    from .extensions import extra_problems
+
+    return found + extra_problems()
 
 
 def due_destinations() -> list[str]:

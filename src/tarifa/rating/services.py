@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from tarifa.audit import services as recorded
+from tarifa.kernel import ownership
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import Conflict, DomainError, ValidationFailed
 from tarifa.kernel.ids import uuid7
@@ -56,6 +57,7 @@ def _same_tenant(obj) -> None:
 
 
 def _plan_changed(tenant) -> None:
+    ownership.check_local_edit(RatingTenant)  # bulk writes (prefix uploads) pass here, not through audit
     if tenant is not None:
         plans.validate(tenant)
         plans.touch(tenant)

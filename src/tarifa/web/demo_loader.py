@@ -36,9 +36,12 @@ def synth_modules():
 
 @transaction.atomic
 def load_demo(*, actor, stdout=None) -> dict:
+    from tarifa.kernel import ownership
+
     summary = {}
     for label, module in demo_modules():
-        result = module.load(actor=actor)
+        with ownership.demo_loading():  # a demo branch gets the demo catalog too (kernel/ownership.py)
+            result = module.load(actor=actor)
         summary[label] = result
         if stdout is not None:
             stdout.write(f"demo {label}: {result}\n")

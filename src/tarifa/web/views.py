@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from tarifa.audit.selectors import history
+from tarifa.kernel import ownership
 from tarifa.kernel.errors import DomainError
 
 from . import display, registry
@@ -61,9 +62,12 @@ class ScreenView(PermissionRequiredView):
     def base_context(self, **extra):
         from .navigation import screen_label
 
-        return {"screens": self.screens, "model_name": self.screens.verbose_name,
-                "model_name_plural": self.screens.verbose_name_plural, "list_label": screen_label(self.screens),
-                **extra}
+        context = {"screens": self.screens, "model_name": self.screens.verbose_name,
+                   "model_name_plural": self.screens.verbose_name_plural, "list_label": screen_label(self.screens),
+                   "owned_by_centre": ownership.centrally_owned(self.screens.model), **extra}
+        if context["owned_by_centre"]:  # a branch's copy of the centre's reference data: no edit actions
+            context.update(can_add=False, can_import=False, can_change=False, can_archive=False, actions=[])
+        return context
 
 
 def field_label(model, name: str) -> str:

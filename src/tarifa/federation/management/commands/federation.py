@@ -90,9 +90,11 @@ class Command(BaseCommand):
 
     def do_status(self, **opts):
         from tarifa.federation import selectors
+        from tarifa.federation.extensions import extra_status
 
         problems = selectors.problems()
-        self.out({"role": selectors.role(), "code": selectors.own_code(), "ok": not problems, "problems": problems})
+        self.out({"role": selectors.role(), "code": selectors.own_code(), "ok": not problems, "problems": problems,
+                  **extra_status()})
         if problems:
             sys.exit(1)
 
