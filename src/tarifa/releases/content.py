@@ -193,7 +193,10 @@ def apply(content: dict, *, owner: str) -> dict:
                 added += 1
             else:
                 revived = can_archive and obj.archived_at is not None
-                if revived or canonical(rows_here[obj.pk]) != canonical(row):
+                foreign = getattr(obj, "branch", owner) != owner  # a row made here (demo data) becomes the centre's
+                if revived or foreign or canonical(rows_here[obj.pk]) != canonical(row):
+                    if hasattr(obj, "branch"):
+                        obj.branch = owner
                     for name, value in values.items():
                         setattr(obj, name, value)
                     if can_archive:
@@ -209,8 +212,8 @@ def apply(content: dict, *, owner: str) -> dict:
         if inserts:
             model._default_manager.bulk_create(inserts, batch_size=2000)
         if updates:
-            names = [f.attname for f in fields] + (["archived_at"] if can_archive else []) + (
-                ["updated_at"] if hasattr(model, "updated_at") else [])
+            names = [f.attname for f in fields] + (["archived_at"] if can_archive else []) + [
+                name for name in ("updated_at", "branch") if hasattr(model, name)]
             model._default_manager.bulk_update(updates, names, batch_size=2000)
         for obj, f, pks in m2m_sets:
             getattr(obj, f.name).set(pks)

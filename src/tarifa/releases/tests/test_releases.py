@@ -146,6 +146,7 @@ def test_a_branch_applies_the_centres_release_in_one_transaction_and_ends_with_e
     assert local.archived_at is not None  # not in the release: archived, not deleted
     assert not PriceVersion.objects.filter(tariff=local).exists()  # its unreferenced price version removed
     assert Tariff.objects.get(code="fast").name == "Fast"
+    assert set(Tariff.objects.filter(archived_at__isnull=True).values_list("branch", flat=True)) == {"C"}
     assert ServiceType.objects.get(code="inet").archived_at is None
     assert RatingTenant.objects.get().plan_version > plan_version  # the rating engine reloads the plan
     assert NumberRange.objects.get().assigned_branch == "B1"
