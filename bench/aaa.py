@@ -259,6 +259,7 @@ def main() -> dict:
         from tarifa.aaa import protocol
         from tarifa.aaa import services as aaa
         from tarifa.catalog.models import Tariff
+        from tarifa.kernel.dburl import url_for
         from tarifa.kernel.secrets import encrypt
         from tarifa.subscriptions import synth
 
@@ -280,9 +281,7 @@ def main() -> dict:
         packets = access_requests(users, n_auth, dictionary)
 
         figures = {"subscribers": len(users), "clients_in_flight": CLIENTS, "seconds": SECONDS}
-        settings = connection.settings_dict
-        url = (f"postgresql://{settings['USER']}:{settings.get('PASSWORD') or ''}@{settings['HOST'] or '127.0.0.1'}:"
-               f"{settings['PORT'] or 5432}/{settings['NAME']}")
+        url = url_for(connection.settings_dict)
         auth_port, acct_port = _udp_port(), _udp_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TARIFA_TEST_"))}
         env["DATABASE_URL"] = url

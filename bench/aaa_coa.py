@@ -21,9 +21,9 @@ import time
 def _database_url() -> str:
     from django.db import connection
 
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    from tarifa.kernel.dburl import url_for
+
+    return url_for(connection.settings_dict)
 
 
 def main() -> dict:

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-from bench.run import database, setup_django
+from bench.run import database, free_port, setup_django
 
 ACCOUNTS = 1000
 SESSIONS = 1000
@@ -64,10 +64,9 @@ def _world():
 def _server(port):
     from django.db import connection
 
-    s = connection.settings_dict
-    url = f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-    if s.get("PASSWORD"):
-        url = f"postgresql://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    from tarifa.kernel.dburl import url_for
+
+    url = url_for(connection.settings_dict)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TARIFA_TEST_", "TEST_DATABASE"))}
     env.update(DATABASE_URL=url, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "tarifa.cli", "charging", "diameter", "--port", str(port),
@@ -152,7 +151,6 @@ def main():
         from tarifa.charging.models import ChargingSession, Reservation
         from tarifa.ledger.models import Hold
         from tarifa.ledger.selectors import check_ledger
-        from tarifa.testing.processes import free_port
 
         from tarifa.charging import services as charging
 

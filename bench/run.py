@@ -15,6 +15,7 @@ import json
 import os
 import pkgutil
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,13 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a server the benchmark starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 import psutil
 import psycopg
@@ -23,20 +22,15 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
+from tarifa.kernel.dburl import url_for
+
 ADMIN_PASSWORD = "Run-e2e-pass-word-31"
 TARIFA = Path(sys.executable).with_name("tarifa")
 
 
 def server_url(dbname: str) -> str:
     """A URL for database `dbname` on the PostgreSQL server the tests use."""
-    s = connections["default"].settings_dict
-    user, password = quote(s.get("USER") or "", safe=""), quote(s.get("PASSWORD") or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host, port = s.get("HOST") or "", str(s.get("PORT") or "")
-    if host.startswith("/"):  # a Unix socket directory (the embedded server)
-        query = {"host": host, **({"port": port} if port else {})}
-        return f"postgresql://{auth}/{dbname}?{urlencode(query)}"
-    return f"postgresql://{auth}{host or 'localhost'}{':' + port if port else ''}/{dbname}"
+    return url_for(connections["default"].settings_dict, dbname)
 
 
 def free_port() -> int:
