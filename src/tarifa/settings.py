@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "tarifa.payments",
     "tarifa.releases",
     "tarifa.journals",
+    "tarifa.interbranch",
     "tarifa.scripts",
     "tarifa.integrations",
     "tarifa.tickets",

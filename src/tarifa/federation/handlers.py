@@ -7,6 +7,12 @@ back to the sender; a duplicate gets the same result). A `DomainError` it raises
 refusal: stored as the result `{"refused": {code, message, fields}}`, the message counts as applied
 (answered once, for good). Any other exception rolls the whole message back: the sender retries.
 
+The sender's side learns the result through a **result hook**: `on_result("payments.foreign_payment",
+apply_result)` registers `apply_result(message, result)` (the `OutboundMessage` and the receiver's
+result, a refusal included), called in the transaction that marks the message acknowledged. It may run
+more than once for one message (a relay that resends after losing the answer gets the stored result
+again): it must be idempotent.
+
 `version` is the highest schema_version the handler reads; a message of an unknown type or a newer
 schema_version is refused (422), the stream waits at it (never skipped) until this node is upgraded.
 """
@@ -50,6 +56,23 @@ def register(type: str, func: Callable | None = None, *, version: int = 1):
 
 def unregister(type: str) -> None:
     _handlers.pop(type, None)
+    _result_hooks.pop(type, None)
+
+
+_result_hooks: dict[str, Callable] = {}
+
+
+def on_result(type: str, func: Callable | None = None):
+    """Register what the sender does with the receiver's result of a message of `type` (see above)."""
+    def add(f):
+        _result_hooks[type] = f
+        return f
+
+    return add(func) if func is not None else add
+
+
+def result_hook(type: str) -> Callable | None:
+    return _result_hooks.get(type)
 
 
 def get(type: str) -> Handler | None:

@@ -277,6 +277,9 @@ def acknowledged(message: OutboundMessage, *, next_expected: int, result) -> boo
         attempts=message.attempts + 1, next_attempt_at=None)
     stream.acked_seq = max(stream.acked_seq, next_expected - 1)
     stream.save(update_fields=["acked_seq"])
+    hook = handlers.result_hook(message.type)
+    if hook is not None:  # the sending app learns the outcome (applied, or refused) in this transaction
+        hook(message, result)
     return True
 
 

@@ -34,6 +34,7 @@ REGISTRY: tuple[tuple[str, str, str], ...] = (
     ("BS", "payments", "bank statements"),
     ("VB", "payments", "voucher batches"),
     ("T", "tickets", "tickets"),
+    ("FP", "interbranch", "foreign payments (taken here for another branch's subscriber)"),
 )
 # Series drawn from a PostgreSQL sequence instead of the gap-free counter row (series → sequence,
 # created by the owning app's migration). Unique and increasing, never reused, but a number taken by

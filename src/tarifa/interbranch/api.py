@@ -1,0 +1,112 @@
+"""REST API of serving other branches' subscribers.
+
+/foreign-payments/ (POST takes a payment for another branch's subscriber: `Idempotency-Key` required;
+POST …/<id>/refund/ pays a refused one back), /received-payments/ (what other branches took for this
+branch's subscribers, as applied here)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from tarifa.ledger.api import AmountField
+from tarifa.payments.api import ChannelField, request_key
+from tarifa.web.api import RecordViewSet, StrictSerializer, router
+from tarifa.web.idempotency import idempotent
+
+from . import services
+from .models import ForeignPayment, ReceivedPayment
+
+DECIMAL = {"max_digits": 20, "decimal_places": 6, "read_only": True}
+
+
+class ForeignPaymentSerializer(serializers.ModelSerializer):
+    amount = serializers.DecimalField(**DECIMAL)
+    received_into = serializers.CharField(source="debit_account.code", read_only=True)
+    desk = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    message_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = ForeignPayment
+        fields = ["id", "number", "owner_branch", "account_number", "amount", "currency", "channel", "status",
+                  "received_into", "desk", "transfer", "message_id", "payer", "memo", "received_at", "actor",
+                  "remote_payment_number", "resolved_at", "refusal_code", "refusal_message", "refused_transfer",
+                  "refund_transfer", "refunded_at", "refund_reason", "branch", "created_at"]
+        read_only_fields = fields
+
+
+class ForeignPaymentCreateSerializer(StrictSerializer):
+    account = serializers.CharField(max_length=64, help_text="The account number at its owner branch (B1-A0000001).")
+    branch = serializers.CharField(max_length=16, required=False, allow_blank=True,
+                                   help_text="The owner branch; default: the account number's prefix.")
+    amount = AmountField(help_text="A decimal string, e.g. \"10.00\".")
+    currency = serializers.CharField(max_length=3, required=False, help_text="Default: this installation's currency.")
+    channel = ChannelField()
+    payer = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    memo = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    received_at = serializers.DateTimeField(required=False)
+
+
+class RefundSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class ForeignPaymentViewSet(RecordViewSet):
+    """Payments taken here for subscribers of other branches: pending until the owner applies them, then
+    applied (with the owner's payment number) or refused (then refunded here)."""
+
+    queryset = ForeignPayment.objects.select_related("debit_account", "desk").order_by("-created_at", "-id")
+    serializer_class = ForeignPaymentSerializer
+    filterset_fields = ["status", "owner_branch", "account_number", "channel", "currency", "number"]
+    search_fields = ["number", "account_number", "remote_payment_number", "payer"]
+    ordering_fields = ["created_at", "amount", "received_at"]
+
+    @classmethod
+    def unsupported_actions(cls):
+        return {"update", "partial_update", "destroy"}
+
+    @extend_schema(request=ForeignPaymentCreateSerializer, responses={201: ForeignPaymentSerializer})
+    @idempotent
+    def create(self, request, *args, **kwargs):
+        body = ForeignPaymentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        fp = services.take_foreign_payment(actor=request.user, idempotency_key=request_key(request),
+                                           account=data.pop("account"), **data)
+        return Response(ForeignPaymentSerializer(fp).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RefundSerializer, responses=ForeignPaymentSerializer)
+    @action(detail=True, methods=["post"], required_permission="interbranch.refund_foreignpayment")
+    @idempotent(required=False)
+    def refund(self, request, pk=None):
+        """Pay a payment the owner refused back to the payer (once)."""
+        body = RefundSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fp = services.refund_foreign_payment(self.get_object(), actor=request.user,
+                                             reason=body.validated_data.get("reason", ""))
+        return Response(ForeignPaymentSerializer(fp).data)
+
+
+class ReceivedPaymentSerializer(serializers.ModelSerializer):
+    amount = serializers.DecimalField(**DECIMAL)
+    billing_account_number = serializers.CharField(source="billing_account.number", read_only=True)
+    payment_number = serializers.CharField(source="payment.number", read_only=True)
+
+    class Meta:
+        model = ReceivedPayment
+        fields = ["id", "sender", "remote_id", "remote_number", "billing_account", "billing_account_number",
+                  "payment", "payment_number", "amount", "currency", "received_at", "created_at"]
+        read_only_fields = fields
+
+
+class ReceivedPaymentViewSet(RecordViewSet):
+    """Payments other branches took for this branch's subscribers, as applied here (one each)."""
+
+    queryset = ReceivedPayment.objects.select_related("billing_account", "payment").order_by("-created_at", "-id")
+    serializer_class = ReceivedPaymentSerializer
+    filterset_fields = ["sender", "currency", "billing_account"]
+    search_fields = ["remote_number", "billing_account__number", "payment__number"]
+
+
+router.register("foreign-payments", ForeignPaymentViewSet, basename="foreignpayment")
+router.register("received-payments", ReceivedPaymentViewSet, basename="receivedpayment")
