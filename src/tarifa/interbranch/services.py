@@ -25,6 +25,7 @@ from tarifa.audit import services as recorded
 from tarifa.federation import selectors as federation_selectors
 from tarifa.federation import services as federation
 from tarifa.federation.models import Node
+from tarifa.journals import services as journals
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import Conflict, NotFound, ValidationFailed
 from tarifa.kernel.ids import uuid7
@@ -167,6 +168,9 @@ def take_foreign_payment(*, actor, account, amount, channel, idempotency_key, cu
         recorded.record(candidate, actor=actor, action="accept",
                         changes={"amount": [None, common.units(amount, currency)], "channel": [None, channel],
                                  "account": [None, f"{number} at {owner}"]})
+        journals.record_entry(kind="taken_for", reference=candidate.number, amount=amount, currency=currency,
+                              counterparty=owner, occurred_at=candidate.received_at,
+                              details={"account": number, "channel": channel})
     candidate.replayed = False
     return candidate
 
@@ -194,6 +198,10 @@ def record_result(message, result) -> ForeignPayment | None:
         fp.save(update_fields=["status", "resolved_at", "refusal_code", "refusal_message", "refused_transfer"])
         recorded.record(fp, actor=f"branch:{fp.owner_branch}", action="refused",
                         changes={"status": ["pending", "refused"]}, message=f"{fp.refusal_code}: {fp.refusal_message}"[:500])
+        # The taking is undone in this branch's journal (the owner never applied it).
+        journals.record_entry(kind="taken_for_reversal", reference=fp.number, amount=fp.amount, currency=fp.currency,
+                              counterparty=fp.owner_branch, details={"account": fp.account_number,
+                                                                     "refused": fp.refusal_code})
     else:
         fp.status = ForeignPayment.Status.APPLIED
         fp.remote_payment_number = str(result.get("payment") or "")[:32]
@@ -261,4 +269,7 @@ def apply_received_payment(*, sender: str, payload: dict) -> dict:
         recorded.record(received, actor=actor, action="apply",
                         changes={"payment": [None, payment.number], "billing_account": [None, account.number]},
                         message=f"{common.units(payment.amount, currency)} {currency} taken at {sender}")
+        journals.record_entry(kind="applied_from", reference=str(payload["number"]), amount=payment.amount,
+                              currency=currency, counterparty=sender, payment=payment,
+                              details={"account": account.number, "payment": payment.number})
     return {"payment": payment.number, "payment_id": str(payment.id), "account": account.number}

@@ -10,9 +10,10 @@ import pytest
 from django.test import override_settings
 
 from tarifa.federation import handlers, services as federation
-from tarifa.federation.models import InboundMessage, Node, OutboundMessage
+from tarifa.federation.models import InboundMessage, OutboundMessage
 from tarifa.interbranch import services
 from tarifa.interbranch.models import ForeignPayment, ReceivedPayment
+from tarifa.journals.models import JournalEntry
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import DomainError
 from tarifa.ledger import services as ledger
@@ -96,6 +97,11 @@ def test_the_owner_applies_it_once_against_due_from_and_b2_shows_its_payment_num
     received = ReceivedPayment.objects.get(sender=TAKER, remote_id=fp.id)
     assert (received.payment, received.remote_number, received.billing_account) == (payment, fp.number, acc)
     assert (fp.status, fp.remote_payment_number) == ("applied", payment.number)
+    # Both journals: B2's taking and HQ's applying, matched by B2's receipt number.
+    entries = {(e.branch, e.kind): e for e in JournalEntry.objects.filter(reference=fp.number)}
+    assert set(entries) == {(TAKER, "taken_for"), (OWNER, "applied_from")}
+    assert entries[(TAKER, "taken_for")].counterparty == OWNER and entries[(OWNER, "applied_from")].payment == payment
+    assert entries[(TAKER, "taken_for")].amount == entries[(OWNER, "applied_from")].amount == Decimal("25.00")
 
     # The same message posted again: the stored answer, nothing applied twice.
     with as_node(OWNER):
@@ -110,6 +116,7 @@ def test_the_owner_applies_it_once_against_due_from_and_b2_shows_its_payment_num
     acc.ledger_account.refresh_from_db()
     assert acc.ledger_account.balance == Decimal("25.00")
     assert Payment.objects.filter(billing_account=acc).count() == 1 and ReceivedPayment.objects.count() == 1
+    assert JournalEntry.objects.filter(reference=fp.number).count() == 2
     fp.refresh_from_db()
     assert fp.status == "applied"
 
@@ -131,6 +138,9 @@ def test_a_refusal_comes_back_the_money_is_owed_to_the_payer_and_refunded_once(c
     # Not owed to HQ any more (due-to at B2 agrees with due-from at HQ), but to the payer.
     assert balance("due_to:HQ") == 0 and balance("interbranch_refunds") == Decimal("7.50")
     assert balance("cash:main") == Decimal("-7.50")
+    # B2's journal: the taking and its reversal (nothing at HQ).
+    assert sorted(JournalEntry.objects.filter(reference=fp.number).values_list("branch", "kind", "amount")) == [
+        (TAKER, "taken_for", Decimal("7.50")), (TAKER, "taken_for_reversal", Decimal("-7.50"))]
 
     clerk = make_user("interbranch.view_foreignpayment")
     with pytest.raises(DomainError) as refused:
@@ -171,7 +181,7 @@ def test_a_retry_with_the_same_key_returns_the_first_payment_and_another_body_is
 def test_bad_requests_are_refused_and_nothing_is_written(make_user):
     acc = factories.account()
     cases = [
-        (dict(account=acc.number), "not_foreign", TAKER := OWNER),  # HQ's own account taken at HQ
+        (dict(account=acc.number), "not_foreign", OWNER),  # HQ's own account taken at HQ
         (dict(account="ZZ-A0000001"), "unknown_branch", "B2"),
         (dict(account="A0000001"), "branch_required", "B2"),
         (dict(account=""), "account_required", "B2"),
