@@ -3,9 +3,9 @@ refused there, one still pending), and one payment another branch took for a sub
 
 On a standalone installation nothing is ever sent: the demo records the payments as a branch would
 (federation switched on for the demo's own transaction) and plays the owner's answers through the same
-path the relay takes (`federation.services.acknowledged`), so the screens show every state."""
+path the relay takes (`federation.services.acknowledged`), so the screens show every state. A federated
+node gets none (its payments are real ones)."""
 
-from django.conf import settings
 from django.test.utils import override_settings
 
 from tarifa.federation import selectors as federation_selectors
@@ -19,6 +19,9 @@ from .models import ForeignPayment, ReceivedPayment
 
 
 def load(*, actor) -> dict:
+    if federation_selectors.enabled():
+        # A federated node (`tarifa federation demo`) takes real foreign payments; no made-up answers there.
+        return {"foreign_payments": 0, "skipped": "federated node"}
     if ForeignPayment.objects.exists():
         return {}
     own = federation_selectors.own_code()
@@ -26,10 +29,9 @@ def load(*, actor) -> dict:
             .order_by("code").first())
     if peer is None:
         return {"foreign_payments": 0}
-    role = settings.TARIFA_NODE_ROLE if federation_selectors.enabled() else "branch"
     currency = default_currency()
     made = []
-    with override_settings(TARIFA_NODE_ROLE=role):
+    with override_settings(TARIFA_NODE_ROLE="branch"):
         for n, (amount, channel) in enumerate([("25.00", "cash"), ("10.00", "bank_transfer"), ("5.00", "cash")], 1):
             made.append(services.take_foreign_payment(
                 actor=actor, account=f"{peer.code}-A{n:07d}", amount=amount, channel=channel, currency=currency,
