@@ -392,8 +392,11 @@ def main() -> dict:
             "load_avg_1m_after_http": round(os.getloadavg()[0], 2),
         }
         connection.close()
-        figures.update(run_pgbench(url, name, clients=clients, seconds=seconds, accounts=accounts_n,
-                                   nspread=len(spread), user_id=user.pk))
+        try:
+            figures.update(run_pgbench(url, name, clients=clients, seconds=seconds, accounts=accounts_n,
+                                       nspread=len(spread), user_id=user.pk))
+        except RuntimeError as exc:  # e.g. the server's connections exhausted: keep the HTTP figures
+            figures["pgbench_error"] = str(exc)[:500]
         figures["load_avg_1m_after_pgbench"] = round(os.getloadavg()[0], 2)
         if os.environ.get("BENCH_WHATIF", "1") == "1":
             whatif = run_pgbench(url, name, clients=clients, seconds=seconds, accounts=accounts_n,
@@ -415,7 +418,10 @@ def main() -> dict:
         if figures.get("pgbench_tps"):
             figures["ratio_to_ceiling"] = round(figures["payments_per_s"] / figures["pgbench_tps"], 2)
         if os.environ.get("BENCH_TPCB", "1") == "1":
-            figures.update(run_tpcb(url, name, clients=clients, seconds=seconds))
+            try:
+                figures.update(run_tpcb(url, name, clients=clients, seconds=seconds))
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                figures["tpcb_error"] = str(exc)[:500]
             figures["load_avg_1m_after_tpcb"] = round(os.getloadavg()[0], 2)
             if figures.get("tpcb_tps"):
                 # issue 18's target: payments/s ≥ 0.5 × stock TPC-B (scale 10, same clients) in the same run
