@@ -345,8 +345,8 @@ def demo(*, branches=3, base_port=8100, password=None, proxy=False, keep=False, 
         if fault_proxy is not None:
             say(f"  links through the fault proxy on ports {fault_proxy.describe()}")
         say("")
-        say("Try: DATABASE_URL=… TARIFA_NODE_ROLE=branch TARIFA_NODE_CODE=B1 tarifa federation ping --to B2, or the "
-            "nodes' pages under Administration › Nodes.")
+        say("Try: log in at B1, Administration › Nodes › B2 › Send test messages; they show in B2's streams "
+            "(its page for B1). Every process's output is in the log directory above.")
         say("Press Ctrl-C to stop all of it.")
         if ready is not None:
             ready(cluster)

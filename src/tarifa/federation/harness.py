@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 from .cluster import Cluster
 from .faultproxy import FaultProxy
@@ -40,9 +41,9 @@ CALL_TIMEOUT = 10.0
 
 # -- talking to a node ----------------------------------------------------------------------------------------
 
-def http(method, url, *, token=None, data=None, timeout=CALL_TIMEOUT):
+def http(method, url, *, token=None, data=None, timeout=CALL_TIMEOUT, headers=None):
     """(status, JSON body); status 0 when there was no answer."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, method=method, headers=headers,
@@ -86,6 +87,7 @@ class Workload:
         self.calls = collections.Counter()
         self.latencies = []
         self.acknowledged = []  # (sender, receiver, message_id)
+        self.payments = []  # (branch that took it, owner branch, receipt number)
         self.unknown = 0
         self.threads = []
         self.random = random.Random(seed)
@@ -109,19 +111,24 @@ class Workload:
         while not self.stop_event.is_set():
             target = rng.choice(peers)
             started = time.monotonic()
-            outcome, ids = self.h.operation(branch, target)
+            outcome, ids = self.h.operation(branch, target, rng)
             elapsed = time.monotonic() - started
             with self.lock:
                 self.calls[outcome] += 1
                 if outcome == "ok":
                     self.latencies.append(elapsed)
-                    self.acknowledged.extend((branch.code, target.code, mid) for mid in ids)
+                    for item in ids:
+                        if isinstance(item, tuple):  # ("payment", receipt number)
+                            self.payments.append((branch.code, target.code, item[1]))
+                        else:
+                            self.acknowledged.append((branch.code, target.code, item))
             if outcome != "ok":
                 self.stop_event.wait(0.2)  # a node down: do not spin
 
     def figures(self) -> dict:
         lat = sorted(self.latencies)
-        return {"calls": dict(self.calls), "acknowledged": len(self.acknowledged),
+        return {"calls": dict(self.calls), "acknowledged": len(self.acknowledged) + len(self.payments),
+                "foreign_payments": len(self.payments),
                 "call_p50_ms": round(statistics.median(lat) * 1000, 1) if lat else None,
                 "call_p95_ms": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1) if lat else None}
 
@@ -129,12 +136,20 @@ class Workload:
 # -- the harness ----------------------------------------------------------------------------------------------
 
 class Harness:
-    def __init__(self, *, branches=3, duration=None, clients=None, say=lambda text: None):
+    def __init__(self, *, branches=3, duration=None, clients=None, payments=False, say=lambda text: None):
         self.say = say
         self.duration = duration or WORKLOAD_SECONDS
         self.clients = clients or CLIENTS_PER_BRANCH
         self.proxy = FaultProxy()
-        self.cluster = Cluster(branches=branches, proxy=self.proxy, demo=False)
+        from django.apps import apps
+
+        # `payments`: the workload takes foreign payments (tarifa.interbranch, POST /api/v1/foreign-payments/)
+        # for the demo data's accounts of the other branches, instead of pings.
+        if payments and not apps.is_installed("tarifa.interbranch"):
+            raise ValueError("foreign payments need the app tarifa.interbranch")
+        self.foreign_payments = payments
+        self.cluster = Cluster(branches=branches, proxy=self.proxy, demo=self.foreign_payments)
+        self.accounts = {}  # branch code -> [(account number, currency)]
         self.tokens = {}
         self.node_ids = {}  # (at, code) -> id of node `code` in `at`'s registry
 
@@ -147,6 +162,10 @@ class Harness:
             self.setup_seconds = round(time.monotonic() - started, 1)
             for node in self.cluster.nodes.values():
                 self.login(node)
+            if self.foreign_payments:
+                for branch in self.cluster.branches:
+                    self.accounts[branch.code] = sql(branch, "SELECT number, currency FROM ledger_billingaccount "
+                                                             "WHERE archived_at IS NULL ORDER BY number LIMIT 5")
         except BaseException:
             self.__exit__()
             raise
@@ -166,8 +185,18 @@ class Harness:
         for item in body.get("results", body if isinstance(body, list) else []):
             self.node_ids[(node.code, item["code"])] = item["id"]
 
-    def operation(self, branch, target):
-        """One unit of work at `branch` for `target` (until foreign payments exist: a ping through the API)."""
+    def operation(self, branch, target, rng=random):
+        """One unit of work at `branch` for `target`: a foreign payment for one of the target branch's accounts
+        when foreign payments exist, else (and for the centre) a ping through the API."""
+        if self.foreign_payments and self.accounts.get(target.code):
+            number, currency = rng.choice(self.accounts[target.code])
+            status, body = http("POST", f"{branch.url}/api/v1/foreign-payments/", token=self.tokens[branch.code],
+                                headers={"Idempotency-Key": str(uuid.uuid4())},
+                                data={"account": number, "amount": "1.00", "currency": currency,
+                                      "channel": "bank_transfer", "memo": "harness"})
+            if status == 201:
+                return "ok", [("payment", body["number"])]
+            return ("unknown" if status == 0 or status >= 500 else "failed"), []
         node_id = self.node_ids[(branch.code, target.code)]
         status, body = http("POST", f"{branch.url}/api/v1/federation/nodes/{node_id}/ping/",
                             token=self.tokens[branch.code], data={"count": 1, "kind": "test"})
@@ -290,11 +319,40 @@ class Harness:
 
         self.cluster.each(ledger_check)
         checks["ledger_balances"] = {"ok": not failures, "nodes": len(nodes), "failures": failures}
+        if self.foreign_payments:
+            checks["foreign_payments_applied_once"] = self.check_foreign_payments(workload)
         for name, extra in EXTRA_CHECKS.items():
             result = extra(self)
             if result is not None:
                 checks[name] = result
         return checks
+
+    def check_foreign_payments(self, workload) -> dict:
+        """Every foreign payment a branch took (acknowledged to its client or not) is answered (applied or
+        refused, none pending) and, when applied, applied exactly once at its owner; every acknowledged one
+        exists at the branch that took it."""
+        nodes = self.cluster.nodes
+        problems, taken, applied = [], 0, 0
+        for branch in self.cluster.branches:
+            rows = sql(branch, "SELECT number, owner_branch, status FROM interbranch_foreignpayment")
+            taken += len(rows)
+            known = {r[0] for r in rows}
+            problems += [f"{b}: {n} acknowledged but not recorded" for b, _, n in workload.payments
+                         if b == branch.code and n not in known]
+            for owner in {r[1] for r in rows}:
+                counts = dict(sql(nodes[owner], "SELECT remote_number, count(*) FROM interbranch_receivedpayment "
+                                                "WHERE sender = %s GROUP BY 1", [branch.code]))
+                for number, _, status in (r for r in rows if r[1] == owner):
+                    n = counts.get(number, 0)
+                    applied += n
+                    if status == "pending":
+                        problems.append(f"{number}: still pending at {branch.code}")
+                    elif status == "applied" and n != 1:
+                        problems.append(f"{number}: applied {n} times at {owner}")
+                    elif status != "applied" and n != 0:
+                        problems.append(f"{number}: {status} at {branch.code} but applied {n} times at {owner}")
+        return {"ok": not problems, "taken": taken, "acknowledged": len(workload.payments), "applied": applied,
+                "problems": problems[:20]}
 
     # -- faults -----------------------------------------------------------------------------------------------
 
@@ -313,7 +371,14 @@ class Harness:
             return False
 
         self.proxy.on_answer(source.code, target.code, hook)
+        self.operation(source, target)  # traffic on that link now, whatever the workload's clients pick
         return fired
+
+    def wait_fired(self, fired, timeout=120.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while fired["at"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return fired["at"] is not None
 
 
 def allow_connections(node, allow: bool) -> None:
@@ -382,8 +447,9 @@ def relay_killed_after_answer(h, phase):
     if phase == "start":
         h.fired = h.drop_first_applied(b1, b2, lambda: b1.kill("worker"))
         return {}
+    fired = h.wait_fired(h.fired)
     b1.start("worker")
-    return {"fault_fired": h.fired["at"] is not None}
+    return {"fault_fired": fired}
 
 
 def receiver_killed_after_commit(h, phase):
@@ -393,8 +459,9 @@ def receiver_killed_after_commit(h, phase):
     if phase == "start":
         h.fired = h.drop_first_applied(b1, b2, lambda: b2.kill("serve"))
         return {}
+    fired = h.wait_fired(h.fired)
     b2.start("serve")
-    return {"fault_fired": h.fired["at"] is not None}
+    return {"fault_fired": fired}
 
 
 SCENARIOS = {"happy": happy, "owner_killed": owner_killed, "centre_down": centre_down, "link_cut": link_cut,
@@ -407,14 +474,14 @@ SCENARIOS = {"happy": happy, "owner_killed": owner_killed, "centre_down": centre
 EXTRA_CHECKS: dict = {}
 
 
-def run(*, scenarios=None, branches=3, duration=None, clients=None, say=lambda text: None) -> dict:
+def run(*, scenarios=None, branches=3, duration=None, clients=None, payments=False, say=lambda text: None) -> dict:
     names = list(scenarios or SCENARIOS)
     started = time.monotonic()
     verdict = {"ok": False, "scenarios": {}}
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        with Harness(branches=branches, duration=duration, clients=clients, say=say) as h:
+        with Harness(branches=branches, duration=duration, clients=clients, payments=payments, say=say) as h:
             verdict["setup_seconds"] = h.setup_seconds
             for name in names:
                 h.fired = {"at": None}
@@ -431,6 +498,7 @@ def run(*, scenarios=None, branches=3, duration=None, clients=None, say=lambda t
     scen = verdict["scenarios"].values()
     verdict["ok"] = bool(verdict["scenarios"]) and all(s["ok"] for s in scen)
     verdict["branches"] = branches
+    verdict["workload"] = "foreign payments" if payments else "pings"
     verdict["seconds"] = round(time.monotonic() - started, 1)
     verdict["messages_acknowledged"] = sum(s.get("acknowledged", 0) for s in scen)
     verdict["calls"] = dict(sum((collections.Counter(s.get("calls", {})) for s in scen), collections.Counter()))

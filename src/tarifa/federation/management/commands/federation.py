@@ -72,6 +72,8 @@ class Command(BaseCommand):
         test.add_argument("--branches", type=int, default=3)
         test.add_argument("--duration", type=float, default=None, help="Seconds of workload per scenario.")
         test.add_argument("--clients", type=int, default=None, help="Concurrent clients per branch.")
+        test.add_argument("--payments", action="store_true",
+                          help="Workload of foreign payments (tarifa.interbranch) instead of pings.")
         from tarifa.federation import commands
 
         for extra in commands.registered():  # added by higher apps (journals: reconcile)
@@ -156,7 +158,8 @@ class Command(BaseCommand):
                                                         proxy=proxy, keep=keep, demo=not no_demo,
                                                         say=self._say))
 
-    def do_test(self, *, scenario=None, list=False, branches=3, duration=None, clients=None, **opts):
+    def do_test(self, *, scenario=None, list=False, branches=3, duration=None, clients=None, payments=False,
+                **opts):
         from tarifa.federation import harness
 
         if list:
@@ -165,8 +168,13 @@ class Command(BaseCommand):
         unknown = sorted(set(scenario or []) - set(harness.SCENARIOS))
         if unknown:
             raise CommandError(f"Unknown scenario {', '.join(unknown)}; one of {', '.join(harness.SCENARIOS)}.")
+        if payments:
+            from django.apps import apps
+
+            if not apps.is_installed("tarifa.interbranch"):
+                raise CommandError("--payments needs foreign payments (the app tarifa.interbranch).")
         verdict = harness.run(scenarios=scenario or list_all(harness), branches=branches, duration=duration,
-                              clients=clients, say=lambda text: self.stderr.write(text))
+                              clients=clients, payments=payments, say=lambda text: self.stderr.write(text))
         self.out(verdict)
         if not verdict["ok"]:
             sys.exit(1)
