@@ -66,6 +66,7 @@ def main() -> dict:
         b1, b2 = cluster.nodes["B1"], cluster.nodes["B2"]
         harness = Harness.__new__(Harness)  # only its login and operation helpers
         harness.cluster, harness.tokens, harness.node_ids = cluster, {}, {}
+        harness.foreign_payments, harness.accounts = False, {}
         harness.login(b1)
 
         # Latency: one message at a time (the next when the last was applied: no queue in the figure),
