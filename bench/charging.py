@@ -23,81 +23,99 @@ import tempfile
 import time
 
 
-# The tail of a statement whose CTE `ins` inserted transfers (RETURNING debit, credit, amount):
-# both accounts' posted totals moved by what was inserted, as the ledger's bulk path does.
-BALANCES_OF_INSERTED = """), d AS (
-  SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
-    SELECT debit_account_id AS account_id, amount AS dp, 0 AS cp FROM ins
-    UNION ALL SELECT credit_account_id, 0, amount FROM ins) x GROUP BY account_id
-)
-UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp
-FROM d WHERE a.id = d.account_id
-"""
-
-
-PAST_DAY_SQL = """
+# One statement per past month: every active subscription's daily fee for each of the
+# month's days, set-based (not the service path), ordered by (day, subscription) so the
+# time-ordered ids, the (time-prefixed) keys and the account indexes fill in order. The
+# fees go straight into the month they belong to (with a partitioned ledger, its partition).
+PAST_MONTH_SQL = """
 WITH rev AS (
   SELECT id, currency FROM ledger_ledgeraccount WHERE code LIKE 'revenue:%%' ORDER BY code LIMIT 1
-), rows AS (
-  SELECT ba.ledger_account_id AS debit_id, rev.id AS credit_id, s.id AS sub_id
+), subs AS (
+  SELECT ba.ledger_account_id AS debit_id, rev.id AS credit_id, rev.currency, s.id AS sub_id
   FROM subscriptions_subscription s
   JOIN ledger_billingaccount ba ON ba.id = s.billing_account_id
   JOIN rev ON rev.currency = ba.currency
   WHERE s.status = 'active'
-  ORDER BY s.id
-), ins AS (
-  INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
-                               reference_type, reference_id, idempotency_key, memo, actor, created_at)
+), days AS (
+  SELECT %(start)s::timestamptz + make_interval(days => n) AS at FROM generate_series(0, %(days)s - 1) n
+), rows AS MATERIALIZED (
   SELECT encode(set_bit(set_bit(set_bit(set_bit(
            overlay(uuid_send(gen_random_uuid()) placing substring(int8send(
-             (extract(epoch FROM %(at)s::timestamptz) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
-           52, 1), 53, 1), 54, 1), 55, 0), 'hex')::uuid,
-         'HQ', r.debit_id, r.credit_id, 1, rev.currency, 'charge',
-         jsonb_build_object('subscription', r.sub_id::text, 'service', 'past', 'tariff', 'past', 'fee', 'recurring',
-                            'period', %(day)s),
-         'subscriptions.subscription', r.sub_id::text, 'fee:' || r.sub_id || ':recurring:' || %(day)s || ':past',
-         '', 'bench', %(at)s
-  FROM rows r CROSS JOIN rev
-  RETURNING debit_account_id, credit_account_id, amount
-""" + BALANCES_OF_INSERTED
+             (extract(epoch FROM d.at) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+           52, 1), 53, 1), 54, 1), 55, 0), 'hex')::uuid AS id,
+         d.at, r.debit_id, r.credit_id, r.currency, r.sub_id, 'past:' || d.at::date || ':' || r.sub_id AS key
+  FROM days d CROSS JOIN subs r
+  ORDER BY d.at, r.sub_id
+){claim}
+INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
+                             reference_type, reference_id, idempotency_key, memo, actor, created_at)
+SELECT r.id, 'HQ', r.debit_id, r.credit_id, 1, r.currency, 'charge',
+       jsonb_build_object('subscription', r.sub_id::text, 'service', 'past', 'tariff', 'past', 'fee', 'recurring',
+                          'period', r.at::date::text),
+       'subscriptions.subscription', r.sub_id::text, r.key, '', 'bench', r.at
+FROM rows r
+"""
+
+# With a partitioned ledger (migration 0008), every transfer claims its key in the key table
+# in the same statement (the transfer table's insert check refuses one that did not).
+CLAIM_ROWS = """, claimed AS (
+  INSERT INTO ledger_transfer_key (idempotency_key, transfer_id) SELECT key, id FROM rows
+)"""
 
 
-# What the past fees took from each customer account, given back by one adjustment per
-# account: the balances (and so the day's refusals and suspensions) are synth's again.
-PAST_REFUND_SQL = """
-WITH fees AS (
-  SELECT debit_account_id AS customer_id, credit_account_id AS revenue_id, currency, sum(amount) AS amount
-  FROM ledger_transfer WHERE idempotency_key LIKE 'fee:%%:past' GROUP BY 1, 2, 3
-), ins AS (
+# What the past fees took from each customer account (one per active subscription and past
+# day), given back by one adjustment per account: the balances (and so the day's refusals and
+# suspensions) are synth's again; both sides' totals move by what the fees and refunds moved.
+PAST_BALANCES_SQL = """
+WITH rev AS (
+  SELECT id, currency FROM ledger_ledgeraccount WHERE code LIKE 'revenue:%%' ORDER BY code LIMIT 1
+), fees AS (
+  SELECT ba.ledger_account_id AS customer_id, rev.id AS revenue_id, rev.currency, count(*) * %(days)s AS amount
+  FROM subscriptions_subscription s
+  JOIN ledger_billingaccount ba ON ba.id = s.billing_account_id
+  JOIN rev ON rev.currency = ba.currency
+  WHERE s.status = 'active' GROUP BY 1, 2, 3
+), rows AS MATERIALIZED (
+  SELECT ledger_uuid7() AS id, f.*, 'bench-past-refund:' || f.customer_id AS key FROM fees f
+){claim}, ins AS (
   INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
                                reference_type, reference_id, idempotency_key, memo, actor, created_at)
-  SELECT ledger_uuid7(), 'HQ', f.revenue_id, f.customer_id, f.amount, f.currency, 'adjustment', '{}'::jsonb,
-         '', '', 'bench-past-refund:' || f.customer_id, '', 'bench', now()
-  FROM fees f
-  RETURNING debit_account_id, credit_account_id, amount
-""" + BALANCES_OF_INSERTED
+  SELECT r.id, 'HQ', r.revenue_id, r.customer_id, r.amount, r.currency, 'adjustment', '{{}}'::jsonb,
+         '', '', r.key, '', 'bench', now()
+  FROM rows r
+  RETURNING id
+), moved AS (
+  SELECT customer_id AS account_id, amount FROM fees
+  UNION ALL SELECT revenue_id, sum(amount) FROM fees GROUP BY revenue_id
+), d AS (
+  SELECT m.account_id, m.amount FROM moved m WHERE EXISTS (SELECT 1 FROM ins)
+)
+UPDATE ledger_ledgeraccount a SET debits_posted = a.debits_posted + d.amount, credits_posted = a.credits_posted + d.amount
+FROM d WHERE a.id = d.account_id
+"""
 
 
 def fill_past_months(months: int) -> int:
-    """`months` × 30 past days of one fee transfer per active subscription, each day one
-    statement (balances kept), older than anything synth made, then one adjustment per
-    account giving the fees back (balances as synth left them); returns the fees made."""
+    """`months` × 30 past days of one fee transfer per active subscription, older than
+    anything synth made, one set-based statement per month, then one adjustment per account
+    giving the fees back (balances as synth left them); returns the fees made."""
     import datetime as dt
 
     from django.db import connection, transaction
 
     from tarifa.kernel.clock import now
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('ledger_transfer_key') IS NOT NULL")
+        claim = CLAIM_ROWS if cursor.fetchone()[0] else ""
     made = 0
-    start = now() - dt.timedelta(days=60 + 30 * months)
-    for i in range(30 * months):
-        at = start + dt.timedelta(days=i)
+    start = (now() - dt.timedelta(days=60 + 30 * months)).replace(hour=12, minute=0, second=0, microsecond=0)
+    for month in range(months):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(PAST_DAY_SQL, {"at": at, "day": at.date().isoformat()})
-            cursor.execute("SELECT count(*) FROM subscriptions_subscription WHERE status = 'active'")
-            made += cursor.fetchone()[0]
+            cursor.execute(PAST_MONTH_SQL.format(claim=claim), {"start": start + dt.timedelta(days=30 * month), "days": 30})
+            made += cursor.rowcount
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(PAST_REFUND_SQL)
+        cursor.execute(PAST_BALANCES_SQL.format(claim=claim), {"days": 30 * months})
     return made
 
 
@@ -161,6 +179,13 @@ def main() -> dict:
 
         # Second figure: the same charges, bare INSERT … SELECT into ledger_transfer, rolled back.
         bare = f"INSERT INTO ledger_transfer ({columns}) {shaped}"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass('ledger_transfer_key') IS NOT NULL")
+            partitioned = cursor.fetchone()[0]
+        if partitioned:  # the keys are claimed in the key table, in the same statement (migration 0008)
+            bare = (f"WITH rows AS MATERIALIZED (SELECT * FROM ({shaped}) s ({columns})), claimed AS ("
+                    f" INSERT INTO ledger_transfer_key (idempotency_key, transfer_id) SELECT idempotency_key, id"
+                    f" FROM rows) INSERT INTO ledger_transfer ({columns}) SELECT * FROM rows")
         t0 = time.perf_counter()
         with transaction.atomic():
             with connection.cursor() as cursor:
@@ -191,6 +216,7 @@ def main() -> dict:
     py_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "accounts": accounts, "active_subscriptions": active, "past_months": past_months,
+        "transfer_table_partitioned": partitioned,
         "past_transfers": past_rows, "past_fill_s": round(past_s, 1), "synth_s": round(synth_s, 1),
         "synth_timings_s": made["timings"],
         "charges_posted": result["inserted"], "suspended": result["suspended"], "warned": result["warned"],
