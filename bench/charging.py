@@ -47,8 +47,8 @@ WITH rev AS (
   FROM days d CROSS JOIN subs r
   ORDER BY d.at, r.sub_id
 ){claim}
-INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
-                             reference_type, reference_id, idempotency_key, memo, actor, created_at)
+INSERT INTO {table} (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
+                     reference_type, reference_id, idempotency_key, memo, actor, created_at)
 SELECT r.id, 'HQ', r.debit_id, r.credit_id, 1, r.currency, 'charge',
        jsonb_build_object('subscription', r.sub_id::text, 'service', 'past', 'tariff', 'past', 'fee', 'recurring',
                           'period', r.at::date::text),
@@ -61,6 +61,23 @@ FROM rows r
 CLAIM_ROWS = """, claimed AS (
   INSERT INTO ledger_transfer_key (idempotency_key, transfer_id) SELECT key, id FROM rows
 )"""
+
+# With a partitioned ledger, a past month is filled as a table of its own (no index, no
+# trigger), its keys claimed, then attached as the month's partition: PostgreSQL builds the
+# partition's indexes in bulk and checks its bounds; the month's guards are added as the
+# periodic job adds them. The transfers are the same as through the parent; only faster.
+PAST_PARTITION_SQL = """
+CREATE TABLE bench_past_month (LIKE ledger_transfer INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+"""
+ATTACH_SQL = """
+INSERT INTO ledger_transfer_key (idempotency_key, transfer_id)
+  SELECT idempotency_key, id FROM bench_past_month ORDER BY idempotency_key;
+ALTER TABLE bench_past_month RENAME TO {name};
+ALTER TABLE ledger_transfer ATTACH PARTITION {name}
+  FOR VALUES FROM (ledger_uuid7_floor(%(first)s::timestamp AT TIME ZONE 'UTC'))
+  TO (ledger_uuid7_floor(%(next)s::timestamp AT TIME ZONE 'UTC'));
+SELECT ledger_transfer_partition_guards('{name}');
+"""
 
 
 # What the past fees took from each customer account (one per active subscription and past
@@ -96,26 +113,42 @@ FROM d WHERE a.id = d.account_id
 
 
 def fill_past_months(months: int) -> int:
-    """`months` × 30 past days of one fee transfer per active subscription, older than
-    anything synth made, one set-based statement per month, then one adjustment per account
-    giving the fees back (balances as synth left them); returns the fees made."""
+    """The `months` calendar months before last month: each day (up to 30) one fee transfer
+    per active subscription, set-based (one statement per month; with a partitioned ledger,
+    into the month's own partition), then one adjustment per account giving the fees back
+    (balances as synth left them); returns the fees made."""
+    import calendar
     import datetime as dt
 
     from django.db import connection, transaction
 
-    from tarifa.kernel.clock import now
+    from tarifa.kernel.clock import today
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('ledger_transfer_key') IS NOT NULL")
-        claim = CLAIM_ROWS if cursor.fetchone()[0] else ""
-    made = 0
-    start = (now() - dt.timedelta(days=60 + 30 * months)).replace(hour=12, minute=0, second=0, microsecond=0)
-    for month in range(months):
+        partitioned = cursor.fetchone()[0]
+    made, total_days = 0, 0
+    first_of_this = today().replace(day=1)
+    for back in range(months + 1, 1, -1):  # oldest first; last month left empty (synth's fees)
+        y, m = divmod(first_of_this.year * 12 + first_of_this.month - 1 - back, 12)
+        first = dt.date(y, m + 1, 1)
+        days = min(30, calendar.monthrange(first.year, first.month)[1])
+        nxt = (first + dt.timedelta(days=32)).replace(day=1)
+        start = dt.datetime(first.year, first.month, 1, 12, tzinfo=dt.UTC)
+        total_days += days
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(PAST_MONTH_SQL.format(claim=claim), {"start": start + dt.timedelta(days=30 * month), "days": 30})
-            made += cursor.rowcount
+            params = {"start": start, "days": days}
+            if partitioned:
+                name = f"ledger_transfer_y{first.year:04d}m{first.month:02d}"
+                cursor.execute(PAST_PARTITION_SQL)
+                cursor.execute(PAST_MONTH_SQL.format(claim="", table="bench_past_month"), params)
+                made += cursor.rowcount
+                cursor.execute(ATTACH_SQL.format(name=name), {"first": first, "next": nxt})
+            else:
+                cursor.execute(PAST_MONTH_SQL.format(claim="", table="ledger_transfer"), params)
+                made += cursor.rowcount
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(PAST_BALANCES_SQL.format(claim=claim), {"days": 30 * months})
+        cursor.execute(PAST_BALANCES_SQL.format(claim=CLAIM_ROWS if partitioned else ""), {"days": total_days})
     return made
 
 
