@@ -88,6 +88,14 @@ class LedgerAccount(models.Model):
         return self.credits_posted - self.debits_posted - self.debits_pending
 
 
+class TransferQuerySet(models.QuerySet):
+    def by_key(self, key):
+        """The transfer (at most one) that claimed idempotency key `key` (or the keys of a
+        list): found through TransferKey's primary key, then the transfer's."""
+        keys = [key] if isinstance(key, str) else list(key)
+        return self.filter(pk__in=TransferKey.objects.filter(idempotency_key__in=keys).values("transfer_id"))
+
+
 class Transfer(models.Model):
     """One money movement: debit one account, credit another, same currency. Never changed.
 
@@ -124,8 +132,11 @@ class Transfer(models.Model):
     tags = models.JSONField(_("tags"), default=dict, blank=True)
     reference_type = models.CharField(_("reference type"), max_length=100, blank=True)
     reference_id = models.CharField(_("reference id"), max_length=64, blank=True)
-    idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
-    # At most once each: partial unique indexes (below) that ordinary transfers do not enter.
+    # Unique through TransferKey (the table is partitioned by month; PostgreSQL enforces
+    # uniqueness across partitions only for keys that contain the partition key, the id).
+    # Find a transfer by its key with `Transfer.objects.by_key(key)`, not a filter on this column.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200)
+    # At most once each: TransferKey's partial unique indexes, which ordinary transfers do not enter.
     reverses = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, db_index=False,
                                  db_constraint=False, related_name="reversals", verbose_name=_("reverses"))
     pending = models.ForeignKey("Hold", on_delete=models.PROTECT, null=True, blank=True, db_index=False,
@@ -133,6 +144,8 @@ class Transfer(models.Model):
     memo = models.TextField(_("memo"), blank=True)
     actor = models.CharField(_("actor"), max_length=150, blank=True)
     created_at = models.DateTimeField(_("created"), default=now)
+
+    objects = TransferQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("transfer")
@@ -145,14 +158,10 @@ class Transfer(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_transfer_amount_positive"),
             models.CheckConstraint(condition=~Q(debit_account=models.F("credit_account")),
                                    name="ledger_transfer_distinct_accounts"),
-            models.UniqueConstraint(fields=["reverses"], condition=Q(reverses__isnull=False),
-                                    name="ledger_transfer_reversed_once"),
-            models.UniqueConstraint(fields=["pending"], condition=Q(pending__isnull=False),
-                                    name="ledger_transfer_hold_posted_once"),
         ]
         # Few indexes, on purpose: each costs every bulk insert (issue 18). Who needs each:
         # - primary key: "newest first" lists and pages, the preview's id range, reversals;
-        # - idempotency_key (unique): exactly-once — every posting path claims its key;
+        # - idempotency key: unique in TransferKey (its primary key), not here;
         # - reference: a subscription's fees (its screen, termination's refund of fees paid
         #   ahead), the billing check's invoice bookings;
         # - (debit|credit account, created_at): statements, account screens, billing sources,
@@ -181,6 +190,37 @@ class Transfer(models.Model):
             "reverses": str(self.reverses_id) if self.reverses_id else None,
             "pending": str(self.pending_id) if self.pending_id else None, "memo": self.memo,
         }
+
+
+class TransferKey(models.Model):
+    """The claim of an idempotency key — and of the transfer a reversal reverses, the hold a
+    posting posts — by one transfer, across all months of the partitioned transfer table.
+
+    Written in the same statement as the transfer (services.INSERT_TRANSFER_SQL and
+    BULK_INSERT_SQL claim with `ON CONFLICT` on its primary key); the transfer table's insert
+    check refuses a transfer without its row. Append-only, like the transfers (migration 0008).
+    """
+
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, primary_key=True)
+    transfer = models.ForeignKey(Transfer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                 related_name="+", verbose_name=_("transfer"))
+    reverses_id = models.UUIDField(_("reverses"), null=True, blank=True)
+    pending_id = models.UUIDField(_("posts hold"), null=True, blank=True)
+
+    class Meta:
+        db_table = "ledger_transfer_key"
+        verbose_name = _("transfer key")
+        verbose_name_plural = _("transfer keys")
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["reverses_id"], condition=Q(reverses_id__isnull=False),
+                                    name="ledger_transfer_reversed_once"),
+            models.UniqueConstraint(fields=["pending_id"], condition=Q(pending_id__isnull=False),
+                                    name="ledger_transfer_hold_posted_once"),
+        ]
+
+    def __str__(self):
+        return self.idempotency_key
 
 
 class Hold(models.Model):

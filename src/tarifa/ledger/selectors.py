@@ -132,6 +132,20 @@ CHECKS = {
         WHERE reverses_id IS NOT NULL GROUP BY reverses_id HAVING count(*) > 1
         LIMIT %(limit)s
     """,
+    # Every transfer holds its claim in the key table (key, reversed transfer, posted hold)
+    # and every claim names an existing transfer with that key.
+    "transfer_keys": """
+        SELECT t.id::text, format('key %s: claim %s', t.idempotency_key,
+                                  coalesce(k.transfer_id::text, 'missing'))
+        FROM ledger_transfer t LEFT JOIN ledger_transfer_key k ON k.idempotency_key = t.idempotency_key
+        WHERE k.transfer_id IS DISTINCT FROM t.id OR k.reverses_id IS DISTINCT FROM t.reverses_id
+           OR k.pending_id IS DISTINCT FROM t.pending_id
+        UNION ALL
+        SELECT k.transfer_id::text, format('key %s claimed by a transfer that does not exist', k.idempotency_key)
+        FROM ledger_transfer_key k LEFT JOIN ledger_transfer t ON t.id = k.transfer_id
+        WHERE t.id IS NULL
+        LIMIT %(limit)s
+    """,
     # A billing account's ledger account is its customer:<number> account in its currency.
     "billing_accounts": """
         SELECT b.number, format('ledger account %s %s (%s)', l.code, l.currency, l.kind)
@@ -142,13 +156,26 @@ CHECKS = {
     # The database guards are in place and enabled.
     "guards": """
         SELECT expected.name, 'trigger missing or disabled'
-        FROM (VALUES ('ledger_transfer', 'ledger_transfer_append_only'),
+        FROM (VALUES ('ledger_transfer'::regclass, 'ledger_transfer_append_only'),
                      ('ledger_transfer', 'ledger_transfer_check_inserted'),
+                     ('ledger_transfer_key', 'ledger_transfer_key_append_only'),
                      ('ledger_hold', 'ledger_hold_resolved_once'),
-                     ('ledger_ledgeraccount', 'ledger_account_guard')) AS expected(tbl, name)
-        LEFT JOIN pg_trigger tg ON tg.tgname = expected.name AND tg.tgrelid = expected.tbl::regclass
+                     ('ledger_ledgeraccount', 'ledger_account_guard')
+              UNION ALL  -- each month's partition guards statements addressed to it directly
+              SELECT p.inhrelid::regclass, g.name FROM pg_inherits p
+              CROSS JOIN (VALUES ('ledger_transfer_append_only'), ('ledger_transfer_check_inserted')) g(name)
+              WHERE p.inhparent = 'ledger_transfer'::regclass) AS expected(tbl, name)
+        LEFT JOIN pg_trigger tg ON tg.tgname = expected.name AND tg.tgrelid = expected.tbl
                                 AND tg.tgenabled IN ('O', 'A')
         WHERE tg.oid IS NULL
+        UNION ALL
+        SELECT 'ledger_transfer_default', 'no DEFAULT partition' WHERE NOT EXISTS (
+          SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'ledger_transfer'::regclass AND partdefid <> 0)
+        UNION ALL
+        SELECT 'ledger_transfer', format('no partition for %s', to_char(m, 'YYYY-MM'))
+        FROM (VALUES (date_trunc('month', now() AT TIME ZONE 'UTC')),
+                     (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')) AS months(m)
+        WHERE to_regclass('ledger_transfer_' || to_char(m, '"y"YYYY"m"MM')) IS NULL
         LIMIT %(limit)s
     """,
 }
@@ -158,12 +185,13 @@ CHECKS = {name: sql.replace("%s", "%%s") for name, sql in CHECKS.items()}
 
 SUBJECT = {"account_totals": "account", "debits_equal_credits": "currency", "transfer_shape": "transfer",
            "posted_holds": "hold", "hold_postings": "transfer", "hold_resolution": "hold", "reversals": "transfer",
-           "billing_accounts": "billing_account", "guards": "trigger"}
+           "transfer_keys": "transfer", "billing_accounts": "billing_account", "guards": "trigger"}
 
 
 # Each check's share of the whole check's time on a large ledger (for progress reports).
 WEIGHTS = {"totals": 10, "account_totals": 35, "debits_equal_credits": 1, "transfer_shape": 15, "posted_holds": 5,
-           "hold_postings": 4, "hold_resolution": 2, "reversals": 25, "billing_accounts": 2, "guards": 1}
+           "hold_postings": 4, "hold_resolution": 2, "reversals": 25, "transfer_keys": 20,
+           "billing_accounts": 2, "guards": 1}
 
 
 def check_ledger(progress=None) -> dict:
@@ -231,3 +259,17 @@ def spread_balance(code: str, currency: str) -> Decimal:
 
 def system_accounts() -> QuerySet:
     return LedgerAccount.objects.filter(kind=LedgerAccount.Kind.SYSTEM).order_by("code", "currency")
+
+
+def transfer_partitions() -> list[dict]:
+    """The partitions of `ledger_transfer`, oldest first (the DEFAULT partition last): name,
+    bounds, estimated rows and size on disk (table and indexes)."""
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples::bigint,
+                   pg_total_relation_size(c.oid)
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'ledger_transfer'::regclass
+            ORDER BY c.relname = 'ledger_transfer_default', c.relname""")
+        return [{"name": name, "bounds": bounds, "rows_estimate": max(rows, 0), "bytes": size}
+                for name, bounds, rows, size in cursor.fetchall()]

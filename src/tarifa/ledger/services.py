@@ -203,7 +203,7 @@ FOR UPDATE OF la
 # wait; a writer that committed meanwhile is caught by the INSERT's ON CONFLICT (and,
 # for the funds check, by a second look — see _post).
 LOCK_WITH_KEY_SQL = LOCK_SQL.replace(
-    "ba.customer_id\n", "ba.customer_id,\n       (SELECT t.id FROM ledger_transfer t WHERE t.idempotency_key = %s)\n")
+    "ba.customer_id\n", "ba.customer_id,\n       (SELECT k.transfer_id FROM ledger_transfer_key k WHERE k.idempotency_key = %s)\n")
 
 
 def _lock(ids, key=None):
@@ -271,16 +271,25 @@ def _add(deltas: dict, account_id, dp=ZERO, cp=ZERO, dq=ZERO, cq=ZERO) -> None:
 
 # --- transfers ---------------------------------------------------------------------------------
 
-# Insert and add to both accounts' totals in one statement; nothing is added when the
-# key already exists (the conflict is resolved by the caller).
+# Claim the key, insert and add to both accounts' totals in one statement; nothing is
+# written when the key was already claimed (the conflict is resolved by the caller). The
+# claim is the key table's primary key (the transfer table is partitioned by month: no
+# unique index across months there); a second reversal of a transfer, or a second posting
+# of a hold, fails on the key table's partial unique indexes.
 INSERT_TRANSFER_SQL = """
-WITH inserted AS (
+WITH claimed AS (
+  INSERT INTO ledger_transfer_key (idempotency_key, transfer_id, reverses_id, pending_id)
+  VALUES (%(key)s, %(id)s, %(reverses)s, %(pending)s)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING transfer_id
+), inserted AS (
   INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
                                reference_type, reference_id, idempotency_key, reverses_id, pending_id, memo, actor,
                                created_at)
-  VALUES (%(id)s, %(branch)s, %(debit)s, %(credit)s, %(amount)s, %(currency)s, %(kind)s, %(tags)s::jsonb,
-          %(ref_type)s, %(ref_id)s, %(key)s, %(reverses)s, %(pending)s, %(memo)s, %(actor)s, %(at)s)
-  ON CONFLICT (idempotency_key) DO NOTHING
+  SELECT c.transfer_id, %(branch)s, %(debit)s, %(credit)s, %(amount)s, %(currency)s, %(kind)s, %(tags)s::jsonb,
+         %(ref_type)s, %(ref_id)s, %(key)s, %(reverses)s::uuid, %(pending)s::uuid, %(memo)s, %(actor)s,
+         %(at)s::timestamptz
+  FROM claimed c
   RETURNING id
 ), totals AS (
   UPDATE ledger_ledgeraccount a
@@ -324,7 +333,7 @@ def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags
     if locked is None:
         locked, existing_id = _lock([debit_id, credit_id], key)
     else:
-        existing_id = Transfer.objects.filter(idempotency_key=key).values_list("pk", flat=True).first()
+        existing_id = Transfer.objects.by_key(key).values_list("pk", flat=True).first()
     if existing_id is not None:
         return _replay(Transfer.objects.get(pk=existing_id), transfer.content(), key)
     d, c = locked[debit_id], locked[credit_id]
@@ -339,7 +348,7 @@ def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags
     except InsufficientFunds:
         # A retry racing its original sees the original's debit but not (in the lock
         # statement's snapshot) its key: look again before refusing.
-        existing = Transfer.objects.filter(idempotency_key=key).first()
+        existing = Transfer.objects.by_key(key).first()
         if existing is not None:
             return _replay(existing, transfer.content(), key)
         raise
@@ -356,7 +365,7 @@ def _post(*, actor, debit, credit, amount, currency, kind, idempotency_key, tags
             "hold_credit": hold.credit_account_id if hold else None})
         inserted = cursor.fetchone()
     if inserted is None:  # a concurrent writer took the key first (another pair of accounts)
-        return _replay(Transfer.objects.get(idempotency_key=key), transfer.content(), key)
+        return _replay(Transfer.objects.by_key(key).get(), transfer.content(), key)
     if c.billing_account_id is not None:
         # Money reached a customer's account (payment, refund of a charge, adjustment…):
         # subscriptions re-evaluate suspension by balance in a job enqueued in this
@@ -414,7 +423,7 @@ def reverse_transfer(transfer: Transfer, *, actor, reason: str, idempotency_key)
         raise NotReversible("A reversal cannot itself be reversed; post a new transfer instead.")
     locked = lock_accounts(original.debit_account_id, original.credit_account_id)
     key = _key(idempotency_key)
-    existing = Transfer.objects.filter(idempotency_key=key).first()
+    existing = Transfer.objects.by_key(key).first()
     if existing is None:
         previous = Transfer.objects.filter(reverses=original).first()
         if previous is not None:
@@ -523,7 +532,7 @@ def post_hold(hold: Hold, *, actor, idempotency_key, amount=None, memo="") -> Tr
     key = _key(idempotency_key)
     locked, hold = _lock_hold(hold)
     post_amount = hold.amount if amount is None else _amount(amount)
-    existing = Transfer.objects.filter(idempotency_key=key).first()
+    existing = Transfer.objects.by_key(key).first()
     if existing is not None and existing.pending_id == hold.pk:
         if existing.amount != post_amount:
             raise IdempotencyConflict(f"The idempotency key {key!r} posted this hold for {existing.amount}.")
@@ -961,14 +970,18 @@ SELECT count(*) FROM (
 """
 
 BULK_INSERT_SQL = """
-WITH inserted AS (
+WITH claimed AS (
+  INSERT INTO ledger_transfer_key (idempotency_key, transfer_id)
+  SELECT s.idempotency_key, s.id FROM ledger_bulk_stage s
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING transfer_id
+), inserted AS (
   INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
                                reference_type, reference_id, idempotency_key, memo, actor, created_at)
   SELECT s.id, %(branch)s, s.debit_account_id, s.credit_account_id, s.amount, s.currency, s.kind,
          coalesce(s.tags, '{}'::jsonb), coalesce(s.reference_type, ''), coalesce(s.reference_id, ''),
-         s.idempotency_key, coalesce(s.memo, ''), %(actor)s, %(at)s
-  FROM ledger_bulk_stage s
-  ON CONFLICT (idempotency_key) DO NOTHING
+         s.idempotency_key, coalesce(s.memo, ''), %(actor)s, %(at)s::timestamptz
+  FROM ledger_bulk_stage s JOIN claimed c ON c.transfer_id = s.id
   RETURNING debit_account_id, credit_account_id, amount
 ), deltas AS (
   SELECT account_id, sum(dp) AS dp, sum(cp) AS cp FROM (
@@ -1004,7 +1017,7 @@ WITH extra(account_id, amount) AS ({extra}), credit AS (
   JOIN ledger_billingaccount ba ON ba.ledger_account_id = s.debit_account_id
   LEFT JOIN credit cr ON cr.account_id = s.debit_account_id
   WHERE ({every} OR ba.payment_mode = 'prepaid')
-    AND NOT EXISTS (SELECT 1 FROM ledger_transfer t WHERE t.idempotency_key = s.idempotency_key)
+    AND NOT EXISTS (SELECT 1 FROM ledger_transfer_key k WHERE k.idempotency_key = s.idempotency_key)
 )
 SELECT s.*, c.available, c.floor, c.running FROM ledger_bulk_stage s JOIN checked c ON c.id = s.id
 WHERE c.available - c.running < c.floor
@@ -1016,7 +1029,8 @@ NO_EXTRA_CREDIT = "SELECT NULL::uuid, NULL::numeric WHERE false"
 # transfer that holds the key; the staged id tells which rows were inserted.
 BULK_CONFLICTS_SQL = """
 SELECT s.idempotency_key, t.id FROM ledger_bulk_stage s
-JOIN ledger_transfer t ON t.idempotency_key = s.idempotency_key
+JOIN ledger_transfer_key k ON k.idempotency_key = s.idempotency_key
+JOIN ledger_transfer t ON t.id = k.transfer_id
 WHERE t.id <> s.id AND (
   t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.kind, t.tags, t.reference_type,
   t.reference_id, t.memo, t.reverses_id, t.pending_id
@@ -1083,7 +1097,8 @@ def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = Non
 
     Then: one validation pass (any bad row → ValidationFailed `bulk_invalid` naming up
     to 20 keys, nothing written); the accounts involved are locked in the fixed order;
-    one statement inserts with `ON CONFLICT (idempotency_key) DO NOTHING` and adds to
+    one statement claims the keys (`ON CONFLICT (idempotency_key) DO NOTHING` on the key
+    table), inserts the transfers whose key it claimed and adds to
     the account totals only what `RETURNING` says was inserted; rows skipped for an
     existing key must match it, or IdempotencyConflict rolls the whole batch back.
     Batches of 10⁴–10⁵ rows keep lock times and memory modest.
@@ -1161,9 +1176,30 @@ def post_transfers_bulk(rows: Iterable | None = None, *, query: str | None = Non
     return BulkResult(staged=staged, inserted=inserted, existing=staged - inserted - refused, refused=refused)
 
 
+# --- partitions of the transfer table ----------------------------------------------------------
+
+# How many months ahead the periodic job keeps partitions ready (the DEFAULT partition takes
+# a transfer whose month has none, but a month's partition cannot be made once the default
+# holds rows of that month: docs/ledger.md, "Partitions").
+PARTITION_MONTHS_AHEAD = 3
+
+
+def ensure_transfer_partitions(ahead: int = PARTITION_MONTHS_AHEAD) -> int:
+    """Make the monthly partitions of `ledger_transfer` for this month and the next `ahead`
+    months (UTC) that do not exist yet, each with its guards; returns how many were made.
+    Idempotent: the job `ledger.ensure_partitions` runs it daily; the DDL is the database
+    function of migration 0008. Fails (nothing made) if the DEFAULT partition holds rows of
+    a month to be made."""
+    if ahead < 0:
+        raise ValidationFailed("Months ahead cannot be negative.", code="invalid_months", fields={"ahead": [">= 0"]})
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT ledger_transfer_ensure_partitions(%s)", [ahead])
+        return cursor.fetchone()[0]
+
+
 __all__ = [
     "LEDGER_QUANTUM", "BulkResult", "BulkTransfer", "LockedAccount", "adjust", "close_account", "create_hold",
-    "expire_holds", "lock_accounts", "open_account", "post_hold", "post_transfer", "post_transfers_bulk",
+    "ensure_transfer_partitions", "expire_holds", "lock_accounts", "open_account", "post_hold", "post_transfer", "post_transfers_bulk",
     "register_customer", "reverse_transfer", "set_credit_limit", "switch_payment_mode", "system_account",
     "transfer_between_accounts", "void_hold",
 ]

@@ -17,6 +17,15 @@ def expire_holds(timestamp: int) -> int:
     return services.expire_holds(as_of=now())
 
 
+@app.periodic(cron="41 2 * * *", periodic_id="ledger.ensure_partitions")
+@app.task(queue="ledger", name="ledger.ensure_partitions", queueing_lock="ledger.ensure_partitions")
+def ensure_partitions(timestamp: int) -> int:
+    """Daily: the transfer table's partitions for this month and the next
+    services.PARTITION_MONTHS_AHEAD months exist (made when missing). Idempotent; a missed
+    day is caught up by the next (months ahead leave weeks of slack)."""
+    return services.ensure_transfer_partitions()
+
+
 @background.task_kind("ledger.check", label=_("Ledger check"), permission="ledger.view_ledgeraccount",
                       result_template="ledger/_check_result.html")
 def run_ledger_check(task, progress) -> dict:

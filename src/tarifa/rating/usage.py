@@ -1203,8 +1203,8 @@ def _post_charges(cursor, tables: Tables, *, key_prefix: str, memo: str, actor, 
     result = ledger.post_transfers_bulk(query=query, params={"reference": str(reference.pk), "memo": memo,
                                                              "reference_type": reference._meta.label_lower},
                                         actor=actor)
-    cursor.execute(f"""UPDATE {tables.charges} c SET transfer_id = t.id FROM ledger_transfer t
-                       WHERE t.idempotency_key = c.key""")
+    cursor.execute(f"""UPDATE {tables.charges} c SET transfer_id = k.transfer_id FROM ledger_transfer_key k
+                       WHERE k.idempotency_key = c.key""")
     cursor.execute(f"SELECT coalesce(sum(amount), 0) FROM {tables.charges} WHERE transfer_id IS NOT NULL")
     return result.staged, cursor.fetchone()[0]
 

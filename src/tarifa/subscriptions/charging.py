@@ -126,7 +126,7 @@ SELECT k.account_id, k.revenue_id, k.amount, k.currency, 'charge',
                                  'fee', k.fee, 'period', k.period_key),
        'subscriptions.subscription', k.sub_id::text, ''
 FROM keyed k
-WHERE NOT EXISTS (SELECT 1 FROM ledger_transfer lt WHERE lt.idempotency_key = k.key)
+WHERE NOT EXISTS (SELECT 1 FROM ledger_transfer_key lt WHERE lt.idempotency_key = k.key)
 """
 
 

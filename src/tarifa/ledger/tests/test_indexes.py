@@ -12,7 +12,7 @@ def indexes(table: str) -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
-@pytest.mark.parametrize("table", ["ledger_transfer", "ledger_hold", "payments_payment", "payments_refund",
+@pytest.mark.parametrize("table", ["ledger_transfer_key", "ledger_hold", "payments_payment", "payments_refund",
                                    "payments_cardcheckout"])
 def test_idempotency_keys_are_unique_without_a_like_index(table):
     found = indexes(table)

@@ -207,7 +207,8 @@ def hand_over_cash(*, actor, from_desk: CashDesk, amount, destination: str, idem
     else:
         to_desk = None
         target = ledger.system_account("bank", from_desk.currency).pk
-    existing = CashHandover.objects.filter(transfer__idempotency_key=f"payments:handover:{key}").first()
+    existing = CashHandover.objects.filter(
+        transfer__in=Transfer.objects.by_key(f"payments:handover:{key}")).first()
     if existing is not None:
         if (existing.from_desk_id, existing.amount, existing.destination, existing.to_desk_id) != (
                 from_desk.pk, amount, destination, to_desk.pk if to_desk else None):

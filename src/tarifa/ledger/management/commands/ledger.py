@@ -1,4 +1,4 @@
-"""`tarifa ledger check | expire-holds | balance NUMBER`."""
+"""`tarifa ledger check | expire-holds | balance NUMBER | partitions [--ensure [--ahead N]]`."""
 
 import datetime as dt
 import json
@@ -18,6 +18,10 @@ class Command(BaseCommand):
         expire.add_argument("--as-of", help="ISO date-time, e.g. 2026-05-01T12:00:00Z")
         balance = sub.add_parser("balance", help="Print a billing account's balance as JSON.")
         balance.add_argument("number", help="Billing account number, e.g. HQ-A0000001")
+        parts = sub.add_parser("partitions", help="List the transfer table's monthly partitions as JSON; "
+                                                  "--ensure makes the missing ones up to --ahead months ahead.")
+        parts.add_argument("--ensure", action="store_true", help="Make the missing partitions first.")
+        parts.add_argument("--ahead", type=int, default=None, help="Months ahead (default: the job's, 3).")
 
     def handle(self, *args, **opts):
         # Subcommand methods are prefixed: a method named `check` would override BaseCommand.check,
@@ -49,6 +53,19 @@ class Command(BaseCommand):
             if timezone.is_naive(when):
                 when = timezone.make_aware(when)
         self.stdout.write(json.dumps({"expired": expire_holds(as_of=when), "as_of": when.isoformat()}))
+
+    def do_partitions(self, *, ensure=False, ahead=None, **opts):
+        from tarifa.kernel.errors import DomainError
+        from tarifa.ledger import selectors, services
+
+        made = None
+        if ensure:
+            try:
+                made = services.ensure_transfer_partitions(
+                    services.PARTITION_MONTHS_AHEAD if ahead is None else ahead)
+            except DomainError as exc:
+                raise CommandError(str(exc)) from None
+        self.stdout.write(json.dumps({"made": made, "partitions": selectors.transfer_partitions()}, indent=2))
 
     def do_balance(self, *, number, **opts):
         from tarifa.ledger.selectors import billing_account_by_number
