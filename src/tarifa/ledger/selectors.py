@@ -135,15 +135,17 @@ CHECKS = {
     # Every transfer holds its claim in the key table (key, reversed transfer, posted hold)
     # and every claim names an existing transfer with that key.
     "transfer_keys": """
-        SELECT t.id::text, format('key %s: claim %s', t.idempotency_key,
-                                  coalesce(k.transfer_id::text, 'missing'))
-        FROM ledger_transfer t LEFT JOIN ledger_transfer_key k ON k.idempotency_key = t.idempotency_key
-        WHERE k.transfer_id IS DISTINCT FROM t.id OR k.reverses_id IS DISTINCT FROM t.reverses_id
-           OR k.pending_id IS DISTINCT FROM t.pending_id
+        SELECT t.id::text, format('key %s: no matching claim in ledger_transfer_key',
+                                  t.idempotency_key)
+        FROM ledger_transfer t
+        WHERE NOT EXISTS (SELECT 1 FROM ledger_transfer_key k
+                          WHERE k.idempotency_key = t.idempotency_key AND k.transfer_id = t.id
+                            AND k.reverses_id IS NOT DISTINCT FROM t.reverses_id
+                            AND k.pending_id IS NOT DISTINCT FROM t.pending_id)
         UNION ALL
         SELECT k.transfer_id::text, format('key %s claimed by a transfer that does not exist', k.idempotency_key)
-        FROM ledger_transfer_key k LEFT JOIN ledger_transfer t ON t.id = k.transfer_id
-        WHERE t.id IS NULL
+        FROM ledger_transfer_key k
+        WHERE NOT EXISTS (SELECT 1 FROM ledger_transfer t WHERE t.id = k.transfer_id)
         LIMIT %(limit)s
     """,
     # A billing account's ledger account is its customer:<number> account in its currency.

@@ -34,17 +34,35 @@ $$;
 
 -- The partition of one month (UTC), with the guards a statement addressed to it directly
 -- must meet (statements on the parent fire the parent's). Returns 1 if made, 0 if it existed.
+-- Transfers of that month already in the DEFAULT partition (made while the month had no
+-- partition) are moved into it, in this transaction: references to them are deferred
+-- foreign keys, checked at commit, when the rows are back under the same ids.
 CREATE FUNCTION ledger_transfer_add_partition(month date) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   first date := date_trunc('month', month)::date;
   name text := 'ledger_transfer_' || to_char(date_trunc('month', month), '"y"YYYY"m"MM');
+  lo uuid := ledger_uuid7_floor(first::timestamp AT TIME ZONE 'UTC');
+  hi uuid := ledger_uuid7_floor((first + interval '1 month')::timestamp AT TIME ZONE 'UTC');
 BEGIN
   IF to_regclass(name) IS NOT NULL THEN
     RETURN 0;
   END IF;
-  EXECUTE format('CREATE TABLE %I PARTITION OF ledger_transfer FOR VALUES FROM (%L) TO (%L)', name,
-                 ledger_uuid7_floor(first::timestamp AT TIME ZONE 'UTC'),
-                 ledger_uuid7_floor((first + interval '1 month')::timestamp AT TIME ZONE 'UTC'));
+  IF to_regclass('ledger_transfer_default') IS NOT NULL
+     AND EXISTS (SELECT 1 FROM ledger_transfer_default WHERE id >= lo AND id < hi) THEN
+    EXECUTE format('CREATE TABLE %I (LIKE ledger_transfer INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    EXECUTE format('INSERT INTO %I SELECT * FROM ledger_transfer_default WHERE id >= %L AND id < %L', name, lo, hi);
+    ALTER TABLE ledger_transfer_default DISABLE TRIGGER ledger_transfer_append_only;
+    DELETE FROM ledger_transfer_default WHERE id >= lo AND id < hi;
+    EXECUTE format('ALTER TABLE ledger_transfer ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+    -- The references to the moved rows are checked now (they are back under the same ids),
+    -- which also lets the guard be enabled again; then the foreign keys are deferred again,
+    -- as Django's are (DEFERRABLE INITIALLY DEFERRED).
+    SET CONSTRAINTS ALL IMMEDIATE;
+    ALTER TABLE ledger_transfer_default ENABLE TRIGGER ledger_transfer_append_only;
+    SET CONSTRAINTS ALL DEFERRED;
+  ELSE
+    EXECUTE format('CREATE TABLE %I PARTITION OF ledger_transfer FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+  END IF;
   PERFORM ledger_transfer_partition_guards(name);
   RETURN 1;
 END

@@ -132,15 +132,24 @@ def test_every_transfer_must_claim_its_key_even_in_another_month_or_partition():
     assert check_ledger()["ok"]
 
 
-def test_a_transfer_in_the_default_partition_keeps_its_month_from_being_made_until_moved():
+def test_a_month_made_late_takes_its_transfers_from_the_default_partition():
     account = f.account()
+    payment = f.pay(account, "2")
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     old_id = raw_payment(account, "3", "pay-old", past)
     assert partition_of(old_id) == "ledger_transfer_default"
-    with pytest.raises(Exception, match="default partition"), transaction.atomic():
+    with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT ledger_transfer_add_partition(%s)", [past.date()])
-    assert check_ledger()["ok"]
+            assert cursor.fetchone()[0] == 1
+    assert partition_of(old_id) == month_name(past.date().replace(day=1))
+    assert partition_of(payment.pk) == month_name(this_month())
+    assert Transfer.objects.by_key("pay-old").get().amount == Decimal("3")
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM ledger_transfer_default")
+    report = check_ledger()
+    assert report["ok"], report["problems"]
 
 
 def test_a_transfer_is_reversed_once_across_months(ledger_ok):
@@ -236,3 +245,16 @@ def test_the_migration_converts_a_table_with_rows(transactional_db):
     report = check_ledger()
     assert report["ok"], report["problems"]
     call_command("ledger", "partitions")
+
+
+def test_the_check_names_a_claim_without_its_transfer():
+    f.pay(f.account(), "1")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO ledger_transfer_key (idempotency_key, transfer_id) VALUES ('lost', %s)",
+                           [uuid.uuid4()])
+        report = check_ledger()
+        transaction.set_rollback(True)
+    assert report["checks"]["transfer_keys"] == "1 problems"
+    assert [p["detail"] for p in report["problems"]] == ["key lost claimed by a transfer that does not exist"]
+    assert check_ledger()["ok"]
