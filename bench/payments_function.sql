@@ -23,13 +23,17 @@ BEGIN
   SELECT id INTO sysacc FROM bench_spread WHERE bench_spread.n = p_spread;
   PERFORM 1 FROM ledger_ledgeraccount l WHERE l.id IN (la, sysacc)
     ORDER BY (l.kind = 'system'), l.id FOR UPDATE;
-  WITH inserted AS (
+  WITH claimed AS (
+    INSERT INTO ledger_transfer_key (idempotency_key, transfer_id, reverses_id, pending_id)
+    VALUES ('payments:http:user:' || p_userid || ':' || k, tid, NULL, NULL)
+    ON CONFLICT (idempotency_key) DO NOTHING RETURNING transfer_id
+  ), inserted AS (
     INSERT INTO ledger_transfer (id, branch, debit_account_id, credit_account_id, amount, currency, kind, tags,
                                  reference_type, reference_id, idempotency_key, reverses_id, pending_id, memo, actor,
                                  created_at)
-    VALUES (tid, 'HQ', sysacc, la, amt, 'USD', 'payment', '{"channel": "card"}', 'payments.payment', pid::text,
-            'payments:http:user:' || p_userid || ':' || k, NULL, NULL, '', 'bench', now())
-    ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
+    SELECT c.transfer_id, 'HQ', sysacc, la, amt, 'USD', 'payment', '{"channel": "card"}', 'payments.payment',
+           pid::text, 'payments:http:user:' || p_userid || ':' || k, NULL, NULL, '', 'bench', now()
+    FROM claimed c RETURNING id)
   UPDATE ledger_ledgeraccount a
      SET debits_posted = a.debits_posted + CASE WHEN a.id = sysacc THEN amt ELSE 0 END,
          credits_posted = a.credits_posted + CASE WHEN a.id = la THEN amt ELSE 0 END
