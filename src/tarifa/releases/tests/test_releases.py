@@ -299,3 +299,17 @@ def test_publish_and_status_through_the_api(api, admin_user, centre, reference):
         assert client.get("/api/v1/releases/status/").json()["number"] == 1
         again = client.post("/api/v1/releases/publish/", {"confirm": True}, format="json")
         assert again.status_code == 409 and again.json()["error"]["code"] == "nothing_changed"
+
+
+def test_demo_data_loads_on_a_branch_and_the_first_release_takes_it_over(centre, reference):
+    from tarifa.kernel import ownership
+
+    bundle = services.bundle(publish())
+    become_branch_database()
+    with as_branch():
+        with ownership.demo_loading():  # what web/demo_loader does around every app's demo
+            catalog.create_service_type(actor="demo", code="tv", name="TV")
+        with pytest.raises(OwnedByCentre):
+            catalog.create_service_type(actor="test", code="radio", name="Radio")
+        assert services.receive(bundle)["status"] == "applied"
+    assert ServiceType.objects.get(code="tv").archived_at is not None  # not in the centre's release
