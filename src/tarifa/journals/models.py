@@ -214,6 +214,8 @@ class Mismatch(models.Model):
         BAD_SIGNATURE = "bad_signature", _("the checkpoint's signature does not verify")
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    node = models.CharField(_("node"), max_length=16, default=own_code, editable=False,
+                            help_text=_("The node whose work item this is (the centre's, or a branch's copy)."))
     reported_by = models.CharField(_("reported by"), max_length=16, default=own_code)
     date = models.DateField(_("date"))
     code = models.CharField(_("problem"), max_length=24, choices=Code.choices)
@@ -233,7 +235,7 @@ class Mismatch(models.Model):
         verbose_name = _("journal mismatch")
         verbose_name_plural = _("journal mismatches")
         ordering = ["-date", "branch", "code", "reference"]
-        constraints = [models.UniqueConstraint(fields=["reported_by", "date", "code", "branch", "counterparty",
+        constraints = [models.UniqueConstraint(fields=["node", "reported_by", "date", "code", "branch", "counterparty",
                                                        "reference"], name="journals_mismatch_unique")]
         permissions = [("reconcile", "Can run the reconciliation of payment journals")]
 

@@ -16,7 +16,7 @@ from django.db.models import Count, Max, Min, Sum
 from tarifa.audit import services as recorded
 from tarifa.kernel.clock import now
 from tarifa.kernel.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from tarifa.kernel.money import CURRENCIES
+from tarifa.kernel.money import CURRENCIES, format_amount
 
 from . import chain, selectors
 from .models import (
@@ -208,8 +208,12 @@ def verify_own_chain() -> list[dict]:
 
 def _sign(body: dict) -> tuple[str, str]:
     from tarifa.federation import services as federation, signatures
+    from tarifa.federation.models import SigningKey
 
-    key = federation.own_signing_key()
+    # This node's newest key (key ids start with the node's code; one database may hold several nodes' keys
+    # in tests), made on first use by federation.
+    key = (SigningKey.objects.filter(key_id__startswith=f"{selectors.own_code()}.", signs_from__lte=now())
+           .order_by("-signs_from").first() or federation.own_signing_key())
     private = signatures.private_from_text(key.private_key)
     return key.key_id, base64.b64encode(private.sign(chain.dumps(body))).decode()
 
@@ -394,7 +398,7 @@ def _found(code, *, day, branch, counterparty="", reference="", details=None, se
     stands (they decided about it)."""
     at = seen_at or now()
     item, created = Mismatch.objects.get_or_create(
-        reported_by=selectors.own_code(), date=day, code=code, branch=branch, counterparty=counterparty,
+        node=selectors.own_code(), reported_by=selectors.own_code(), date=day, code=code, branch=branch, counterparty=counterparty,
         reference=reference, defaults={"details": details or {}, "found_at": at, "last_found_at": at})
     if not created:
         item.details, item.last_found_at = details or {}, at
@@ -424,6 +428,13 @@ def _chain_findings(branch) -> list[dict]:
 def _checkpoint_findings(branch, day) -> list[dict]:
     cp = ReceivedCheckpoint.objects.filter(branch=branch, date=day).first()
     if cp is None:
+        # Expected once the branch's journal had begun by the end of the day (an entry sealed by then, or an
+        # earlier checkpoint); a branch whose first entry was sealed later owes none for the day.
+        _, end = _day_bounds(day)
+        begun = (ReceivedEntry.objects.filter(branch=branch, sealed_at__lt=end).exists()
+                 or ReceivedCheckpoint.objects.filter(branch=branch, date__lt=day).exists())
+        if not begun:
+            return []
         return [{"code": Mismatch.Code.CHECKPOINT_MISSING, "message": f"no checkpoint of {branch} for {day}"}]
     found = []
     if not (cp.signature_ok or verify_checkpoint_signature(branch, cp.key_id, cp.signature, cp.body)):
@@ -478,8 +489,8 @@ def _pair_findings(day) -> list[dict]:
         rows = cursor.fetchall()
     found = []
     for taker, owner, reference, kind, t_amount, t_currency, a_amount, a_currency, _ in rows:
-        details = {"kind": kind, "taken": None if t_amount is None else [chain.amount_text(t_amount), t_currency],
-                   "applied": None if a_amount is None else [chain.amount_text(a_amount), a_currency]}
+        details = {"kind": kind, "taken": None if t_amount is None else format_amount(t_amount, t_currency),
+                   "applied": None if a_amount is None else format_amount(a_amount, a_currency)}
         if a_amount is None:
             found.append({"code": Mismatch.Code.MISSING_AT_OWNER, "branch": owner, "counterparty": taker,
                           "reference": reference, "details": details})
@@ -526,7 +537,8 @@ def reconcile(day: dt.date, *, actor="system", notify: bool = True) -> dict:
             seen.add(item.pk)
             if item._created or getattr(item, "_reopened", False):
                 changed.append(item)
-        stale = (Mismatch.objects.select_for_update().filter(reported_by=selectors.own_code(), date=day,
+        stale = (Mismatch.objects.select_for_update().filter(node=selectors.own_code(),
+                                                             reported_by=selectors.own_code(), date=day,
                                                              status__in=[Mismatch.Status.OPEN,
                                                                          Mismatch.Status.IN_PROGRESS])
                  .exclude(pk__in=seen))
@@ -540,7 +552,8 @@ def reconcile(day: dt.date, *, actor="system", notify: bool = True) -> dict:
                 _notify(item)
         for item in changed:
             recorded.record(item, actor=actor, action="reconcile", message=f"{item.status} at reconcile of {day}")
-    mismatches = [_as_dict(m) for m in Mismatch.objects.filter(reported_by=selectors.own_code(), date=day)
+    mismatches = [_as_dict(m) for m in Mismatch.objects.filter(node=selectors.own_code(),
+                                                               reported_by=selectors.own_code(), date=day)
                   .exclude(status=Mismatch.Status.CLEARED).exclude(status=Mismatch.Status.RESOLVED)
                   .order_by("branch", "code", "counterparty", "reference")]
     return {"date": day.isoformat(), "ok": not findings, "found": len(findings), "mismatches": mismatches,
@@ -571,7 +584,7 @@ def _notify(item: Mismatch) -> None:
 def receive_mismatch(*, sender: str, payload: dict) -> dict:
     """A branch keeps the centre's finding as its own work item (reported_by = the centre); the centre's
     state (open / cleared) is followed; the branch's assignee and resolution are its own."""
-    fields = dict(reported_by=sender, date=dt.date.fromisoformat(payload["date"]), code=payload["code"],
+    fields = dict(node=selectors.own_code(), reported_by=sender, date=dt.date.fromisoformat(payload["date"]), code=payload["code"],
                   branch=payload["branch"], counterparty=payload.get("counterparty", ""),
                   reference=payload.get("reference", ""))
     item = Mismatch.objects.select_for_update().filter(**fields).first()
