@@ -313,3 +313,25 @@ def test_demo_data_loads_on_a_branch_and_the_first_release_takes_it_over(centre,
             catalog.create_service_type(actor="test", code="radio", name="Radio")
         assert services.receive(bundle)["status"] == "applied"
     assert ServiceType.objects.get(code="tv").archived_at is not None  # not in the centre's release
+
+
+def test_the_whole_demo_reference_data_round_trips_through_a_release():
+    """Every declared part populated (the demo data), published, applied on a branch copy: the same tables."""
+    import datetime as dt
+
+    from tarifa.web.demo_loader import load_demo
+
+    load_demo(actor="demo")  # a standalone node: the demo publishes release 1
+    bundle = services.bundle(Release.objects.get())
+    assert all(n > 0 for n in json.loads(json.dumps(Release.objects.get().counts)).values())
+    become_branch_database()
+    for node in Node.objects.filter(role="centre"):  # the demo's made-up centre: not this one
+        federation_services.archive_node(node, actor="test")
+    key = federation_services.own_signing_key()
+    node = federation_services.create_node(actor="test", code=bundle["centre"], name="Centre", role="centre",
+                                           base_url="https://c.example.net")
+    federation_services.add_node_key(node, actor="test", key_id=key.key_id, public_key=key.public_key,
+                                     valid_from=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    with override_settings(TARIFA_NODE_ROLE="branch"):
+        assert services.receive(bundle)["status"] == "applied"
+        assert tables() == bundle["content"].encode()
