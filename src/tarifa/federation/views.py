@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tarifa.kernel.errors import DomainError
 
-from . import selectors, services, signatures
+from . import queries, selectors, services, signatures
 
 
 def _error(status, code, message, **extra):
@@ -21,6 +21,17 @@ def _headers(request) -> dict:
     return {k.lower(): v for k, v in request.headers.items()}
 
 
+def _signed_by(request):
+    """The node that signed `request` (a valid key of an active node), or the error response (401)."""
+    try:
+        verified = signatures.verify_request(method=request.method, path=request.path, headers=_headers(request),
+                                             body=request.body, public_keys=services.signed_keys_at, now=time.time(),
+                                             max_skew=settings.TARIFA_FEDERATION_MAX_SKEW)
+    except signatures.SignatureError as exc:
+        return None, _error(401, exc.code, exc.message)
+    return selectors.node_of_key(verified.key_id), None
+
+
 @csrf_exempt
 @require_POST
 def receive_message(request, sender: str, kind: str):
@@ -28,15 +39,11 @@ def receive_message(request, sender: str, kind: str):
     if not selectors.enabled():
         return _error(404, "federation_disabled", "This installation is standalone: it takes no federation messages.")
     body = request.body
-    try:
-        verified = signatures.verify_request(method=request.method, path=request.path, headers=_headers(request),
-                                             body=body, public_keys=services.signed_keys_at, now=time.time(),
-                                             max_skew=settings.TARIFA_FEDERATION_MAX_SKEW)
-    except signatures.SignatureError as exc:
-        return _error(401, exc.code, exc.message)
-    node = selectors.node_of_key(verified.key_id)
+    node, refused = _signed_by(request)
+    if refused is not None:
+        return refused
     if node is None or node.code != sender:
-        return _error(403, "not_the_sender", f"The key {verified.key_id} is not {sender}'s: a node sends only its "
+        return _error(403, "not_the_sender", f"The request is not signed by {sender}'s key: a node sends only its "
                                              f"own streams.")
     try:
         data = json.loads(body)
@@ -46,6 +53,26 @@ def receive_message(request, sender: str, kind: str):
     except DomainError as exc:
         return _error(exc.status, exc.code, exc.message)
     status, answer = services.receive(message)
+    return JsonResponse(answer, status=status)
+
+
+@csrf_exempt
+@require_POST
+def answer_query(request, name: str):
+    """POST /federation/v1/query/<name>: a synchronous read (queries.py), signed by the asking node; the body is
+    the query's JSON parameters."""
+    if not selectors.enabled():
+        return _error(404, "federation_disabled", "This installation is standalone: it answers no federation query.")
+    node, refused = _signed_by(request)
+    if refused is not None:
+        return refused
+    if node is None:
+        return _error(403, "unknown_node", "The signing key belongs to no node of the registry.")
+    try:
+        params = json.loads(request.body or b"{}")
+    except ValueError:
+        return _error(400, "bad_query", "The body is not JSON.")
+    status, answer = queries.answer(name, sender=node.code, params=params)
     return JsonResponse(answer, status=status)
 
 

@@ -2,19 +2,21 @@
 
 /foreign-payments/ (POST takes a payment for another branch's subscriber: `Idempotency-Key` required;
 POST …/<id>/refund/ pays a refused one back), /received-payments/ (what other branches took for this
-branch's subscribers, as applied here)."""
+branch's subscribers, as applied here), /federation/search/?q= and /federation/subscribers/<branch>/<number>/
+(cross-branch reads)."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from tarifa.ledger.api import AmountField
 from tarifa.payments.api import ChannelField, request_key
-from tarifa.web.api import RecordViewSet, StrictSerializer, router
+from tarifa.web.api import RecordViewSet, StrictSerializer, register_endpoint, router
 from tarifa.web.idempotency import idempotent
 
-from . import services
+from . import selectors, services
 from .models import ForeignPayment, ReceivedPayment
 
 DECIMAL = {"max_digits": 20, "decimal_places": 6, "read_only": True}
@@ -110,3 +112,73 @@ class ReceivedPaymentViewSet(RecordViewSet):
 
 router.register("foreign-payments", ForeignPaymentViewSet, basename="foreignpayment")
 router.register("received-payments", ReceivedPaymentViewSet, basename="receivedpayment")
+
+
+class SearchResultSerializer(serializers.Serializer):
+    branch = serializers.CharField()
+    customer = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    matched = serializers.CharField()
+    accounts = serializers.ListField(child=serializers.CharField())
+
+
+class SearchAnswerSerializer(serializers.Serializer):
+    q = serializers.CharField()
+    results = SearchResultSerializer(many=True)
+    unreachable = serializers.DictField(child=serializers.CharField())
+    asked = serializers.ListField(child=serializers.CharField())
+
+
+class FederationSearchAPI(APIView):
+    """Find a subscriber anywhere in the federation by an exact customer, account, subscription or contract
+    number, phone number or login (`?q=`): this branch's and every other branch's (asked concurrently, 2 s
+    each); results carry their owner branch; branches that did not answer are listed in `unreachable`."""
+
+    required_permission = "interbranch.view_subscribercard"
+
+    @extend_schema(parameters=[OpenApiParameter("q", str, description="The exact number, phone or login.")],
+                   responses=SearchAnswerSerializer)
+    def get(self, request):
+        return Response(selectors.search_federation(str(request.query_params.get("q", ""))[:100]))
+
+
+class CardAnswerSerializer(serializers.Serializer):
+    branch = serializers.CharField()
+    number = serializers.CharField()
+    live = serializers.BooleanField(help_text="True: the owner answered now; false: `card` is the last known one "
+                                              "(stale since `fetched_at`) or null.")
+    card = serializers.DictField(allow_null=True)
+    fetched_at = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    not_found = serializers.BooleanField()
+    pending = serializers.ListField(child=serializers.DictField(),
+                                    help_text="Foreign payments taken here that the owner has not applied yet.")
+
+
+class SubscriberCardAPI(APIView):
+    """A subscriber's card at its owner branch (customer, accounts and balances, subscriptions and states):
+    live when the owner answers within 2 s, else the last known card marked stale (`live: false`), plus the
+    foreign payments pending here for them. 404 when the owner answers that it has no such subscriber and
+    nothing is known here."""
+
+    required_permission = "interbranch.view_subscribercard"
+
+    @extend_schema(responses={200: CardAnswerSerializer, 404: CardAnswerSerializer})
+    def get(self, request, branch, number):
+        view = selectors.foreign_card(branch, number)
+        return Response(view, status=404 if view["not_found"] and not view["card"] else 200)
+
+
+def _card_sample():
+    from tarifa.crm.models import Customer
+    from tarifa.federation import selectors as federation
+
+    customer = Customer.objects.order_by("number").first()
+    return {"branch": federation.own_code(), "number": customer.number if customer else "X"}
+
+
+register_endpoint("federation/search/", FederationSearchAPI.as_view(), "federation-search",
+                  "interbranch.view_subscribercard")
+register_endpoint("federation/subscribers/<str:branch>/<str:number>/", SubscriberCardAPI.as_view(),
+                  "federation-subscriber", "interbranch.view_subscribercard", sample=_card_sample)

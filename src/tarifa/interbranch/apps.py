@@ -7,4 +7,4 @@ class InterbranchConfig(AppConfig):
     verbose_name = "Serving other branches' subscribers"
 
     def ready(self):
-        from . import handlers  # noqa: F401  (registers the message types and result hooks with federation)
+        from . import handlers, queries  # noqa: F401  (registers message types, result hooks and queries with federation)

@@ -93,3 +93,24 @@ class ReceivedPayment(BusinessRecord):
 
     def __str__(self):
         return f"{self.sender} {self.remote_number} → {self.payment.number if self.payment_id else '?'}"
+
+
+class SubscriberCard(models.Model):
+    """The last card of another branch's subscriber this branch saw (shown, marked stale, when the owner
+    does not answer). One row per (owner branch, number looked up): the customer's number and each of
+    their account numbers. A cache: written by `services.remember_card` after each live answer."""
+
+    id = models.BigAutoField(primary_key=True)
+    owner_branch = models.CharField(_("owner branch"), max_length=16)
+    number = models.CharField(_("number"), max_length=64)
+    card = models.JSONField(_("card"), default=dict)
+    fetched_at = models.DateTimeField(_("fetched"), default=now)
+
+    class Meta:
+        verbose_name = _("card of another branch's subscriber")
+        verbose_name_plural = _("cards of other branches' subscribers")
+        default_permissions = ("view",)
+        constraints = [models.UniqueConstraint(fields=["owner_branch", "number"], name="interbranch_card_once")]
+
+    def __str__(self):
+        return f"{self.owner_branch} {self.number}"

@@ -36,3 +36,5 @@ register(ModelScreens(
 
 register_page(Page("interbranch:take_payment", _("Take a payment for another branch"), AREA,
                    "interbranch.add_foreignpayment"))
+register_page(Page("interbranch:search", _("Find a subscriber in the federation"), AREA,
+                   "interbranch.view_subscribercard"))

@@ -273,3 +273,19 @@ def apply_received_payment(*, sender: str, payload: dict) -> dict:
                               currency=currency, counterparty=sender, payment=payment,
                               details={"account": account.number, "payment": payment.number})
     return {"payment": payment.number, "payment_id": str(payment.id), "account": account.number}
+
+
+# --- cross-branch reads ---
+
+@transaction.atomic
+def remember_card(*, branch: str, card: dict, asked: str = "") -> None:
+    """Keep the owner's live answer as the last known card, under the customer's number, each account
+    number and the number asked for (a cache: no audit)."""
+    from .models import SubscriberCard
+
+    numbers = {str((card.get("customer") or {}).get("number") or "").upper(), str(asked or "").strip().upper()}
+    numbers |= {str(a.get("number") or "").upper() for a in card.get("accounts") or []}
+    at = now()
+    for number in sorted(numbers - {""}):
+        SubscriberCard.objects.update_or_create(owner_branch=branch, number=number,
+                                                defaults={"card": card, "fetched_at": at})

@@ -2,7 +2,8 @@
 database, on loopback. A payment taken at B for a subscriber of A is applied at A's account once — also
 when B's relay sends the message again (as after being killed between A's answer and marking it sent) —
 and B's record shows A's payment number; a payment for an account A does not have comes back refused
-and is refunded at B."""
+and is refunded at B. B finds A's subscriber and reads A's card live, then (A stopped) the last known card
+marked stale with what is pending at B."""
 
 import json
 import subprocess
@@ -111,6 +112,25 @@ def test_a_payment_taken_at_b_is_applied_once_at_a_and_a_refusal_comes_back(two_
         owed = query(db_b, "SELECT credits_posted - debits_posted FROM ledger_ledgeraccount WHERE code = 'due_to:A'")
         owing = query(db_a, "SELECT debits_posted - credits_posted FROM ledger_ledgeraccount WHERE code = 'due_from:B'")
         assert owed == owing == [(Decimal("15"),)]
+
+        # Cross-branch reads: B finds A's subscriber and A's live card, then the last known card once A is down.
+        status, found = call(base_b, token_b, "GET", f"/api/v1/federation/search/?q={number}")
+        assert status == 200 and [(r["branch"], r["customer"]) for r in found["results"]] == [
+            ("A", customer["number"])], found
+        status, card = call(base_b, token_b, "GET", f"/api/v1/federation/subscribers/A/{number}/")
+        assert status == 200 and card["live"] is True, card
+        assert Decimal(card["card"]["accounts"][0]["balance"]) == Decimal("15.00")
+        assert a.stop() == 0
+        status, waiting = call(base_b, token_b, "POST", "/api/v1/foreign-payments/",
+                               {"account": number, "amount": "3.00", "currency": "USD", "channel": "cash"},
+                               key=str(uuid.uuid4()))
+        assert status == 201 and waiting["status"] == "pending", waiting  # accepted while A is down
+        status, card = call(base_b, token_b, "GET", f"/api/v1/federation/subscribers/A/{number}/")
+        assert status == 200 and card["live"] is False and card["fetched_at"], card
+        assert Decimal(card["card"]["accounts"][0]["balance"]) == Decimal("15.00")
+        assert [p["number"] for p in card["pending"]] == [waiting["number"]]
+        status, found = call(base_b, token_b, "GET", f"/api/v1/federation/search/?q={number}")
+        assert status == 200 and found["results"] == [] and "A" in found["unreachable"], found
     finally:
         for node in (a, b):
             if node.process.poll() is None:
