@@ -138,3 +138,16 @@ def test_the_search_page_and_the_card_api_need_their_permission(make_user, staff
     other = make_user("interbranch.view_foreignpayment")
     assert api(other).get("/api/v1/federation/search/", {"q": acc.number}).status_code == 403
     assert queries.get("interbranch.search") is not None
+
+
+def test_the_card_page_shows_a_live_card_and_a_stale_one(make_user, staff_client):
+    acc, sub = subscriber()
+    web = staff_client(make_user("interbranch.view_subscribercard", "interbranch.add_foreignpayment"))
+    live = web.get(f"/interbranch/card/HQ/{acc.number}/")
+    assert live.status_code == 200 and sub.number in live.content.decode() and "Live from branch HQ" in live.content.decode()
+    assert web.get("/interbranch/card/HQ/HQ-A9999999/").status_code == 404
+    with as_node("B2"):
+        federation.create_node(actor="test", code="A1", name="A1", base_url="http://127.0.0.1:9")
+        services.remember_card(branch="A1", card=card_local(acc.number) | {"as_of": "x"}, asked="A1-A0000001")
+        stale = web.get("/interbranch/card/A1/A1-A0000001/").content.decode()
+    assert "stale since" in stale and acc.number in stale and "Take a payment" in stale
