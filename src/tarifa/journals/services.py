@@ -461,40 +461,43 @@ def _checkpoint_findings(branch, day) -> list[dict]:
 
 PAIRS_SQL = """
 WITH taken AS (
-    SELECT branch AS taker, counterparty AS owner, reference, kind, amount, currency, occurred_at
+    SELECT branch AS taker, counterparty AS owner, reference, currency, sum(amount) AS amount,
+           min(occurred_at) AS first_at
     FROM journals_receivedentry WHERE kind IN ('taken_for', 'taken_for_reversal')
+    GROUP BY 1, 2, 3, 4
 ), applied AS (
-    SELECT counterparty AS taker, branch AS owner, reference,
-           CASE kind WHEN 'applied_from' THEN 'taken_for' ELSE 'taken_for_reversal' END AS kind,
-           amount, currency, occurred_at
+    SELECT counterparty AS taker, branch AS owner, reference, currency, sum(amount) AS amount,
+           min(occurred_at) AS first_at
     FROM journals_receivedentry WHERE kind IN ('applied_from', 'applied_from_reversal')
+    GROUP BY 1, 2, 3, 4
 )
 SELECT coalesce(t.taker, a.taker), coalesce(t.owner, a.owner), coalesce(t.reference, a.reference),
-       coalesce(t.kind, a.kind), t.amount, t.currency, a.amount, a.currency,
-       (coalesce(t.occurred_at, a.occurred_at) AT TIME ZONE 'UTC')::date
+       t.amount, coalesce(t.currency, a.currency), a.amount
 FROM taken t FULL OUTER JOIN applied a
-  ON a.taker = t.taker AND a.owner = t.owner AND a.reference = t.reference AND a.kind = t.kind
-WHERE (coalesce(t.occurred_at, a.occurred_at) AT TIME ZONE 'UTC')::date = %s
-  AND (t.reference IS NULL OR a.reference IS NULL OR t.amount <> a.amount OR t.currency <> a.currency)
-ORDER BY 1, 2, 3, 4
+  ON a.taker = t.taker AND a.owner = t.owner AND a.reference = t.reference AND a.currency = t.currency
+WHERE (coalesce(t.first_at, a.first_at) AT TIME ZONE 'UTC')::date = %s
+  AND coalesce(t.amount, 0) <> coalesce(a.amount, 0)
+ORDER BY 1, 2, 3, 5
 """
 
 
 def _pair_findings(day) -> list[dict]:
-    """Per branch pair: what the taker says it took for the owner (taken_for) against what the owner says it
-    applied from the taker (applied_from), matched by the taker's receipt number; dated by the taking (or,
-    when nothing was taken, by the applying)."""
+    """Per branch pair and receipt: what the taker says it took for the owner (taken_for, less its
+    taken_for_reversal when the owner refused it) against what the owner says it applied from the taker
+    (applied_from less applied_from_reversal), matched by the taker's receipt number and currency; dated by
+    the first taking (or, when nothing was taken, the first applying). A taking reversed at the taker and
+    never applied at the owner (a refused foreign payment) nets to nothing on both sides: no finding."""
     with connection.cursor() as cursor:
         cursor.execute(PAIRS_SQL, [day])
         rows = cursor.fetchall()
     found = []
-    for taker, owner, reference, kind, t_amount, t_currency, a_amount, a_currency, _ in rows:
-        details = {"kind": kind, "taken": None if t_amount is None else format_amount(t_amount, t_currency),
-                   "applied": None if a_amount is None else format_amount(a_amount, a_currency)}
-        if a_amount is None:
+    for taker, owner, reference, t_amount, currency, a_amount in rows:
+        details = {"taken": None if t_amount is None else format_amount(t_amount, currency),
+                   "applied": None if a_amount is None else format_amount(a_amount, currency)}
+        if not a_amount:
             found.append({"code": Mismatch.Code.MISSING_AT_OWNER, "branch": owner, "counterparty": taker,
                           "reference": reference, "details": details})
-        elif t_amount is None:
+        elif not t_amount:
             found.append({"code": Mismatch.Code.MISSING_AT_TAKER, "branch": taker, "counterparty": owner,
                           "reference": reference, "details": details})
         else:

@@ -90,7 +90,7 @@ def test_reconciliation_finds_exactly_the_missing_extra_and_different_entries_an
                                  ("missing_at_owner", "B1", "A1", "A1-P-1"),
                                  ("missing_at_taker", "B1", "A1", "B1-P-9")]
         differs = next(m for m in report["mismatches"] if m["code"] == "amount_differs")
-        assert differs["details"] == {"kind": "taken_for", "taken": "5.00 USD", "applied": "5.01 USD"}
+        assert differs["details"] == {"taken": "5.00 USD", "applied": "5.01 USD"}
         # Reported to both branches concerned, as their work items.
         deliver("C", "A1", sender_role="centre", receiver_role="branch")
         deliver("C", "B1", sender_role="centre", receiver_role="branch")
@@ -112,6 +112,20 @@ def test_reconciliation_finds_exactly_the_missing_extra_and_different_entries_an
     deliver("C", "A1", sender_role="centre", receiver_role="branch")
     deliver("C", "B1", sender_role="centre", receiver_role="branch")
     assert cleared.count() == 3 * 3
+
+
+def test_a_refused_foreign_payment_nets_to_nothing_and_an_application_reversed_at_the_owner_is_found(federation):
+    with travel_to(NOON) as clock:
+        record("B1", "taken_for", "B1-P-1", "10", counterparty="A1")
+        record("B1", "taken_for_reversal", "B1-P-1", "10", counterparty="A1")  # A1 refused it; B1 refunds
+        record("B1", "taken_for", "B1-P-2", "6", counterparty="A1")
+        record("A1", "applied_from", "B1-P-2", "6", counterparty="B1")
+        record("A1", "applied_from_reversal", "B1-P-2", "6", counterparty="B1")  # A1 reversed it alone
+        clock.add_days(1)
+        seal_and_ship("A1", "B1")
+        report = reconcile()
+    assert found(report) == [("missing_at_owner", "A1", "B1", "B1-P-2")]
+    assert report["mismatches"][0]["details"] == {"taken": "6.00 USD", "applied": "0.00 USD"}
 
 
 def test_a_changed_or_missing_copy_at_the_centre_is_a_chain_and_checkpoint_mismatch(federation):
