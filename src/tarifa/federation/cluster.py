@@ -345,8 +345,10 @@ def demo(*, branches=3, base_port=8100, password=None, proxy=False, keep=False, 
         if fault_proxy is not None:
             say(f"  links through the fault proxy on ports {fault_proxy.describe()}")
         say("")
-        say("Try: log in at B1, Administration › Nodes › B2 › Send test messages; they show in B2's streams "
-            "(its page for B1). Every process's output is in the log directory above.")
+        say("Try: log in at B1, find a subscriber of B2 (Find a subscriber in the federation), take a payment for "
+            "them (Take a payment for another branch) and see it applied at B2; `tarifa federation ping --to B2` "
+            "(or POST /api/v1/federation/nodes/<id>/ping/) sends test messages. Every process's output is in the "
+            "log directory above.")
         say("Press Ctrl-C to stop all of it.")
         if ready is not None:
             ready(cluster)

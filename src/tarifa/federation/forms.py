@@ -35,9 +35,3 @@ class EndKeyForm(forms.Form):
 
 class ResumeForm(forms.Form):
     kind = forms.CharField(label=_("Stream kind"), max_length=40, required=False, help_text=_("Empty: every stopped stream."))
-
-
-class PingForm(forms.Form):
-    count = forms.IntegerField(label=_("Messages"), min_value=1, max_value=1000, initial=1)
-    kind = forms.CharField(label=_("Stream kind"), max_length=40, initial="test",
-                           help_text=_("Test messages go on their own stream unless you name another."))

@@ -130,6 +130,10 @@ class OutboundMessage(models.Model):
                                                name="federation_outbox_seq_unique")]
         indexes = [models.Index(fields=["receiver", "status", "kind", "stream_seq"], name="federation_outbox_due")]
 
+    def __str__(self):
+        number = f"#{self.stream_seq}" if self.stream_seq else _("not numbered yet")
+        return f"{self.sender}→{self.receiver}/{self.kind} {number} ({self.type}, {self.get_status_display()})"
+
     @property
     def message_id(self):
         return self.id

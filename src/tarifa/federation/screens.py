@@ -5,7 +5,7 @@ from tarifa.web.dashboard import widget
 from tarifa.web.registry import Action, ModelScreens, register
 
 from . import selectors, services
-from .forms import EndKeyForm, NodeForm, NodeKeyForm, PingForm, ResumeForm
+from .forms import EndKeyForm, NodeForm, NodeKeyForm, ResumeForm
 from .models import Node
 
 
@@ -19,11 +19,6 @@ def _sample_key(obj, user):
 
 def _resume(node, *, actor, kind=""):
     services.resume_stream(node, actor=actor, kind=kind or None)
-    return node
-
-
-def _ping(node, *, actor, count=1, kind="test"):
-    services.send_pings(node, count=count, kind=kind)
     return node
 
 
@@ -46,9 +41,6 @@ register(ModelScreens(
                lambda n, *, actor, **data: services.end_node_key(n, actor=actor, **data),
                form_class=EndKeyForm, available=lambda n: n.keys.filter(valid_until__isnull=True).exists(),
                form_sample=lambda n, user: {"key_id": n.keys.filter(valid_until__isnull=True).first().key_id}),
-        Action("ping", _("Send test messages"), "federation.change_node", _ping, form_class=PingForm,
-               form_sample=lambda n, user: {"count": 2, "kind": "test"},
-               available=lambda n: n.archived_at is None and selectors.enabled()),
         Action("resume", _("Resume stopped streams"), "federation.resume_stream",
                _resume,
                form_class=ResumeForm,

@@ -32,6 +32,8 @@ register(ModelScreens(
     columns=["sender", "remote_number", "billing_account", "payment", "amount", "received_at"],
     ordering=["-created_at"], search_fields=["remote_number", "billing_account__number", "payment__number"],
     filterset_fields=["sender", "currency"],
+    detail_fields=["sender", "remote_number", "billing_account", "payment", "amount", "currency", "received_at",
+                   "created_at"],
 ))
 
 register_page(Page("interbranch:take_payment", _("Take a payment for another branch"), AREA,
