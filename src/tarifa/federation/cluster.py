@@ -33,7 +33,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
+
+from tarifa.kernel.dburl import url_for
 
 CENTRE = "CTR"
 ADMIN_USERNAME = "admin"
@@ -63,14 +64,7 @@ def server_url(dbname: str) -> str:
     """A URL for database `dbname` on the PostgreSQL server this process's default database is on."""
     from django.db import connections
 
-    s = connections["default"].settings_dict
-    user, password = quote(s.get("USER") or "", safe=""), quote(s.get("PASSWORD") or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host, port = s.get("HOST") or "", str(s.get("PORT") or "")
-    if host.startswith("/"):  # a Unix socket directory (the embedded server)
-        query = {"host": host, **({"port": port} if port else {})}
-        return f"postgresql://{auth}/{dbname}?{urlencode(query)}"
-    return f"postgresql://{auth}{host or 'localhost'}{':' + port if port else ''}/{dbname}"
+    return url_for(connections["default"].settings_dict, dbname)
 
 
 def _admin_sql(sql: str) -> None:

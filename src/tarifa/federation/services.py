@@ -169,6 +169,7 @@ def send_pings(node: Node, *, count: int = 1, kind: str = "test") -> list[str]:
     return [str(send(receiver=node.code, kind=kind, type="ping", payload={"n": n}).id) for n in range(1, count + 1)]
 
 
+@transaction.atomic
 def resume_stream(node: Node, *, actor, kind: str | None = None) -> int:
     """Restart the stopped outbound streams to `node` (all, or `kind`): failed messages go back to pending and
     are sent again from the receiver's next_expected. Do it after fixing the cause (the receiver upgraded,

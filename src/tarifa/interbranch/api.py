@@ -8,6 +8,7 @@ branch's subscribers, as applied here), /federation/search/?q= and /federation/s
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -164,10 +165,12 @@ class SubscriberCardAPI(APIView):
 
     required_permission = "interbranch.view_subscribercard"
 
-    @extend_schema(responses={200: CardAnswerSerializer, 404: CardAnswerSerializer})
+    @extend_schema(responses={200: CardAnswerSerializer})
     def get(self, request, branch, number):
         view = selectors.foreign_card(branch, number)
-        return Response(view, status=404 if view["not_found"] and not view["card"] else 200)
+        if view["not_found"] and not view["card"]:
+            raise NotFound(f"Branch {branch} has no subscriber {number}.", code="subscriber_not_found")
+        return Response(view)
 
 
 def _card_sample():

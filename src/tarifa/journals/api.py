@@ -15,6 +15,7 @@ class JournalEntrySerializer(serializers.ModelSerializer):
         model = JournalEntry
         fields = ["id", "branch", "seq", "kind", "reference", "amount", "currency", "counterparty", "payment",
                   "occurred_at", "recorded_at", "sealed_at", "prev_hash", "hash", "details"]
+        read_only_fields = fields
 
 
 class JournalEntryViewSet(RecordViewSet):

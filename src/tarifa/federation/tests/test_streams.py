@@ -375,3 +375,17 @@ def test_the_status_command_exits_1_on_a_problem(capsys):
             call_command("federation", "status")
     assert exc.value.code == 1
     assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "stream_stopped"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resume_through_the_api_runs_in_its_own_transaction():
+    """The API fuzzing found a 500: resume_stream locked streams (select_for_update) outside a transaction."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    node = services.create_node(actor="test", code="B9", name="Branch 9", role="branch", base_url="http://127.0.0.1:9")
+    admin = get_user_model().objects.create_superuser("resumer", "resumer@example.org", "Resume-pass-word-91")
+    client = APIClient()
+    client.force_authenticate(admin)
+    answer = client.post(f"/api/v1/federation/nodes/{node.pk}/resume/", {}, format="json")
+    assert answer.status_code == 200 and answer.json()["outbound"] == []
