@@ -14,7 +14,7 @@ CHROMIUM := /usr/bin/chromium
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 # FUZZ=0 leaves out the schemathesis run against the running application (marker fuzz) and the federation
-# fault harness (marker once): CI runs them once, on the embedded server, not again on the second PostgreSQL server.
+# demo and fault harness (marker once): CI runs them once, on the embedded server, not again on the second PostgreSQL server.
 FUZZ ?= 1
 MAIN_MARKERS := not browser$(if $(filter 0,$(FUZZ)), and not fuzz and not once)
 # pyflakes and pycodestyle errors: what ruff used to check by default (newer ruff enables far more).

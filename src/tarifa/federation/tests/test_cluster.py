@@ -68,10 +68,12 @@ def _demo(tmp_path, sig):
             process.kill()
 
 
+@pytest.mark.once  # minutes of process management, not of the database server: CI's first pass only
 def test_the_demo_brings_up_a_centre_and_branches_and_ctrl_c_stops_every_process(tmp_path):
     _demo(tmp_path, signal.SIGINT)
 
 
+@pytest.mark.once
 def test_sigterm_stops_the_demo_too(tmp_path):
     _demo(tmp_path, signal.SIGTERM)
 
